@@ -1,0 +1,11 @@
+// footprint/footprint.h: the whole torch-free API. For torch::nn::Module and torch::jit::Module,
+// include footprint/torch.h as well.
+#pragma once
+
+#include "footprint/dtype.h"
+#include "footprint/error.h"
+#include "footprint/model.h"
+#include "footprint/params.h"
+#include "footprint/read.h"
+#include "footprint/report.h"
+#include "footprint/version.h"

@@ -1,0 +1,85 @@
+// Aligned text, Markdown and RFC 4180 CSV renderings of a Table.
+#include "core/table.h"
+
+#include <algorithm>
+
+namespace footprint::detail {
+namespace {
+
+// Display width: count UTF-8 code points, not bytes, so names with non-ASCII characters align.
+size_t width(const std::string& s) {
+  return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+}
+
+std::string pad(const std::string& s, size_t w, bool right) {
+  std::string fill(w > width(s) ? w - width(s) : 0, ' ');
+  return right ? fill + s : s + fill;
+}
+
+bool is_numeric(const Table& t, size_t c) { return c < t.numeric.size() && t.numeric[c]; }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += (c == '"') ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (c == '|') ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+std::string render_text(const Table& t) {
+  std::vector<size_t> w(t.columns.size(), 0);
+  for (size_t c = 0; c < t.columns.size(); ++c) w[c] = width(t.columns[c]);
+  for (const auto& row : t.rows)
+    for (size_t c = 0; c < row.size() && c < w.size(); ++c) w[c] = std::max(w[c], width(row[c]));
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < w.size(); ++c) {
+      if (c) out += "  ";
+      out += pad(c < cells.size() ? cells[c] : "", w[c], is_numeric(t, c));
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out + "\n";
+  };
+  std::string out;
+  if (!t.title.empty()) out += t.title + "\n";
+  out += line(t.columns);
+  for (const auto& row : t.rows) out += line(row);
+  return out;
+}
+
+std::string render_markdown(const Table& t) {
+  std::string out;
+  if (!t.title.empty()) out += "### " + t.title + "\n\n";
+  out += "|";
+  for (const auto& c : t.columns) out += " " + md_cell(c) + " |";
+  out += "\n|";
+  for (size_t c = 0; c < t.columns.size(); ++c) out += is_numeric(t, c) ? "---:|" : "---|";
+  out += "\n";
+  for (const auto& row : t.rows) {
+    out += "|";
+    for (size_t c = 0; c < t.columns.size(); ++c)
+      out += " " + md_cell(c < row.size() ? row[c] : "") + " |";
+    out += "\n";
+  }
+  return out;
+}
+
+std::string render_csv(const Table& t) {
+  auto line = [](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cells.size(); ++c) out += (c ? "," : "") + csv_field(cells[c]);
+    return out + "\n";
+  };
+  std::string out = line(t.columns);
+  for (const auto& row : t.rows) out += line(row);
+  return out;
+}
+
+}  // namespace footprint::detail

@@ -1,0 +1,30 @@
+// The format readers behind footprint::read_model. Each takes a ByteSource, so tests and fuzzers
+// can feed bytes from memory.
+#pragma once
+
+#include <string>
+
+#include "footprint/model.h"
+#include "formats/byte_source.h"
+
+namespace footprint::detail {
+
+// Limits on what a file may make a reader allocate; each error message names its limit.
+constexpr uint64_t kMaxSafetensorsHeader = 100ull << 20;  // bytes; the safetensors crate's own limit
+constexpr uint64_t kMaxPickleBytes = 1ull << 30;          // bytes of data.pkl
+constexpr uint64_t kMaxCodeBytes = 64ull << 20;           // bytes of one TorchScript code file
+constexpr int64_t kMaxTensors = 10'000'000;               // tensors in one file
+constexpr uint64_t kMaxIndexBytes = 256ull << 20;         // bytes of a sharded checkpoint's index
+
+Model read_safetensors(const ByteSource& src);
+Model read_torch_zip(const ByteSource& src);  // torch.save checkpoints and TorchScript archives
+Model read_sharded(const ByteSource& index);  // *.index.json; shards are opened beside it
+// Detects a file's format and reads it; an index is accepted only where allow_index is set, so an
+// index cannot name itself (or another index) as a shard.
+Model read_path(const std::string& path, bool allow_index);
+
+// Multiplies a shape's dimensions, throwing footprint::Error (naming `what`) on a negative
+// dimension or an element count that does not fit in int64.
+int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what);
+
+}  // namespace footprint::detail
