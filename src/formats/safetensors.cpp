@@ -107,6 +107,8 @@ Model read_safetensors(const ByteSource& src) {
     TensorInfo t;
     t.name = name;
     t.dtype = *dtype;
+    t.role = role_by_name(name, *dtype);
+    t.trainable = t.role == TensorRole::kParameter;
     for (size_t i = 0; i < sh->size(); ++i) t.shape.push_back(non_negative((*sh)[i], where + " shape[" + std::to_string(i) + "]"));
     int64_t numel = checked_numel(t.shape, where);
     int64_t begin = non_negative((*off)[0], where + " data_offsets[0]");

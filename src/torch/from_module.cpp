@@ -39,17 +39,25 @@ TensorInfo info_from(const std::string& name, const at::Tensor& t, TensorRole ro
   return info;
 }
 
+// "torch::nn::Conv2dImpl" -> "Conv2d", "my::HybridNetworkImpl" -> "HybridNetwork"
+std::string short_type(std::string name) {
+  auto colon = name.rfind("::");
+  if (colon != std::string::npos) name = name.substr(colon + 2);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "Impl") == 0) name.resize(name.size() - 4);
+  return name;
+}
+
 }  // namespace
 
 Model model_from(const torch::nn::Module& module) {
   Model model;
-  model.source = module.name();
+  model.source = short_type(module.name());
   model.format = "torch::nn::Module";
   // named_parameters() already drops repeated tensors; list every registration instead, so that
   // ties are reported (and then counted once by footprint::params).
   for (const auto& item : module.named_modules("", /*include_self=*/true)) {
     const std::string& path = item.key();
-    model.module_types[path] = item.value()->name();
+    model.module_types[path] = short_type(item.value()->name());
     auto join = [&](const std::string& k) { return path.empty() ? k : path + "." + k; };
     for (const auto& p : item.value()->named_parameters(/*recurse=*/false))
       if (p.value().defined()) model.tensors.push_back(info_from(join(p.key()), p.value(), TensorRole::kParameter));

@@ -36,7 +36,15 @@ int main(int argc, char** argv) {
   CLI::App* params = app.add_subcommand("params", "Count parameters and buffers in model files, exactly.");
   params->add_option("FILE", files, "TorchScript .pt, torch.save .pth/.bin, .safetensors, or *.index.json")
       ->required();
-  params->add_option("--dtype", dtypes, "Also show bytes at these precisions: fp32,fp16,bf16,fp8,int8,int4");
+  params->add_option("--dtype", dtypes, "Also show bytes at these precisions: fp32,fp16,bf16,fp8,int8,int4")
+      ->check([](const std::string& s) -> std::string {
+        try {
+          footprint::precision_parse_list(s);
+          return {};
+        } catch (const footprint::Error& e) {
+          return e.what();
+        }
+      });
   params->add_option("--depth", depth, "Module roll-up depth (0: whole model only, -1: every level)")
       ->default_val(1)
       ->check(CLI::Range(-1, 1000));

@@ -1,0 +1,197 @@
+// The report on hand-built models: every expected number is worked out in the comment beside it.
+#include <gtest/gtest.h>
+
+#include "footprint/footprint.h"
+
+namespace fp = footprint;
+
+namespace {
+
+fp::TensorInfo tensor(const std::string& name, std::vector<int64_t> shape, fp::DType dtype = fp::DType::kFloat32,
+                      fp::TensorRole role = fp::TensorRole::kParameter, bool trainable = true,
+                      const std::string& storage = "") {
+  fp::TensorInfo t;
+  t.name = name;
+  t.shape = std::move(shape);
+  t.dtype = dtype;
+  t.role = role;
+  t.trainable = role == fp::TensorRole::kParameter && trainable;
+  t.storage = storage.empty() ? name : storage;
+  return t;
+}
+
+// The two-conv model of the second seed: conv0 = Conv2d(1,16,3), conv1 = Conv2d(16,32,3).
+fp::Model two_conv() {
+  fp::Model m;
+  m.source = "two_conv";
+  m.tensors = {tensor("conv0.weight", {16, 1, 3, 3}), tensor("conv0.bias", {16}),
+               tensor("conv1.weight", {32, 16, 3, 3}), tensor("conv1.bias", {32})};
+  return m;
+}
+
+}  // namespace
+
+TEST(DType, SizesAndNames) {
+  EXPECT_EQ(fp::dtype_bits(fp::DType::kBFloat16), 16);
+  EXPECT_EQ(fp::dtype_bits(fp::DType::kComplex128), 128);
+  EXPECT_EQ(*fp::dtype_parse("torch.float16"), fp::DType::kFloat16);
+  EXPECT_EQ(*fp::dtype_parse("BF16"), fp::DType::kBFloat16);
+  EXPECT_EQ(*fp::dtype_parse("F8_E4M3"), fp::DType::kFloat8E4M3);
+  EXPECT_FALSE(fp::dtype_parse("F7").has_value());
+  EXPECT_EQ(fp::dtype_name(fp::DType::kInt64), "int64");
+}
+
+TEST(Precision, ParsesListsAndRejectsUnknown) {
+  auto list = fp::precision_parse_list("fp32,fp16,bf16,fp8,int8,int4");
+  ASSERT_EQ(list.size(), 6u);
+  EXPECT_EQ(list[5], fp::Precision::kInt4);
+  EXPECT_THROW(fp::precision_parse_list("fp32,fp12"), fp::Error);
+  EXPECT_THROW(fp::precision_parse_list(""), fp::Error);
+}
+
+TEST(Precision, BytesPerTensor) {
+  // 3 float32 elements: 12 bytes stored, 6 at fp16, 3 at int8, and at int4 1.5 bytes round up to 2.
+  EXPECT_EQ(fp::precision_bytes(fp::Precision::kStored, fp::DType::kFloat32, 3), 12);
+  EXPECT_EQ(fp::precision_bytes(fp::Precision::kFp16, fp::DType::kFloat32, 3), 6);
+  EXPECT_EQ(fp::precision_bytes(fp::Precision::kInt8, fp::DType::kFloat32, 3), 3);
+  EXPECT_EQ(fp::precision_bytes(fp::Precision::kInt4, fp::DType::kFloat32, 3), 2);
+  // Integer tensors keep their type when a model is cast: 3 int64 elements stay 24 bytes.
+  EXPECT_EQ(fp::precision_bytes(fp::Precision::kFp16, fp::DType::kInt64, 3), 24);
+}
+
+TEST(Params, TwoConvModelCountsBothConvs) {
+  fp::ParamOptions o;
+  o.precisions = {fp::Precision::kFp32, fp::Precision::kFp16};
+  auto r = fp::params(two_conv(), o);
+  // conv0: 16*1*3*3 + 16 = 160; conv1: 32*16*3*3 + 32 = 4,640; together 4,800.
+  EXPECT_EQ(r.params.numel, 4800);
+  EXPECT_EQ(r.params.tensors, 4);
+  EXPECT_EQ(r.trainable.numel, 4800);
+  EXPECT_EQ(r.frozen.numel, 0);
+  EXPECT_EQ(r.params.bytes, 4800 * 4);
+  EXPECT_EQ(r.params.bytes_at[1], 4800 * 2);
+  // Bits at fp32: 4,800 x 32 = 153,600 (the article prints 148,480 = 4,640 x 32: conv1 alone).
+  EXPECT_EQ(r.params.bytes_at[0] * 8, 153600);
+  ASSERT_EQ(r.modules.size(), 3u);
+  EXPECT_EQ(r.modules[1].path, "conv0");
+  EXPECT_EQ(r.modules[1].params.numel, 160);
+  EXPECT_EQ(r.modules[2].params.numel, 4640);
+}
+
+TEST(Params, TiedTensorsCountOnceAndAreMarked) {
+  fp::Model m;
+  // An embedding 100 x 16 shared with the output head, plus a 16 -> 16 linear.
+  m.tensors = {tensor("embed.weight", {100, 16}, fp::DType::kFloat32, fp::TensorRole::kParameter, true, "s0"),
+               tensor("body.weight", {16, 16}), tensor("body.bias", {16}),
+               tensor("head.weight", {100, 16}, fp::DType::kFloat32, fp::TensorRole::kParameter, true, "s0")};
+  auto r = fp::params(m);
+  // 1,600 + 256 + 16 = 1,872: the head's weight is the embedding's.
+  EXPECT_EQ(r.params.numel, 1872);
+  EXPECT_EQ(r.tied, 1);
+  ASSERT_EQ(r.tensors.size(), 4u);
+  EXPECT_EQ(r.tensors[3].tied_to, "embed.weight");
+  EXPECT_TRUE(r.tensors[0].tied_to.empty());
+  // The head module owns nothing new.
+  for (const auto& row : r.modules)
+    if (row.path == "head") EXPECT_EQ(row.params.numel, 0);
+}
+
+TEST(Params, SameStorageDifferentViewsAreNotTied) {
+  fp::Model m;
+  auto a = tensor("qkv.q", {4, 4}, fp::DType::kFloat32, fp::TensorRole::kParameter, true, "s");
+  auto b = a;
+  b.name = "qkv.k";
+  b.storage_offset = 16;  // the next 16 elements of the same storage
+  m.tensors = {a, b};
+  auto r = fp::params(m);
+  EXPECT_EQ(r.params.numel, 32);
+  EXPECT_EQ(r.tied, 0);
+}
+
+TEST(Params, BuffersFrozenAndDtypesApart) {
+  fp::Model m;
+  m.tensors = {tensor("bn.weight", {8}), tensor("bn.bias", {8}, fp::DType::kFloat32, fp::TensorRole::kParameter, false),
+               tensor("bn.running_mean", {8}, fp::DType::kFloat32, fp::TensorRole::kBuffer),
+               tensor("bn.num_batches_tracked", {}, fp::DType::kInt64, fp::TensorRole::kBuffer)};
+  fp::ParamOptions o;
+  o.precisions = {fp::Precision::kFp16};
+  auto r = fp::params(m, o);
+  EXPECT_EQ(r.params.numel, 16);
+  EXPECT_EQ(r.trainable.numel, 8);
+  EXPECT_EQ(r.frozen.numel, 8);
+  EXPECT_EQ(r.buffers.numel, 9);  // 8 running means + the scalar counter
+  EXPECT_EQ(r.buffers.bytes, 8 * 4 + 8);
+  // At fp16: the float buffer halves, the int64 counter stays 8 bytes.
+  EXPECT_EQ(r.buffers.bytes_at[0], 8 * 2 + 8);
+  EXPECT_EQ(r.total.numel, 25);
+  ASSERT_EQ(r.by_dtype.size(), 2u);
+}
+
+TEST(Params, ModuleRowsAddUpToTheTotal) {
+  fp::Model m;
+  m.tensors = {tensor("a.x.w", {3, 5}), tensor("a.y.w", {7}), tensor("b.w", {2, 2}),
+               tensor("b.z.running_var", {2}, fp::DType::kFloat32, fp::TensorRole::kBuffer), tensor("top", {11})};
+  fp::ParamOptions all;
+  all.depth = -1;
+  auto r = fp::params(m, all);
+  // Tree order: (model), a, a.x, a.y, b, b.z
+  std::vector<std::string> paths;
+  for (const auto& row : r.modules) paths.push_back(row.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"", "a", "a.x", "a.y", "b", "b.z"}));
+  // Each parent equals its children plus its own tensors: a = 15 + 7; b = 4 own + 2 buffer.
+  EXPECT_EQ(r.modules[1].params.numel, 22);
+  EXPECT_EQ(r.modules[4].params.numel, 4);
+  EXPECT_EQ(r.modules[4].buffers.numel, 2);
+  // The root is the total: 15 + 7 + 4 + 11 = 37 parameters.
+  EXPECT_EQ(r.modules[0].params.numel, r.params.numel);
+  EXPECT_EQ(r.params.numel, 37);
+  int64_t depth1 = 0;
+  for (const auto& row : r.modules)
+    if (row.depth == 1) depth1 += row.params.numel;
+  EXPECT_EQ(depth1 + 11, r.params.numel);  // + the top-level tensor "top"
+
+  fp::ParamOptions shallow;
+  shallow.depth = 1;
+  EXPECT_EQ(fp::params(m, shallow).modules.size(), 3u);  // (model), a, b
+  shallow.depth = 0;
+  EXPECT_EQ(fp::params(m, shallow).modules.size(), 1u);
+}
+
+TEST(Roles, ByName) {
+  EXPECT_EQ(fp::role_by_name("bn1.running_mean", fp::DType::kFloat32), fp::TensorRole::kBuffer);
+  EXPECT_EQ(fp::role_by_name("bn1.running_var", fp::DType::kFloat16), fp::TensorRole::kBuffer);
+  EXPECT_EQ(fp::role_by_name("bn1.num_batches_tracked", fp::DType::kInt64), fp::TensorRole::kBuffer);
+  EXPECT_EQ(fp::role_by_name("position_ids", fp::DType::kInt64), fp::TensorRole::kBuffer);
+  EXPECT_EQ(fp::role_by_name("bn1.weight", fp::DType::kFloat32), fp::TensorRole::kParameter);
+}
+
+TEST(Units, BinaryAndCommas) {
+  // The seed: 33,762 fp32 parameters = 135,048 bytes = 135,048 / 1024 = 131.88 KiB = 0.13 MiB.
+  EXPECT_EQ(fp::human_bytes(135048), "131.88 KiB");
+  EXPECT_EQ(fp::human_bytes(1023), "1023 B");
+  EXPECT_EQ(fp::human_bytes(1024), "1.00 KiB");
+  EXPECT_EQ(fp::human_bytes(26953662464), "25.10 GiB");  // LLaMA-7B at fp32, the first seed's example
+  EXPECT_EQ(fp::with_commas(33762), "33,762");
+  EXPECT_EQ(fp::with_commas(-1234567), "-1,234,567");
+  EXPECT_EQ(fp::with_commas(0), "0");
+}
+
+TEST(Print, JsonHasExactBytesAndCsvOneTable) {
+  fp::ParamOptions o;
+  o.precisions = {fp::Precision::kInt4};
+  auto r = fp::params(two_conv(), o);
+  fp::PrintOptions p;
+  p.format = fp::Format::kJson;
+  std::string json = fp::print_params(r, p);
+  EXPECT_NE(json.find("\"bytes\": 19200"), std::string::npos);  // 4,800 x 4
+  EXPECT_NE(json.find("\"int4\": 2400"), std::string::npos);    // 144/2 + 16/2 + 4608/2 + 32/2
+  p.format = fp::Format::kCsv;
+  std::string csv = fp::print_params(r, p);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "module,type,depth,parameters,buffers,bytes_stored,bytes_int4");
+  EXPECT_NE(csv.find("conv1,,1,4640,0,18560,2320"), std::string::npos);  // 4,640 x 4; 4,640 / 2
+  p.tensors = true;
+  csv = fp::print_params(r, p);
+  EXPECT_NE(csv.find("conv0.weight,\"[16, 1, 3, 3]\",float32,parameter,yes,144,576,72,"), std::string::npos);
+  p.format = fp::Format::kMarkdown;
+  EXPECT_NE(fp::print_params(r, p).find("| conv0.weight | [16, 1, 3, 3] |"), std::string::npos);
+}

@@ -1,0 +1,144 @@
+// The pickle reader on hand-built pickles: data comes through, code never runs.
+#include <gtest/gtest.h>
+
+#include "footprint/error.h"
+#include "formats/pickle.h"
+#include "test_util.h"
+
+namespace pk = footprint::detail::pickle;
+using footprint_test::PickleWriter;
+
+namespace {
+
+std::string error_of(const std::string& bytes, pk::Options options = {}) {
+  try {
+    pk::parse(bytes, "test.pkl", options);
+  } catch (const footprint::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Pickle, StateDictBecomesTensors) {
+  PickleWriter w;
+  w.state_dict({{"fc.weight", "0", 50, {5, 10}}, {"fc.bias", "1", 5, {5}}}).stop();
+  auto doc = pk::parse(w.bytes(), "test.pkl");
+  ASSERT_EQ(doc.root->kind, pk::Kind::kDict);
+  ASSERT_EQ(doc.root->entries.size(), 2u);
+  const pk::Value* weight = doc.root->get("fc.weight");
+  ASSERT_NE(weight, nullptr);
+  ASSERT_EQ(weight->kind, pk::Kind::kTensor);
+  EXPECT_EQ(weight->shape, (std::vector<int64_t>{5, 10}));
+  EXPECT_EQ(weight->strides, (std::vector<int64_t>{10, 1}));
+  EXPECT_EQ(weight->storage->str, "0");
+  EXPECT_EQ(weight->storage->numel, 50);
+  EXPECT_EQ(weight->dtype, footprint::DType::kFloat32);
+}
+
+TEST(Pickle, MemoAndScalars) {
+  // {"a": 1, "b": <memo 0>} where memo 0 is "x", plus a LONG1 of -2 and a float 0.5.
+  PickleWriter w;
+  w.empty_dict().mark().str("a").integer(1).str("s").str("x").op('q').raw(std::string(1, '\0'));
+  w.str("b").op('h').raw(std::string(1, '\0'));                      // BINGET 0
+  w.str("n").op('\x8a').raw(std::string("\x01\xfe", 2));            // LONG1 -2
+  w.str("f").op('G').raw(std::string("\x3f\xe0\0\0\0\0\0\0", 8));  // BINFLOAT 0.5
+  w.setitems().stop();
+  auto doc = pk::parse(w.bytes(), "test.pkl");
+  EXPECT_EQ(doc.root->get("a")->integer, 1);
+  EXPECT_EQ(doc.root->get("b")->str, "x");
+  EXPECT_EQ(doc.root->get("n")->integer, -2);
+  EXPECT_EQ(doc.root->get("f")->real, 0.5);
+}
+
+TEST(Pickle, RefusesCodeGlobals) {
+  for (auto [module, name] : {std::pair{"os", "system"}, {"posix", "system"}, {"builtins", "eval"},
+                              {"builtins", "exec"}, {"subprocess", "Popen"}, {"torch", "load"}}) {
+    PickleWriter w;
+    w.global(module, name).mark().str("touch /tmp/footprint-pwned").tuple().reduce().stop();
+    std::string err = error_of(w.bytes());
+    EXPECT_NE(err.find(std::string("'") + module + "." + name + "'"), std::string::npos) << err;
+    EXPECT_NE(err.find("does not allow"), std::string::npos) << err;
+    EXPECT_NE(err.find("test.pkl"), std::string::npos) << err;
+  }
+}
+
+TEST(Pickle, RefusesStackGlobalAndClasses) {
+  PickleWriter w(4);
+  w.op('\x8c').raw(std::string(1, 2) + "os").op('\x8c').raw(std::string(1, 6) + "system").op('\x93').stop();
+  EXPECT_NE(error_of(w.bytes()).find("'os.system'"), std::string::npos);
+  // A whole pickled module: its class is refused, with the state_dict hint.
+  PickleWriter m;
+  m.global("torchvision.models.resnet", "ResNet").op(')').op('\x81').stop();
+  std::string err = error_of(m.bytes());
+  EXPECT_NE(err.find("state_dict()"), std::string::npos) << err;
+  // TorchScript classes are inert objects only inside TorchScript archives.
+  PickleWriter ts;
+  ts.global("__torch__.Net", "Net").op(')').op('\x81').empty_dict().op('b').stop();
+  EXPECT_FALSE(error_of(ts.bytes()).empty());
+  pk::Options options;
+  options.torchscript = true;
+  EXPECT_EQ(pk::parse(ts.bytes(), "ts", options).root->kind, pk::Kind::kObject);
+}
+
+TEST(Pickle, RefusesReduceOnAllowedNonCallable) {
+  PickleWriter w;
+  w.global("torch", "FloatStorage").mark().integer(10).tuple().reduce().stop();
+  std::string err = error_of(w.bytes());
+  EXPECT_NE(err.find("torch.FloatStorage"), std::string::npos) << err;
+  EXPECT_NE(err.find("not allow"), std::string::npos) << err;
+}
+
+TEST(Pickle, RefusesInstObjAndExtensions) {
+  EXPECT_NE(error_of(std::string("\x80\x02iKos\nsystem\n.", 15)).find("INST/OBJ"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x02\x82\x01.", 5)).find("extension registry"), std::string::npos);
+}
+
+TEST(Pickle, MemoIndexOutOfRange) {
+  PickleWriter w;
+  w.op('j').raw(std::string("\xff\xff\xff\x7f", 4)).stop();  // LONG_BINGET 2^31-1
+  EXPECT_NE(error_of(w.bytes()).find("memo entry 2147483647"), std::string::npos);
+}
+
+TEST(Pickle, HugeDeclaredLengthIsCheckedBeforeAllocating) {
+  // BINUNICODE8 declaring 2^62 bytes, BINBYTES declaring 4 GiB - 1, in a 20-byte pickle.
+  std::string err = error_of(std::string("\x80\x04\x8d\0\0\0\0\0\0\0\x40", 11));
+  EXPECT_NE(err.find("declares 4611686018427387904 bytes"), std::string::npos) << err;
+  err = error_of(std::string("\x80\x02" "B\xff\xff\xff\xff", 7));
+  EXPECT_NE(err.find("declares 4294967295 bytes"), std::string::npos) << err;
+}
+
+TEST(Pickle, DeepNestingDoesNotOverflowTheStack) {
+  // 1,000,000 lists, each appended into the one below: a chain a million deep. Parsing is
+  // iterative and the arena frees values without recursion.
+  std::string bytes = "\x80\x02";
+  const int depth = 1000000;
+  bytes += std::string(depth, ']');
+  bytes += std::string(depth - 1, 'a');
+  bytes += '.';
+  auto doc = pk::parse(bytes, "deep.pkl");
+  EXPECT_EQ(doc.root->kind, pk::Kind::kList);
+}
+
+TEST(Pickle, TruncatedAndMalformed) {
+  PickleWriter w;
+  w.state_dict({{"w", "0", 4, {4}}}).stop();
+  const std::string& full = w.bytes();
+  // Every proper prefix is an error, never a crash.
+  for (size_t n = 0; n + 1 < full.size(); ++n) EXPECT_FALSE(error_of(full.substr(0, n)).empty()) << n;
+  EXPECT_NE(error_of(std::string("\x80\x02\xff", 3)).find("unknown opcode 0xff"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x09.", 3)).find("protocol 9"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x02t.", 4)).find("without a MARK"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x02.", 3)).find("empty stack"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x02N}a.", 6)).find("not a list"), std::string::npos);
+}
+
+TEST(Pickle, RebuildTensorArgumentsAreChecked) {
+  PickleWriter w;  // _rebuild_tensor_v2 with a string where the storage should be
+  w.global("torch._utils", "_rebuild_tensor_v2").mark().str("nope").integer(0).mark().tuple().mark().tuple().tuple().reduce().stop();
+  EXPECT_NE(error_of(w.bytes()).find("not a storage"), std::string::npos);
+  PickleWriter p;  // a persistent id that is not a storage tuple
+  p.str("file:///etc/passwd").op('Q').stop();
+  EXPECT_NE(error_of(p.bytes()).find("persistent id"), std::string::npos);
+}

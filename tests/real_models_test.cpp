@@ -1,0 +1,125 @@
+// Real torchvision models saved by Debian's PyTorch at test time (tests/gen/make_models.py):
+// footprint's counts must equal what PyTorch itself computes, in every format.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "footprint/footprint.h"
+
+namespace fp = footprint;
+using nlohmann::json;
+
+namespace {
+
+const json& expected() {
+  static const json j = [] {
+    std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
+    return json::parse(f);
+  }();
+  return j;
+}
+
+fp::ParamReport report(const std::string& file) {
+  return fp::params(fp::read_model(std::string(FOOTPRINT_MODELS) + "/" + file));
+}
+
+struct Case {
+  std::string model, file;
+  bool records_trainable;  // TorchScript records requires_grad; a state_dict does not
+};
+
+class RealModel : public ::testing::TestWithParam<Case> {};
+
+TEST_P(RealModel, CountsEqualPyTorch) {
+  const Case& c = GetParam();
+  const json& e = expected().at(c.model);
+  auto r = report(c.file);
+  EXPECT_EQ(r.params.numel, e.at("params").get<int64_t>()) << "sum(p.numel() for p in model.parameters())";
+  EXPECT_EQ(r.params.tensors, e.at("param_tensors").get<int64_t>());
+  EXPECT_EQ(r.buffers.numel, e.at("buffers").get<int64_t>()) << "sum(b.numel() for b in model.buffers())";
+  EXPECT_EQ(r.buffers.tensors, e.at("buffer_tensors").get<int64_t>());
+  EXPECT_EQ(r.total.bytes, e.at("bytes").get<int64_t>());
+  if (c.records_trainable) EXPECT_EQ(r.trainable.numel, e.at("trainable").get<int64_t>());
+  // The depth-1 roll-up equals each child's parameters() and buffers().
+  for (const auto& [child, counts] : e.at("children").items()) {
+    int64_t params = counts[0].get<int64_t>(), buffers = counts[1].get<int64_t>();
+    const fp::ModuleRow* row = nullptr;
+    for (const auto& m : r.modules)
+      if (m.path == child) row = &m;
+    if (c.model == "tied" && child == "head") continue;  // its only weight is the embedding's, counted there
+    if (params + buffers == 0) {
+      EXPECT_TRUE(row == nullptr || row->params.numel + row->buffers.numel == 0) << child;
+      continue;
+    }
+    ASSERT_NE(row, nullptr) << child;
+    EXPECT_EQ(row->params.numel, params) << child;
+    EXPECT_EQ(row->buffers.numel, buffers) << child;
+  }
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> out;
+  for (const char* m : {"hybrid_network", "resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121",
+                        "transformer", "transformer_bf16", "tied", "resnet18_frozen"}) {
+    out.push_back({m, std::string(m) + ".pt", true});
+    out.push_back({m, std::string(m) + ".pth", false});
+    out.push_back({m, std::string(m) + ".safetensors", false});
+  }
+  out.push_back({"resnet18", "resnet18_nested.pth", false});
+  out.push_back({"resnet18", "resnet18_lightning.pth", false});
+  out.push_back({"resnet18", "resnet18_sharded_safetensors/model.safetensors.index.json", false});
+  out.push_back({"resnet18", "resnet18_sharded_bin/pytorch_model.bin.index.json", false});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, RealModel, ::testing::ValuesIn(cases()), [](const auto& info) {
+  std::string name = info.param.file;
+  for (char& ch : name)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return name;
+});
+
+}  // namespace
+
+TEST(RealModels, TiedEmbeddingCountedOnceWhereTheFormatKeepsTheTie) {
+  // TorchScript and torch.save keep the tie (one storage); the safetensors file holds one copy.
+  for (const char* file : {"tied.pt", "tied.pth"}) {
+    auto r = report(file);
+    EXPECT_EQ(r.tied, 1) << file;
+    bool marked = false;
+    for (const auto& t : r.tensors) marked = marked || (t.tensor.name == "head.weight" && t.tied_to == "embed.weight");
+    EXPECT_TRUE(marked) << file;
+  }
+  EXPECT_EQ(report("tied.safetensors").tied, 0);
+}
+
+TEST(RealModels, Bf16BytesAreTwoPerElement) {
+  int64_t params = expected().at("transformer_bf16").at("params").get<int64_t>();
+  for (const char* file : {"transformer_bf16.pt", "transformer_bf16.pth", "transformer_bf16.safetensors"}) {
+    auto r = report(file);
+    EXPECT_EQ(r.params.bytes, 2 * params) << file;
+    ASSERT_EQ(r.by_dtype.size(), 1u);
+    EXPECT_EQ(r.by_dtype[0].dtype, fp::DType::kBFloat16);
+  }
+}
+
+TEST(RealModels, NestedCheckpointsSayWhatWasCounted) {
+  auto r = report("resnet18_nested.pth");
+  std::string notes;
+  for (const auto& n : r.notes) notes += n + "\n";
+  EXPECT_NE(notes.find("'model' entry"), std::string::npos) << notes;
+  // SGD with momentum keeps one momentum buffer per parameter tensor after a step.
+  std::string momentum = std::to_string(expected().at("resnet18").at("param_tensors").get<int64_t>());
+  EXPECT_NE(notes.find("'optimizer' entry holds " + momentum + " more tensor(s)"), std::string::npos) << notes;
+  EXPECT_NE(report("resnet18_lightning.pth").notes.at(0).find("'state_dict' entry"), std::string::npos);
+}
+
+TEST(RealModels, ShardedCheckpointsRecordTheirShards) {
+  auto r = report("resnet18_sharded_safetensors/model.safetensors.index.json");
+  EXPECT_EQ(r.format, "sharded safetensors (2 shards)");
+  EXPECT_EQ(r.tensors.front().tensor.file, "model-00001-of-00002.safetensors");
+  EXPECT_EQ(r.tensors.back().tensor.file, "model-00002-of-00002.safetensors");
+  EXPECT_EQ(report("resnet18_sharded_bin/pytorch_model.bin.index.json").format,
+            "sharded torch.save checkpoint (2 shards)");
+}
