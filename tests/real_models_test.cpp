@@ -123,3 +123,17 @@ TEST(RealModels, ShardedCheckpointsRecordTheirShards) {
   EXPECT_EQ(report("resnet18_sharded_bin/pytorch_model.bin.index.json").format,
             "sharded torch.save checkpoint (2 shards)");
 }
+
+TEST(RealModels, Llama7BShardedAtFullSize) {
+  // tests/gen/make_llama7b.py writes LLaMA-7B's 291 tensors in float16 over two sparse shards of
+  // 13.5 GB in all. Hand count in that script: 6,738,415,616. The first seed: 25.10 GiB at fp32.
+  fp::ParamOptions o;
+  o.precisions = {fp::Precision::kFp32, fp::Precision::kBf16};
+  auto r = fp::params(fp::read_model(std::string(FOOTPRINT_MODELS) + "/llama7b/model.safetensors.index.json"), o);
+  EXPECT_EQ(r.params.numel, 6738415616);
+  EXPECT_EQ(r.params.tensors, 291);  // embed + 32 x 9 + norm + lm_head
+  EXPECT_EQ(r.params.bytes_at[0], 26953662464);  // x 4
+  EXPECT_EQ(fp::human_bytes(r.params.bytes_at[0]), "25.10 GiB");
+  EXPECT_EQ(r.params.bytes, 13476831232);  // stored in float16: x 2
+  EXPECT_EQ(fp::human_bytes(r.params.bytes_at[1]), "12.55 GiB");
+}

@@ -172,7 +172,7 @@ ordered_json report_json(const ParamReport& r, bool tensors) {
 }
 
 std::string heading(const ParamReport& r) {
-  return fmt::format("{}: {} ({} tensors, parameters/buffers {})", r.source, r.format, r.tensors.size(),
+  return fmt::format("{}: {}, {} tensors, parameters/buffers {}", r.source, r.format, r.tensors.size(),
                      r.roles == RoleSource::kRecorded ? "as recorded" : "by name");
 }
 

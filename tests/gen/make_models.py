@@ -13,42 +13,22 @@ top-level child. Nothing here is copied from footprint's output.
 import json
 import os
 import pickle
-import struct
+import subprocess
 import sys
 import zipfile
 
+import hashlib
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "examples"))
+from hybrid_network import HybridNetwork, save_safetensors  # noqa: E402  the seed's model, as written there
 
 torch.manual_seed(0)
 torch.set_num_threads(1)
-
-SAFETENSORS_DTYPES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.int64: "I64", torch.int32: "I32", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
-}
-
-
-def save_safetensors(state_dict, path):
-    """The safetensors layout: u64 little-endian header length, JSON header, tensor bytes."""
-    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
-    for name, t in state_dict.items():
-        t = t.detach().contiguous()
-        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
-        header[name] = {"dtype": SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        offset += len(raw)
-        blobs.append(raw)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
 
 def unique_state_dict(model):
     """state_dict without the repeats of tied tensors, as Hugging Face's save_model writes it."""
@@ -75,45 +55,6 @@ def numbers(model):
         "children": {name: [sum(p.numel() for p in c.parameters()), sum(b.numel() for b in c.buffers())]
                      for name, c in model.named_children()},
     }
-
-
-# The first seed's HybridNetwork, as its article writes it.
-class MultiScaleModule(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.path_1x1 = nn.Conv2d(c, 12, kernel_size=1)
-        self.path_3x3_reduce = nn.Conv2d(c, 10, kernel_size=1)
-        self.path_3x3_expand = nn.Conv2d(10, 18, kernel_size=3, padding=1)
-        self.path_5x5_reduce = nn.Conv2d(c, 8, kernel_size=1)
-        self.path_5x5_expand = nn.Conv2d(8, 14, kernel_size=5, padding=2)
-        self.path_pool = nn.Conv2d(c, 8, kernel_size=1)
-
-    def forward(self, x):
-        a = self.path_1x1(x)
-        b = self.path_3x3_expand(self.path_3x3_reduce(x))
-        c = self.path_5x5_expand(self.path_5x5_reduce(x))
-        d = self.path_pool(F.avg_pool2d(x, kernel_size=3, stride=1, padding=1))
-        return torch.cat([a, b, c, d], dim=1)
-
-
-class HybridNetwork(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.entry_conv = nn.Conv2d(1, 6, kernel_size=5)
-        self.stage_a = MultiScaleModule(6)
-        self.transition = nn.Conv2d(52, 12, kernel_size=5)
-        self.stage_b = MultiScaleModule(12)
-        self.spatial_reduce = nn.MaxPool2d(kernel_size=2)
-        self.predictor = nn.Linear(832, 10)
-
-    def forward(self, x):
-        batch_dim = x.size(0)
-        x = F.relu(self.spatial_reduce(self.entry_conv(x)))
-        x = self.stage_a(x)
-        x = F.relu(self.spatial_reduce(self.transition(x)))
-        x = self.stage_b(x)
-        x = x.view(batch_dim, -1)
-        return self.predictor(x)
 
 
 class TiedLM(nn.Module):
@@ -191,6 +132,15 @@ def write_hostile(out):
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
+    # Skip the work when the files exist and the scripts that made them have not changed.
+    digest = hashlib.sha256()
+    for script in ("make_models.py", "make_llama7b.py", "../../examples/hybrid_network.py"):
+        with open(os.path.join(HERE, script), "rb") as f:
+            digest.update(f.read())
+    stamp = os.path.join(out, "stamp")
+    if os.path.exists(stamp) and open(stamp).read() == digest.hexdigest():
+        print(f"{out}: up to date")
+        return
     expected = {}
     for name, make in MODELS.items():
         model = make()
@@ -210,9 +160,14 @@ def main():
             write_sharded(model, out, name)
         print(f"{name}: {facts['params']:,} parameters, {facts['buffers']:,} buffer elements", flush=True)
     write_hostile(out)
+    # LLaMA-7B's shapes at full size, as sparse shards (headers only on disk).
+
+    subprocess.run([sys.executable, os.path.join(HERE, "make_llama7b.py"), os.path.join(out, "llama7b")], check=True)
     expected["_torch"] = torch.__version__
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
+    with open(stamp, "w") as f:
+        f.write(digest.hexdigest())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the benchmarks on a built tree: ./bench/run.sh [BUILD_DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$here/build}
+data=$build/bench/llama7b
+/usr/bin/python3 "$here/tests/gen/make_llama7b.py" "$data"
+echo "== params on sharded LLaMA-7B (13.5 GB of sparse shards, $(du -sh "$data" | cut -f1) on disk)"
+"$build/bench/params_bench" "$data" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+/usr/bin/python3 "$here/bench/params_cli.py" "$build/footprint" "$data" 30
