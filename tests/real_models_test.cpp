@@ -29,6 +29,8 @@ struct Case {
   bool records_trainable;  // TorchScript records requires_grad; a state_dict does not
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.file; }
+
 class RealModel : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RealModel, CountsEqualPyTorch) {

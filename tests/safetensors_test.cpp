@@ -56,6 +56,8 @@ struct Bad {
   const char* expected;  // a piece of the error message
 };
 
+void PrintTo(const Bad& b, std::ostream* os) { *os << b.name; }
+
 class SafetensorsBad : public ::testing::TestWithParam<Bad> {};
 
 TEST_P(SafetensorsBad, OneClearError) {

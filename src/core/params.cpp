@@ -134,6 +134,9 @@ ParamReport params(const Model& model, const ParamOptions& options) {
     r.tensors.push_back(std::move(row));
   }
   for (auto& [dtype, row] : by_dtype) r.by_dtype.push_back(row);
+  std::stable_sort(r.by_dtype.begin(), r.by_dtype.end(), [](const DTypeRow& a, const DTypeRow& b) {
+    return a.params.bytes + a.buffers.bytes > b.params.bytes + b.buffers.bytes;  // largest first
+  });
   r.modules = rollup.rows();
   if (r.tied > 0)
     r.notes.push_back(std::to_string(r.tied) +
