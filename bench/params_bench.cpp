@@ -20,7 +20,8 @@ std::string g_dir;
 
 void BM_footprint_params(benchmark::State& state) {
   const std::string index = g_dir + "/model.safetensors.index.json";
-  // Checked once, outside the timing: LLaMA-7B has 6,738,415,616 parameters (tests/gen/make_llama7b.py).
+  // Checked once, outside the timing: LLaMA-7B has 6,738,415,616 parameters
+  // (tests/gen/make_llama7b.py).
   if (footprint::params(footprint::read_model(index)).params.numel != 6738415616) {
     state.SkipWithError("LLaMA-7B must have 6,738,415,616 parameters");
     return;
@@ -36,7 +37,8 @@ void BM_footprint_params(benchmark::State& state) {
 
 // The floor: read the index and each shard's 8-byte length and JSON header, parse nothing.
 void BM_baseline_raw_headers(benchmark::State& state) {
-  std::vector<std::string> files = {"model.safetensors.index.json", "model-00001-of-00002.safetensors",
+  std::vector<std::string> files = {"model.safetensors.index.json",
+                                    "model-00001-of-00002.safetensors",
                                     "model-00002-of-00002.safetensors"};
   std::string buf;
   for (auto _ : state) {
@@ -65,7 +67,9 @@ BENCHMARK(BM_footprint_params)->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
-    std::fprintf(stderr, "usage: params_bench DIR [--benchmark flags]\n  DIR from tests/gen/make_llama7b.py\n");
+    std::fprintf(
+        stderr,
+        "usage: params_bench DIR [--benchmark flags]\n  DIR from tests/gen/make_llama7b.py\n");
     return 2;
   }
   g_dir = argv[1];

@@ -2,7 +2,6 @@
 // footprint::params(module) counts every parameter tensor (approach 2) and gives the bytes at
 // each precision (approach 1, parameters x bytes per element).
 #include <fmt/format.h>
-
 #include <footprint/torch.h>
 
 #include "seed_models.h"
@@ -17,7 +16,8 @@ int main() {
   // The seed's lines, in binary units as the seed defines them (1 MB = 1024^2 bytes).
   fmt::print("Total Parameters: {}\n", footprint::with_commas(report.params.numel));
   fmt::print("Total Memory: {:.2f} MiB = {} bytes (fp32), {} bytes (fp16)\n",
-             report.params.bytes_at[0] / 1048576.0, footprint::with_commas(report.params.bytes_at[0]),
+             report.params.bytes_at[0] / 1048576.0,
+             footprint::with_commas(report.params.bytes_at[0]),
              footprint::with_commas(report.params.bytes_at[1]));
   fmt::print("Trainable Parameters: {}\n", footprint::with_commas(report.trainable.numel));
   fmt::print("Trainable Memory: {:.2f} MiB (fp32)\n", report.trainable.bytes_at[0] / 1048576.0);

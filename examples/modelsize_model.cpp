@@ -2,7 +2,6 @@
 // 4,640 x 32: the loop there keeps only the last module's sizes. footprint counts both convs:
 // conv0 has 16*1*3*3 + 16 = 160 parameters and conv1 has 32*16*3*3 + 32 = 4,640, so 4,800.
 #include <fmt/format.h>
-
 #include <footprint/torch.h>
 
 #include "seed_models.h"

@@ -14,10 +14,14 @@ namespace F = torch::nn::functional;
 struct MultiScaleModuleImpl : nn::Module {
   explicit MultiScaleModuleImpl(int64_t in)
       : path_1x1(register_module("path_1x1", nn::Conv2d(nn::Conv2dOptions(in, 12, 1)))),
-        path_3x3_reduce(register_module("path_3x3_reduce", nn::Conv2d(nn::Conv2dOptions(in, 10, 1)))),
-        path_3x3_expand(register_module("path_3x3_expand", nn::Conv2d(nn::Conv2dOptions(10, 18, 3).padding(1)))),
-        path_5x5_reduce(register_module("path_5x5_reduce", nn::Conv2d(nn::Conv2dOptions(in, 8, 1)))),
-        path_5x5_expand(register_module("path_5x5_expand", nn::Conv2d(nn::Conv2dOptions(8, 14, 5).padding(2)))),
+        path_3x3_reduce(
+            register_module("path_3x3_reduce", nn::Conv2d(nn::Conv2dOptions(in, 10, 1)))),
+        path_3x3_expand(register_module("path_3x3_expand",
+                                        nn::Conv2d(nn::Conv2dOptions(10, 18, 3).padding(1)))),
+        path_5x5_reduce(
+            register_module("path_5x5_reduce", nn::Conv2d(nn::Conv2dOptions(in, 8, 1)))),
+        path_5x5_expand(
+            register_module("path_5x5_expand", nn::Conv2d(nn::Conv2dOptions(8, 14, 5).padding(2)))),
         path_pool(register_module("path_pool", nn::Conv2d(nn::Conv2dOptions(in, 8, 1)))) {}
 
   torch::Tensor forward(const torch::Tensor& x) {
@@ -28,7 +32,8 @@ struct MultiScaleModuleImpl : nn::Module {
     return torch::cat({a, b, c, d}, 1);
   }
 
-  nn::Conv2d path_1x1, path_3x3_reduce, path_3x3_expand, path_5x5_reduce, path_5x5_expand, path_pool;
+  nn::Conv2d path_1x1, path_3x3_reduce, path_3x3_expand, path_5x5_reduce, path_5x5_expand,
+      path_pool;
 };
 TORCH_MODULE(MultiScaleModule);
 

@@ -17,7 +17,9 @@ namespace {
 const std::string kCli = FOOTPRINT_CLI;
 const std::string kModels = FOOTPRINT_MODELS;
 
-footprint_test::RunResult footprint(const std::string& args) { return run(shell_quote(kCli) + " " + args); }
+footprint_test::RunResult footprint(const std::string& args) {
+  return run(shell_quote(kCli) + " " + args);
+}
 
 class CliBadInput : public ::testing::Test {
  protected:
@@ -44,10 +46,18 @@ class CliBadInput : public ::testing::Test {
 
 }  // namespace
 
-TEST_F(CliBadInput, MissingFile) { expect_one_line(dir_ + "/nope.pt", "no such file"); }
-TEST_F(CliBadInput, Directory) { expect_one_line(dir_, "is a directory"); }
-TEST_F(CliBadInput, EmptyFile) { expect_one_line(file("empty.pt", ""), "empty file"); }
-TEST_F(CliBadInput, UnknownFormat) { expect_one_line(file("notes.txt", "hello, world\n"), "unknown format"); }
+TEST_F(CliBadInput, MissingFile) {
+  expect_one_line(dir_ + "/nope.pt", "no such file");
+}
+TEST_F(CliBadInput, Directory) {
+  expect_one_line(dir_, "is a directory");
+}
+TEST_F(CliBadInput, EmptyFile) {
+  expect_one_line(file("empty.pt", ""), "empty file");
+}
+TEST_F(CliBadInput, UnknownFormat) {
+  expect_one_line(file("notes.txt", "hello, world\n"), "unknown format");
+}
 
 TEST_F(CliBadInput, TruncatedZip) {
   std::string whole = footprint_test::read_file(kModels + "/resnet18.pth");
@@ -55,28 +65,34 @@ TEST_F(CliBadInput, TruncatedZip) {
 }
 
 TEST_F(CliBadInput, SafetensorsTruncatedHeader) {
-  std::string bytes = footprint_test::safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4);
+  std::string bytes = footprint_test::safetensors_bytes(
+      R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4);
   expect_one_line(file("cut.safetensors", bytes.substr(0, 30)), "follow it (truncated file?)");
 }
 
 TEST_F(CliBadInput, SafetensorsLengthBeyondFile) {
   std::string bytes = footprint_test::safetensors_bytes("{}", 0);
   bytes[1] = 0x10;  // declares 4,098 header bytes; 2 follow
-  expect_one_line(file("long.safetensors", bytes), "header length is 4098 bytes but only 2 follow it");
+  expect_one_line(file("long.safetensors", bytes),
+                  "header length is 4098 bytes but only 2 follow it");
 }
 
 TEST_F(CliBadInput, SafetensorsNotJson) {
-  expect_one_line(file("bad.safetensors", footprint_test::safetensors_bytes("{this is not json", 0)), "not valid JSON");
+  expect_one_line(
+      file("bad.safetensors", footprint_test::safetensors_bytes("{this is not json", 0)),
+      "not valid JSON");
 }
 
 TEST_F(CliBadInput, SafetensorsUnknownDtype) {
-  expect_one_line(file("q.safetensors",
-                       footprint_test::safetensors_bytes(R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,1]}})", 1)),
-                  "unknown dtype 'Q4_K'");
+  expect_one_line(
+      file("q.safetensors", footprint_test::safetensors_bytes(
+                                R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,1]}})", 1)),
+      "unknown dtype 'Q4_K'");
 }
 
 TEST_F(CliBadInput, PickleThatCallsOsSystemRunsNothing) {
-  // evil.pth is made by Python's pickle from an object whose __reduce__ is os.system("touch PWNED").
+  // evil.pth is made by Python's pickle from an object whose __reduce__ is os.system("touch
+  // PWNED").
   std::filesystem::remove(kModels + "/PWNED");
   expect_one_line(kModels + "/evil.pth", "'posix.system', which footprint does not allow");
   EXPECT_FALSE(std::filesystem::exists(kModels + "/PWNED"));
@@ -107,7 +123,8 @@ TEST(Cli, VersionAndHelp) {
 }
 
 TEST(Cli, JsonCarriesExactBytes) {
-  auto r = footprint("params " + shell_quote(kModels + "/hybrid_network.pt") + " --format json --dtype fp32,fp16");
+  auto r = footprint("params " + shell_quote(kModels + "/hybrid_network.pt") +
+                     " --format json --dtype fp32,fp16");
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["parameters"]["numel"], 33762);  // the seed's hand count (tests/torch_api_test.cpp)
@@ -117,8 +134,9 @@ TEST(Cli, JsonCarriesExactBytes) {
 }
 
 TEST(Cli, SeveralFilesOneBad) {
-  auto r = footprint(shell_quote("params") + " " + shell_quote(kModels + "/hybrid_network.pth") + " /nonexistent.pt " +
-                     shell_quote(kModels + "/tied.pt") + " --format json --depth 0");
+  auto r = footprint(shell_quote("params") + " " + shell_quote(kModels + "/hybrid_network.pth") +
+                     " /nonexistent.pt " + shell_quote(kModels + "/tied.pt") +
+                     " --format json --depth 0");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   auto j = nlohmann::json::parse(r.out);  // the two good files are still reported
@@ -128,19 +146,23 @@ TEST(Cli, SeveralFilesOneBad) {
 }
 
 TEST(Cli, CsvTensorsHasOneRowPerTensor) {
-  auto r = footprint("params " + shell_quote(kModels + "/resnet18.safetensors") + " --tensors --format csv");
+  auto r = footprint("params " + shell_quote(kModels + "/resnet18.safetensors") +
+                     " --tensors --format csv");
   ASSERT_EQ(r.status, 0) << r.err;
-  // resnet18's state_dict has 122 entries: 62 parameters and 60 BatchNorm buffers (20 BN layers x 3).
+  // resnet18's state_dict has 122 entries: 62 parameters and 60 BatchNorm buffers (20 BN layers x
+  // 3).
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1 + 122);
 }
 
 // The table layout, compared with tests/golden/params_hybrid_network.txt. Its numbers are the hand
-// counts of tests/torch_api_test.cpp; rewrite it with FOOTPRINT_UPDATE_GOLDEN=1 and review the diff.
+// counts of tests/torch_api_test.cpp; rewrite it with FOOTPRINT_UPDATE_GOLDEN=1 and review the
+// diff.
 TEST(Cli, GoldenTable) {
   auto r = run("cd " + shell_quote(kModels) + " && " + shell_quote(kCli) +
                " params hybrid_network.pt --depth 2 --dtype fp32,fp16");
   ASSERT_EQ(r.status, 0) << r.err;
-  std::string golden = std::string(FOOTPRINT_SOURCE_DIR) + "/tests/golden/params_hybrid_network.txt";
+  std::string golden =
+      std::string(FOOTPRINT_SOURCE_DIR) + "/tests/golden/params_hybrid_network.txt";
   if (std::getenv("FOOTPRINT_UPDATE_GOLDEN")) footprint_test::write_file(golden, r.out);
   EXPECT_EQ(r.out, footprint_test::read_file(golden));
 }

@@ -7,7 +7,8 @@ namespace fp = footprint;
 
 namespace {
 
-fp::TensorInfo tensor(const std::string& name, std::vector<int64_t> shape, fp::DType dtype = fp::DType::kFloat32,
+fp::TensorInfo tensor(const std::string& name, std::vector<int64_t> shape,
+                      fp::DType dtype = fp::DType::kFloat32,
                       fp::TensorRole role = fp::TensorRole::kParameter, bool trainable = true,
                       const std::string& storage = "") {
   fp::TensorInfo t;
@@ -81,9 +82,11 @@ TEST(Params, TwoConvModelCountsBothConvs) {
 TEST(Params, TiedTensorsCountOnceAndAreMarked) {
   fp::Model m;
   // An embedding 100 x 16 shared with the output head, plus a 16 -> 16 linear.
-  m.tensors = {tensor("embed.weight", {100, 16}, fp::DType::kFloat32, fp::TensorRole::kParameter, true, "s0"),
+  m.tensors = {tensor("embed.weight", {100, 16}, fp::DType::kFloat32, fp::TensorRole::kParameter,
+                      true, "s0"),
                tensor("body.weight", {16, 16}), tensor("body.bias", {16}),
-               tensor("head.weight", {100, 16}, fp::DType::kFloat32, fp::TensorRole::kParameter, true, "s0")};
+               tensor("head.weight", {100, 16}, fp::DType::kFloat32, fp::TensorRole::kParameter,
+                      true, "s0")};
   auto r = fp::params(m);
   // 1,600 + 256 + 16 = 1,872: the head's weight is the embedding's.
   EXPECT_EQ(r.params.numel, 1872);
@@ -110,7 +113,8 @@ TEST(Params, SameStorageDifferentViewsAreNotTied) {
 
 TEST(Params, BuffersFrozenAndDtypesApart) {
   fp::Model m;
-  m.tensors = {tensor("bn.weight", {8}), tensor("bn.bias", {8}, fp::DType::kFloat32, fp::TensorRole::kParameter, false),
+  m.tensors = {tensor("bn.weight", {8}),
+               tensor("bn.bias", {8}, fp::DType::kFloat32, fp::TensorRole::kParameter, false),
                tensor("bn.running_mean", {8}, fp::DType::kFloat32, fp::TensorRole::kBuffer),
                tensor("bn.num_batches_tracked", {}, fp::DType::kInt64, fp::TensorRole::kBuffer)};
   fp::ParamOptions o;
@@ -130,7 +134,8 @@ TEST(Params, BuffersFrozenAndDtypesApart) {
 TEST(Params, ModuleRowsAddUpToTheTotal) {
   fp::Model m;
   m.tensors = {tensor("a.x.w", {3, 5}), tensor("a.y.w", {7}), tensor("b.w", {2, 2}),
-               tensor("b.z.running_var", {2}, fp::DType::kFloat32, fp::TensorRole::kBuffer), tensor("top", {11})};
+               tensor("b.z.running_var", {2}, fp::DType::kFloat32, fp::TensorRole::kBuffer),
+               tensor("top", {11})};
   fp::ParamOptions all;
   all.depth = -1;
   auto r = fp::params(m, all);
@@ -160,7 +165,8 @@ TEST(Params, ModuleRowsAddUpToTheTotal) {
 TEST(Roles, ByName) {
   EXPECT_EQ(fp::role_by_name("bn1.running_mean", fp::DType::kFloat32), fp::TensorRole::kBuffer);
   EXPECT_EQ(fp::role_by_name("bn1.running_var", fp::DType::kFloat16), fp::TensorRole::kBuffer);
-  EXPECT_EQ(fp::role_by_name("bn1.num_batches_tracked", fp::DType::kInt64), fp::TensorRole::kBuffer);
+  EXPECT_EQ(fp::role_by_name("bn1.num_batches_tracked", fp::DType::kInt64),
+            fp::TensorRole::kBuffer);
   EXPECT_EQ(fp::role_by_name("position_ids", fp::DType::kInt64), fp::TensorRole::kBuffer);
   EXPECT_EQ(fp::role_by_name("bn1.weight", fp::DType::kFloat32), fp::TensorRole::kParameter);
 }
@@ -170,7 +176,8 @@ TEST(Units, BinaryAndCommas) {
   EXPECT_EQ(fp::human_bytes(135048), "131.88 KiB");
   EXPECT_EQ(fp::human_bytes(1023), "1023 B");
   EXPECT_EQ(fp::human_bytes(1024), "1.00 KiB");
-  EXPECT_EQ(fp::human_bytes(26953662464), "25.10 GiB");  // LLaMA-7B at fp32, the first seed's example
+  EXPECT_EQ(fp::human_bytes(26953662464),
+            "25.10 GiB");  // LLaMA-7B at fp32, the first seed's example
   EXPECT_EQ(fp::with_commas(33762), "33,762");
   EXPECT_EQ(fp::with_commas(-1234567), "-1,234,567");
   EXPECT_EQ(fp::with_commas(0), "0");
@@ -187,11 +194,13 @@ TEST(Print, JsonHasExactBytesAndCsvOneTable) {
   EXPECT_NE(json.find("\"int4\": 2400"), std::string::npos);    // 144/2 + 16/2 + 4608/2 + 32/2
   p.format = fp::Format::kCsv;
   std::string csv = fp::print_params(r, p);
-  EXPECT_EQ(csv.substr(0, csv.find('\n')), "module,type,depth,parameters,buffers,bytes_stored,bytes_int4");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "module,type,depth,parameters,buffers,bytes_stored,bytes_int4");
   EXPECT_NE(csv.find("conv1,,1,4640,0,18560,2320"), std::string::npos);  // 4,640 x 4; 4,640 / 2
   p.tensors = true;
   csv = fp::print_params(r, p);
-  EXPECT_NE(csv.find("conv0.weight,\"[16, 1, 3, 3]\",float32,parameter,yes,144,576,72,"), std::string::npos);
+  EXPECT_NE(csv.find("conv0.weight,\"[16, 1, 3, 3]\",float32,parameter,yes,144,576,72,"),
+            std::string::npos);
   p.format = fp::Format::kMarkdown;
   EXPECT_NE(fp::print_params(r, p).find("| conv0.weight | [16, 1, 3, 3] |"), std::string::npos);
 }

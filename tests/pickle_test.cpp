@@ -1,8 +1,9 @@
 // The pickle reader on hand-built pickles: data comes through, code never runs.
+#include "formats/pickle.h"
+
 #include <gtest/gtest.h>
 
 #include "footprint/error.h"
-#include "formats/pickle.h"
 #include "test_util.h"
 
 namespace pk = footprint::detail::pickle;
@@ -41,8 +42,8 @@ TEST(Pickle, MemoAndScalars) {
   // {"a": 1, "b": <memo 0>} where memo 0 is "x", plus a LONG1 of -2 and a float 0.5.
   PickleWriter w;
   w.empty_dict().mark().str("a").integer(1).str("s").str("x").op('q').raw(std::string(1, '\0'));
-  w.str("b").op('h').raw(std::string(1, '\0'));                      // BINGET 0
-  w.str("n").op('\x8a').raw(std::string("\x01\xfe", 2));            // LONG1 -2
+  w.str("b").op('h').raw(std::string(1, '\0'));                    // BINGET 0
+  w.str("n").op('\x8a').raw(std::string("\x01\xfe", 2));           // LONG1 -2
   w.str("f").op('G').raw(std::string("\x3f\xe0\0\0\0\0\0\0", 8));  // BINFLOAT 0.5
   w.setitems().stop();
   auto doc = pk::parse(w.bytes(), "test.pkl");
@@ -53,8 +54,12 @@ TEST(Pickle, MemoAndScalars) {
 }
 
 TEST(Pickle, RefusesCodeGlobals) {
-  for (auto [module, name] : {std::pair{"os", "system"}, {"posix", "system"}, {"builtins", "eval"},
-                              {"builtins", "exec"}, {"subprocess", "Popen"}, {"torch", "load"}}) {
+  for (auto [module, name] : {std::pair{"os", "system"},
+                              {"posix", "system"},
+                              {"builtins", "eval"},
+                              {"builtins", "exec"},
+                              {"subprocess", "Popen"},
+                              {"torch", "load"}}) {
     PickleWriter w;
     w.global(module, name).mark().str("touch /tmp/footprint-pwned").tuple().reduce().stop();
     std::string err = error_of(w.bytes());
@@ -66,7 +71,12 @@ TEST(Pickle, RefusesCodeGlobals) {
 
 TEST(Pickle, RefusesStackGlobalAndClasses) {
   PickleWriter w(4);
-  w.op('\x8c').raw(std::string(1, 2) + "os").op('\x8c').raw(std::string(1, 6) + "system").op('\x93').stop();
+  w.op('\x8c')
+      .raw(std::string(1, 2) + "os")
+      .op('\x8c')
+      .raw(std::string(1, 6) + "system")
+      .op('\x93')
+      .stop();
   EXPECT_NE(error_of(w.bytes()).find("'os.system'"), std::string::npos);
   // A whole pickled module: its class is refused, with the state_dict hint.
   PickleWriter m;
@@ -91,8 +101,10 @@ TEST(Pickle, RefusesReduceOnAllowedNonCallable) {
 }
 
 TEST(Pickle, RefusesInstObjAndExtensions) {
-  EXPECT_NE(error_of(std::string("\x80\x02iKos\nsystem\n.", 15)).find("INST/OBJ"), std::string::npos);
-  EXPECT_NE(error_of(std::string("\x80\x02\x82\x01.", 5)).find("extension registry"), std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x02iKos\nsystem\n.", 15)).find("INST/OBJ"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string("\x80\x02\x82\x01.", 5)).find("extension registry"),
+            std::string::npos);
 }
 
 TEST(Pickle, MemoIndexOutOfRange) {
@@ -105,7 +117,10 @@ TEST(Pickle, HugeDeclaredLengthIsCheckedBeforeAllocating) {
   // BINUNICODE8 declaring 2^62 bytes, BINBYTES declaring 4 GiB - 1, in a 20-byte pickle.
   std::string err = error_of(std::string("\x80\x04\x8d\0\0\0\0\0\0\0\x40", 11));
   EXPECT_NE(err.find("declares 4611686018427387904 bytes"), std::string::npos) << err;
-  err = error_of(std::string("\x80\x02" "B\xff\xff\xff\xff", 7));
+  err =
+      error_of(std::string("\x80\x02"
+                           "B\xff\xff\xff\xff",
+                           7));
   EXPECT_NE(err.find("declares 4294967295 bytes"), std::string::npos) << err;
 }
 
@@ -126,8 +141,10 @@ TEST(Pickle, TruncatedAndMalformed) {
   w.state_dict({{"w", "0", 4, {4}}}).stop();
   const std::string& full = w.bytes();
   // Every proper prefix is an error, never a crash.
-  for (size_t n = 0; n + 1 < full.size(); ++n) EXPECT_FALSE(error_of(full.substr(0, n)).empty()) << n;
-  EXPECT_NE(error_of(std::string("\x80\x02\xff", 3)).find("unknown opcode 0xff"), std::string::npos);
+  for (size_t n = 0; n + 1 < full.size(); ++n)
+    EXPECT_FALSE(error_of(full.substr(0, n)).empty()) << n;
+  EXPECT_NE(error_of(std::string("\x80\x02\xff", 3)).find("unknown opcode 0xff"),
+            std::string::npos);
   EXPECT_NE(error_of(std::string("\x80\x09.", 3)).find("protocol 9"), std::string::npos);
   EXPECT_NE(error_of(std::string("\x80\x02t.", 4)).find("without a MARK"), std::string::npos);
   EXPECT_NE(error_of(std::string("\x80\x02.", 3)).find("empty stack"), std::string::npos);
@@ -136,7 +153,17 @@ TEST(Pickle, TruncatedAndMalformed) {
 
 TEST(Pickle, RebuildTensorArgumentsAreChecked) {
   PickleWriter w;  // _rebuild_tensor_v2 with a string where the storage should be
-  w.global("torch._utils", "_rebuild_tensor_v2").mark().str("nope").integer(0).mark().tuple().mark().tuple().tuple().reduce().stop();
+  w.global("torch._utils", "_rebuild_tensor_v2")
+      .mark()
+      .str("nope")
+      .integer(0)
+      .mark()
+      .tuple()
+      .mark()
+      .tuple()
+      .tuple()
+      .reduce()
+      .stop();
   EXPECT_NE(error_of(w.bytes()).find("not a storage"), std::string::npos);
   PickleWriter p;  // a persistent id that is not a storage tuple
   p.str("file:///etc/passwd").op('Q').stop();

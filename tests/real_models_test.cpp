@@ -29,7 +29,9 @@ struct Case {
   bool records_trainable;  // TorchScript records requires_grad; a state_dict does not
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.file; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.file;
+}
 
 class RealModel : public ::testing::TestWithParam<Case> {};
 
@@ -37,9 +39,11 @@ TEST_P(RealModel, CountsEqualPyTorch) {
   const Case& c = GetParam();
   const json& e = expected().at(c.model);
   auto r = report(c.file);
-  EXPECT_EQ(r.params.numel, e.at("params").get<int64_t>()) << "sum(p.numel() for p in model.parameters())";
+  EXPECT_EQ(r.params.numel, e.at("params").get<int64_t>())
+      << "sum(p.numel() for p in model.parameters())";
   EXPECT_EQ(r.params.tensors, e.at("param_tensors").get<int64_t>());
-  EXPECT_EQ(r.buffers.numel, e.at("buffers").get<int64_t>()) << "sum(b.numel() for b in model.buffers())";
+  EXPECT_EQ(r.buffers.numel, e.at("buffers").get<int64_t>())
+      << "sum(b.numel() for b in model.buffers())";
   EXPECT_EQ(r.buffers.tensors, e.at("buffer_tensors").get<int64_t>());
   EXPECT_EQ(r.total.bytes, e.at("bytes").get<int64_t>());
   if (c.records_trainable) EXPECT_EQ(r.trainable.numel, e.at("trainable").get<int64_t>());
@@ -49,7 +53,8 @@ TEST_P(RealModel, CountsEqualPyTorch) {
     const fp::ModuleRow* row = nullptr;
     for (const auto& m : r.modules)
       if (m.path == child) row = &m;
-    if (c.model == "tied" && child == "head") continue;  // its only weight is the embedding's, counted there
+    if (c.model == "tied" && child == "head")
+      continue;  // its only weight is the embedding's, counted there
     if (params + buffers == 0) {
       EXPECT_TRUE(row == nullptr || row->params.numel + row->buffers.numel == 0) << child;
       continue;
@@ -62,8 +67,9 @@ TEST_P(RealModel, CountsEqualPyTorch) {
 
 std::vector<Case> cases() {
   std::vector<Case> out;
-  for (const char* m : {"hybrid_network", "resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121",
-                        "transformer", "transformer_bf16", "tied", "resnet18_frozen"}) {
+  for (const char* m :
+       {"hybrid_network", "resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121",
+        "transformer", "transformer_bf16", "tied", "resnet18_frozen"}) {
     out.push_back({m, std::string(m) + ".pt", true});
     out.push_back({m, std::string(m) + ".pth", false});
     out.push_back({m, std::string(m) + ".safetensors", false});
@@ -90,7 +96,8 @@ TEST(RealModels, TiedEmbeddingCountedOnceWhereTheFormatKeepsTheTie) {
     auto r = report(file);
     EXPECT_EQ(r.tied, 1) << file;
     bool marked = false;
-    for (const auto& t : r.tensors) marked = marked || (t.tensor.name == "head.weight" && t.tied_to == "embed.weight");
+    for (const auto& t : r.tensors)
+      marked = marked || (t.tensor.name == "head.weight" && t.tied_to == "embed.weight");
     EXPECT_TRUE(marked) << file;
   }
   EXPECT_EQ(report("tied.safetensors").tied, 0);
@@ -98,7 +105,8 @@ TEST(RealModels, TiedEmbeddingCountedOnceWhereTheFormatKeepsTheTie) {
 
 TEST(RealModels, Bf16BytesAreTwoPerElement) {
   int64_t params = expected().at("transformer_bf16").at("params").get<int64_t>();
-  for (const char* file : {"transformer_bf16.pt", "transformer_bf16.pth", "transformer_bf16.safetensors"}) {
+  for (const char* file :
+       {"transformer_bf16.pt", "transformer_bf16.pth", "transformer_bf16.safetensors"}) {
     auto r = report(file);
     EXPECT_EQ(r.params.bytes, 2 * params) << file;
     ASSERT_EQ(r.by_dtype.size(), 1u);
@@ -112,9 +120,13 @@ TEST(RealModels, NestedCheckpointsSayWhatWasCounted) {
   for (const auto& n : r.notes) notes += n + "\n";
   EXPECT_NE(notes.find("'model' entry"), std::string::npos) << notes;
   // SGD with momentum keeps one momentum buffer per parameter tensor after a step.
-  std::string momentum = std::to_string(expected().at("resnet18").at("param_tensors").get<int64_t>());
-  EXPECT_NE(notes.find("'optimizer' entry holds " + momentum + " more tensor(s)"), std::string::npos) << notes;
-  EXPECT_NE(report("resnet18_lightning.pth").notes.at(0).find("'state_dict' entry"), std::string::npos);
+  std::string momentum =
+      std::to_string(expected().at("resnet18").at("param_tensors").get<int64_t>());
+  EXPECT_NE(notes.find("'optimizer' entry holds " + momentum + " more tensor(s)"),
+            std::string::npos)
+      << notes;
+  EXPECT_NE(report("resnet18_lightning.pth").notes.at(0).find("'state_dict' entry"),
+            std::string::npos);
 }
 
 TEST(RealModels, ShardedCheckpointsRecordTheirShards) {
@@ -131,9 +143,10 @@ TEST(RealModels, Llama7BShardedAtFullSize) {
   // 13.5 GB in all. Hand count in that script: 6,738,415,616. The first seed: 25.10 GiB at fp32.
   fp::ParamOptions o;
   o.precisions = {fp::Precision::kFp32, fp::Precision::kBf16};
-  auto r = fp::params(fp::read_model(std::string(FOOTPRINT_MODELS) + "/llama7b/model.safetensors.index.json"), o);
+  auto r = fp::params(
+      fp::read_model(std::string(FOOTPRINT_MODELS) + "/llama7b/model.safetensors.index.json"), o);
   EXPECT_EQ(r.params.numel, 6738415616);
-  EXPECT_EQ(r.params.tensors, 291);  // embed + 32 x 9 + norm + lm_head
+  EXPECT_EQ(r.params.tensors, 291);              // embed + 32 x 9 + norm + lm_head
   EXPECT_EQ(r.params.bytes_at[0], 26953662464);  // x 4
   EXPECT_EQ(fp::human_bytes(r.params.bytes_at[0]), "25.10 GiB");
   EXPECT_EQ(r.params.bytes, 13476831232);  // stored in float16: x 2

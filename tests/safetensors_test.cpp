@@ -56,7 +56,9 @@ struct Bad {
   const char* expected;  // a piece of the error message
 };
 
-void PrintTo(const Bad& b, std::ostream* os) { *os << b.name; }
+void PrintTo(const Bad& b, std::ostream* os) {
+  *os << b.name;
+}
 
 class SafetensorsBad : public ::testing::TestWithParam<Bad> {};
 
@@ -85,25 +87,35 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"header_past_end", with_length(64, R"({"w":{)"), "only 6 follow it"},
         Bad{"not_json", safetensors_bytes("{not json}", 0), "not valid JSON"},
         Bad{"not_object", safetensors_bytes("[1,2]", 0), "not a JSON object"},
-        Bad{"unknown_dtype", one(R"({"dtype":"F7","shape":[1],"data_offsets":[0,1]})", 1), "unknown dtype 'F7'"},
-        Bad{"missing_shape", one(R"({"dtype":"F32","data_offsets":[0,4]})", 4), "no array field 'shape'"},
-        Bad{"negative_dim", one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})", 4), "non-negative integer"},
-        Bad{"float_dim", one(R"({"dtype":"F32","shape":[1.5],"data_offsets":[0,4]})", 4), "non-negative integer"},
+        Bad{"unknown_dtype", one(R"({"dtype":"F7","shape":[1],"data_offsets":[0,1]})", 1),
+            "unknown dtype 'F7'"},
+        Bad{"missing_shape", one(R"({"dtype":"F32","data_offsets":[0,4]})", 4),
+            "no array field 'shape'"},
+        Bad{"negative_dim", one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})", 4),
+            "non-negative integer"},
+        Bad{"float_dim", one(R"({"dtype":"F32","shape":[1.5],"data_offsets":[0,4]})", 4),
+            "non-negative integer"},
         Bad{"overflowing_dims",
-            one(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4), "overflows 64 bits"},
-        Bad{"huge_number", one(R"({"dtype":"F32","shape":[1e300],"data_offsets":[0,4]})", 4), "non-negative integer"},
-        Bad{"offsets_disagree", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,4]})", 4), "span 4 bytes"},
+            one(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4),
+            "overflows 64 bits"},
+        Bad{"huge_number", one(R"({"dtype":"F32","shape":[1e300],"data_offsets":[0,4]})", 4),
+            "non-negative integer"},
+        Bad{"offsets_disagree", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,4]})", 4),
+            "span 4 bytes"},
         Bad{"offsets_out_of_range", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4),
             "past the end of the data"},
-        Bad{"offsets_reversed", one(R"({"dtype":"F32","shape":[0],"data_offsets":[4,0]})", 4), "end before they begin"},
+        Bad{"offsets_reversed", one(R"({"dtype":"F32","shape":[0],"data_offsets":[4,0]})", 4),
+            "end before they begin"},
         Bad{"overlap",
             safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                               R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                               12),
             "overlap"},
         Bad{"gap",
-            safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8), "no tensor covers"},
-        Bad{"trailing_data", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})", 8), "cover 4 bytes"},
+            safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
+            "no tensor covers"},
+        Bad{"trailing_data", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})", 8),
+            "cover 4 bytes"},
         Bad{"duplicate_name",
             safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                               R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",

@@ -24,8 +24,14 @@ PickleWriter::PickleWriter(int protocol) {
   out_ += '\x80';
   out_ += static_cast<char>(protocol);
 }
-PickleWriter& PickleWriter::raw(const std::string& bytes) { out_ += bytes; return *this; }
-PickleWriter& PickleWriter::op(char opcode) { out_ += opcode; return *this; }
+PickleWriter& PickleWriter::raw(const std::string& bytes) {
+  out_ += bytes;
+  return *this;
+}
+PickleWriter& PickleWriter::op(char opcode) {
+  out_ += opcode;
+  return *this;
+}
 PickleWriter& PickleWriter::global(const std::string& module, const std::string& name) {
   out_ += 'c' + module + '\n' + name + '\n';
   return *this;
@@ -38,19 +44,40 @@ PickleWriter& PickleWriter::integer(int32_t v) {
   out_ += 'J' + le32(static_cast<uint32_t>(v));
   return *this;
 }
-PickleWriter& PickleWriter::boolean(bool v) { return op(v ? '\x88' : '\x89'); }
-PickleWriter& PickleWriter::mark() { return op('('); }
-PickleWriter& PickleWriter::tuple() { return op('t'); }
-PickleWriter& PickleWriter::empty_dict() { return op('}'); }
-PickleWriter& PickleWriter::setitems() { return op('u'); }
-PickleWriter& PickleWriter::reduce() { return op('R'); }
-PickleWriter& PickleWriter::stop() { return op('.'); }
+PickleWriter& PickleWriter::boolean(bool v) {
+  return op(v ? '\x88' : '\x89');
+}
+PickleWriter& PickleWriter::mark() {
+  return op('(');
+}
+PickleWriter& PickleWriter::tuple() {
+  return op('t');
+}
+PickleWriter& PickleWriter::empty_dict() {
+  return op('}');
+}
+PickleWriter& PickleWriter::setitems() {
+  return op('u');
+}
+PickleWriter& PickleWriter::reduce() {
+  return op('R');
+}
+PickleWriter& PickleWriter::stop() {
+  return op('.');
+}
 
-PickleWriter& PickleWriter::tensor(const std::string& storage_type, const std::string& key, int64_t numel,
-                                   const std::vector<int32_t>& shape, const std::vector<int32_t>& stride,
-                                   int32_t offset, bool requires_grad) {
+PickleWriter& PickleWriter::tensor(const std::string& storage_type, const std::string& key,
+                                   int64_t numel, const std::vector<int32_t>& shape,
+                                   const std::vector<int32_t>& stride, int32_t offset,
+                                   bool requires_grad) {
   global("torch._utils", "_rebuild_tensor_v2").mark();
-  mark().str("storage").global("torch", storage_type).str(key).str("cpu").integer(static_cast<int32_t>(numel)).tuple();
+  mark()
+      .str("storage")
+      .global("torch", storage_type)
+      .str(key)
+      .str("cpu")
+      .integer(static_cast<int32_t>(numel))
+      .tuple();
   op('Q');  // BINPERSID
   integer(offset);
   mark();
@@ -65,11 +92,13 @@ PickleWriter& PickleWriter::tensor(const std::string& storage_type, const std::s
   return reduce();
 }
 
-PickleWriter& PickleWriter::state_dict(const std::vector<Entry>& entries, const std::string& storage_type) {
+PickleWriter& PickleWriter::state_dict(const std::vector<Entry>& entries,
+                                       const std::string& storage_type) {
   global("collections", "OrderedDict").op(')').reduce().mark();
   for (const auto& e : entries) {
     std::vector<int32_t> stride(e.shape.size(), 1);
-    for (int i = static_cast<int>(e.shape.size()) - 2; i >= 0; --i) stride[i] = stride[i + 1] * e.shape[i + 1];
+    for (int i = static_cast<int>(e.shape.size()) - 2; i >= 0; --i)
+      stride[i] = stride[i + 1] * e.shape[i + 1];
     str(e.name).tensor(storage_type, e.key, e.numel, e.shape, stride);
   }
   return setitems();
@@ -101,7 +130,8 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-void write_zip(const std::string& path, const std::vector<std::pair<std::string, std::string>>& entries) {
+void write_zip(const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& entries) {
   int err = 0;
   zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
   if (!z) throw std::runtime_error("zip_open failed for " + path);

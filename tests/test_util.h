@@ -35,7 +35,8 @@ class PickleWriter {
     int64_t numel;
     std::vector<int32_t> shape;
   };
-  PickleWriter& state_dict(const std::vector<Entry>& entries, const std::string& storage_type = "FloatStorage");
+  PickleWriter& state_dict(const std::vector<Entry>& entries,
+                           const std::string& storage_type = "FloatStorage");
   const std::string& bytes() const { return out_; }
 
  private:
@@ -49,7 +50,8 @@ std::string make_temp_dir();
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 // Stored (uncompressed) zip entries, as torch.save writes them.
-void write_zip(const std::string& path, const std::vector<std::pair<std::string, std::string>>& entries);
+void write_zip(const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& entries);
 
 struct RunResult {
   int status = -1;

@@ -1,8 +1,7 @@
 // The C++ API on LibTorch modules: the seeds' models (hand counts beside each number) and a
 // TorchScript module loaded with torch::jit::load (PyTorch's own counts).
-#include <gtest/gtest.h>
-
 #include <footprint/torch.h>
+#include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -27,8 +26,9 @@ TEST(TorchApi, HybridNetworkExactCounts) {
   EXPECT_EQ(r.trainable.numel, 33762);
   EXPECT_EQ(r.buffers.numel, 0);
   EXPECT_EQ(r.params.bytes_at[0], 135048);  // 33,762 x 4
-  EXPECT_EQ(fp::human_bytes(r.params.bytes_at[0]).substr(0, 6), "131.88");  // = 0.13 MiB, the seed's figure
-  EXPECT_EQ(r.params.bytes_at[1], 67524);   // 33,762 x 2
+  EXPECT_EQ(fp::human_bytes(r.params.bytes_at[0]).substr(0, 6),
+            "131.88");                     // = 0.13 MiB, the seed's figure
+  EXPECT_EQ(r.params.bytes_at[1], 67524);  // 33,762 x 2
   EXPECT_EQ(r.params.bytes_at[2], 67524);
   std::map<std::string, int64_t> rows;
   for (const auto& m : r.modules) rows[m.path] = m.params.numel;
@@ -70,9 +70,9 @@ TEST(TorchApi, BuffersAndFrozenParameters) {
   torch::nn::BatchNorm2d bn(8);
   bn->bias.set_requires_grad(false);
   auto r = fp::params(*bn);
-  EXPECT_EQ(r.params.numel, 16);   // weight 8 + bias 8
+  EXPECT_EQ(r.params.numel, 16);    // weight 8 + bias 8
   EXPECT_EQ(r.trainable.numel, 8);  // the bias is frozen
-  EXPECT_EQ(r.buffers.numel, 17);  // running_mean 8 + running_var 8 + num_batches_tracked 1
+  EXPECT_EQ(r.buffers.numel, 17);   // running_mean 8 + running_var 8 + num_batches_tracked 1
   EXPECT_EQ(r.buffers.bytes, 8 * 4 + 8 * 4 + 8);
 }
 

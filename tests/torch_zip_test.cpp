@@ -17,7 +17,8 @@ class TorchZip : public ::testing::Test {
   void SetUp() override { dir_ = footprint_test::make_temp_dir(); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string zip(const std::string& name, const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::string zip(const std::string& name,
+                  const std::vector<std::pair<std::string, std::string>>& entries) {
     std::string path = dir_ + "/" + name;
     footprint_test::write_zip(path, entries);
     return path;
@@ -37,9 +38,11 @@ class TorchZip : public ::testing::Test {
 }  // namespace
 
 TEST_F(TorchZip, StateDictWithTiedStorage) {
-  // emb.weight and head.weight share storage "0" (100 x 16 floats = 6,400 bytes); fc.bias has its own.
+  // emb.weight and head.weight share storage "0" (100 x 16 floats = 6,400 bytes); fc.bias has its
+  // own.
   PickleWriter w;
-  w.state_dict({{"emb.weight", "0", 1600, {100, 16}}, {"head.weight", "0", 1600, {100, 16}},
+  w.state_dict({{"emb.weight", "0", 1600, {100, 16}},
+                {"head.weight", "0", 1600, {100, 16}},
                 {"fc.bias", "1", 16, {16}}})
       .stop();
   auto path = zip("tied.pth", {{"archive/data.pkl", w.bytes()},
@@ -65,15 +68,26 @@ TEST_F(TorchZip, MissingStorageEntry) {
 TEST_F(TorchZip, StorageSizeDisagrees) {
   PickleWriter w;
   w.state_dict({{"w", "0", 4, {4}}}).stop();  // 4 floats = 16 bytes, but the entry has 12
-  auto path = zip("m.pth", {{"archive/data.pkl", w.bytes()}, {"archive/data/0", std::string(12, '\0')}});
-  EXPECT_NE(error_of(path).find("(16 bytes) but 'archive/data/0' holds 12 bytes"), std::string::npos);
+  auto path =
+      zip("m.pth", {{"archive/data.pkl", w.bytes()}, {"archive/data/0", std::string(12, '\0')}});
+  EXPECT_NE(error_of(path).find("(16 bytes) but 'archive/data/0' holds 12 bytes"),
+            std::string::npos);
 }
 
 TEST_F(TorchZip, ViewPastItsStorage) {
   PickleWriter w;  // shape [8] over a storage of 4 elements
-  w.global("collections", "OrderedDict").op(')').reduce().mark().str("w").tensor("FloatStorage", "0", 4, {8}, {1}).setitems().stop();
-  auto path = zip("m.pth", {{"archive/data.pkl", w.bytes()}, {"archive/data/0", std::string(16, '\0')}});
-  EXPECT_NE(error_of(path).find("reaches element 7 of storage '0', which holds 4"), std::string::npos);
+  w.global("collections", "OrderedDict")
+      .op(')')
+      .reduce()
+      .mark()
+      .str("w")
+      .tensor("FloatStorage", "0", 4, {8}, {1})
+      .setitems()
+      .stop();
+  auto path =
+      zip("m.pth", {{"archive/data.pkl", w.bytes()}, {"archive/data/0", std::string(16, '\0')}});
+  EXPECT_NE(error_of(path).find("reaches element 7 of storage '0', which holds 4"),
+            std::string::npos);
 }
 
 TEST_F(TorchZip, NoDataPkl) {
@@ -105,7 +119,8 @@ TEST_F(TorchZip, DeeplyNestedCheckpointHitsTheNestingLimit) {
 TEST_F(TorchZip, TruncatedZip) {
   PickleWriter w;
   w.state_dict({{"w", "0", 1024, {1024}}}).stop();
-  auto path = zip("full.pth", {{"archive/data.pkl", w.bytes()}, {"archive/data/0", std::string(4096, '\1')}});
+  auto path = zip("full.pth",
+                  {{"archive/data.pkl", w.bytes()}, {"archive/data/0", std::string(4096, '\1')}});
   std::string bytes = footprint_test::read_file(path);
   for (size_t cut : {bytes.size() / 2, bytes.size() - 10, size_t(30)}) {
     std::string truncated = dir_ + "/cut.pth";
@@ -121,14 +136,22 @@ TEST_F(TorchZip, TorchScriptParametersAndBuffersFromClassCode) {
   PickleWriter w;
   w.global("__torch__", "Net").op(')').op('\x81').empty_dict().mark();
   w.str("training").boolean(true);
-  w.str("bn").global("__torch__.torch.nn.modules.batchnorm", "BN").op(')').op('\x81').empty_dict().mark();
+  w.str("bn")
+      .global("__torch__.torch.nn.modules.batchnorm", "BN")
+      .op(')')
+      .op('\x81')
+      .empty_dict()
+      .mark();
   w.str("weight").tensor("FloatStorage", "0", 8, {8}, {1}, 0, true);
   w.str("running_mean").tensor("FloatStorage", "1", 8, {8}, {1});
   w.str("scratch").tensor("FloatStorage", "2", 8, {8}, {1});
   w.setitems().op('b');
   w.setitems().op('b').stop();
-  std::string net = "class Net(Module):\n  __parameters__ = []\n  __buffers__ = []\n  bn : __torch__.BN\n";
-  std::string bn = "class BN(Module):\n  __parameters__ = [\"weight\", ]\n  __buffers__ = [\"running_mean\", ]\n";
+  std::string net =
+      "class Net(Module):\n  __parameters__ = []\n  __buffers__ = []\n  bn : __torch__.BN\n";
+  std::string bn =
+      "class BN(Module):\n  __parameters__ = [\"weight\", ]\n  __buffers__ = [\"running_mean\", "
+      "]\n";
   auto path = zip("net.pt", {{"net/data.pkl", w.bytes()},
                              {"net/constants.pkl", PickleWriter().op(')').stop().bytes()},
                              {"net/code/__torch__.py", net},

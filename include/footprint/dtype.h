@@ -51,8 +51,8 @@ std::optional<Precision> precision_parse(std::string_view s);
 std::vector<Precision> precision_parse_list(std::string_view s);
 
 // Bytes that `numel` elements take: stored as `stored`, at precision `p`. Casting applies only to
-// floating-point tensors (integer and bool tensors keep their type, as model.half() does). int4 packs
-// two elements per byte, rounded up per tensor. Quantization scales are not included.
+// floating-point tensors (integer and bool tensors keep their type, as model.half() does). int4
+// packs two elements per byte, rounded up per tensor. Quantization scales are not included.
 int64_t precision_bytes(Precision p, DType stored, int64_t numel);
 
 }  // namespace footprint

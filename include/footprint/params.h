@@ -55,7 +55,7 @@ struct ParamReport {
   Tally trainable;  // requires_grad parameters
   Tally frozen;     // parameters that do not require grad
   Tally buffers;
-  Tally total;  // params + buffers
+  Tally total;       // params + buffers
   int64_t tied = 0;  // tensors that repeat an earlier one (not counted again)
   std::vector<DTypeRow> by_dtype;
   std::vector<ModuleRow> modules;  // depth-first, parents before children

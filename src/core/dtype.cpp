@@ -51,12 +51,12 @@ struct Alias {
   DType type;
 };
 constexpr Alias kAliases[] = {
-    {"float", DType::kFloat32},  {"fp32", DType::kFloat32},   {"half", DType::kFloat16},
-    {"fp16", DType::kFloat16},   {"bf16", DType::kBFloat16},  {"double", DType::kFloat64},
-    {"fp64", DType::kFloat64},   {"long", DType::kInt64},     {"int", DType::kInt32},
-    {"short", DType::kInt16},    {"byte", DType::kUInt8},     {"char", DType::kInt8},
-    {"cfloat", DType::kComplex64}, {"cdouble", DType::kComplex128},
-    {"fp8", DType::kFloat8E4M3}, {"fp8_e4m3", DType::kFloat8E4M3}, {"fp8_e5m2", DType::kFloat8E5M2},
+    {"float", DType::kFloat32},       {"fp32", DType::kFloat32},        {"half", DType::kFloat16},
+    {"fp16", DType::kFloat16},        {"bf16", DType::kBFloat16},       {"double", DType::kFloat64},
+    {"fp64", DType::kFloat64},        {"long", DType::kInt64},          {"int", DType::kInt32},
+    {"short", DType::kInt16},         {"byte", DType::kUInt8},          {"char", DType::kInt8},
+    {"cfloat", DType::kComplex64},    {"cdouble", DType::kComplex128},  {"fp8", DType::kFloat8E4M3},
+    {"fp8_e4m3", DType::kFloat8E4M3}, {"fp8_e5m2", DType::kFloat8E5M2},
 };
 
 struct PrecisionInfo {
@@ -65,17 +65,26 @@ struct PrecisionInfo {
   int bits;  // 0 for kStored
 };
 constexpr PrecisionInfo kPrecisions[] = {
-    {Precision::kStored, "stored", 0}, {Precision::kFp32, "fp32", 32}, {Precision::kFp16, "fp16", 16},
-    {Precision::kBf16, "bf16", 16},    {Precision::kFp8, "fp8", 8},     {Precision::kInt8, "int8", 8},
+    {Precision::kStored, "stored", 0}, {Precision::kFp32, "fp32", 32},
+    {Precision::kFp16, "fp16", 16},    {Precision::kBf16, "bf16", 16},
+    {Precision::kFp8, "fp8", 8},       {Precision::kInt8, "int8", 8},
     {Precision::kInt4, "int4", 4},
 };
 
 }  // namespace
 
-int dtype_bits(DType t) { return info(t).bits; }
-bool dtype_is_floating(DType t) { return info(t).floating; }
-std::string_view dtype_name(DType t) { return info(t).name; }
-std::string_view dtype_safetensors_name(DType t) { return info(t).safetensors; }
+int dtype_bits(DType t) {
+  return info(t).bits;
+}
+bool dtype_is_floating(DType t) {
+  return info(t).floating;
+}
+std::string_view dtype_name(DType t) {
+  return info(t).name;
+}
+std::string_view dtype_safetensors_name(DType t) {
+  return info(t).safetensors;
+}
 
 std::string dtype_safetensors_names() {
   std::string out;
@@ -119,9 +128,10 @@ std::vector<Precision> precision_parse_list(std::string_view s) {
     std::string_view item = s.substr(start, end - start);
     auto p = precision_parse(item);
     if (!p)
-      throw Error(fmt::format("--dtype: unknown precision '{}'; expected a comma-separated list of "
-                              "fp32, fp16, bf16, fp8, int8, int4, stored",
-                              item));
+      throw Error(
+          fmt::format("--dtype: unknown precision '{}'; expected a comma-separated list of "
+                      "fp32, fp16, bf16, fp8, int8, int4, stored",
+                      item));
     if (std::find(out.begin(), out.end(), *p) == out.end()) out.push_back(*p);
     start = end + 1;
   }

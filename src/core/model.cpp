@@ -9,7 +9,9 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
-int64_t TensorInfo::bytes() const { return precision_bytes(Precision::kStored, dtype, numel()); }
+int64_t TensorInfo::bytes() const {
+  return precision_bytes(Precision::kStored, dtype, numel());
+}
 
 TensorRole role_by_name(const std::string& name, DType dtype) {
   if (!dtype_is_floating(dtype)) return TensorRole::kBuffer;  // only float tensors can require grad

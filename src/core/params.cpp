@@ -103,7 +103,8 @@ ParamReport params(const Model& model, const ParamOptions& options) {
   r.notes = model.notes;
   r.params = r.trainable = r.frozen = r.buffers = r.total = empty_tally(n);
 
-  using Identity = std::tuple<std::string, int64_t, std::vector<int64_t>, std::vector<int64_t>, DType>;
+  using Identity =
+      std::tuple<std::string, int64_t, std::vector<int64_t>, std::vector<int64_t>, DType>;
   std::map<Identity, std::string> first_with;
   std::map<DType, DTypeRow> by_dtype;
   ModuleRollup rollup(model, options.depth, n);
@@ -111,7 +112,8 @@ ParamReport params(const Model& model, const ParamOptions& options) {
   for (const auto& t : model.tensors) {
     TensorRow row;
     row.tensor = t;
-    for (Precision p : options.precisions) row.bytes_at.push_back(precision_bytes(p, t.dtype, t.numel()));
+    for (Precision p : options.precisions)
+      row.bytes_at.push_back(precision_bytes(p, t.dtype, t.numel()));
     if (!t.storage.empty()) {
       Identity id{t.file + "\n" + t.storage, t.storage_offset, t.shape, t.strides, t.dtype};
       auto [it, inserted] = first_with.emplace(id, t.name);

@@ -16,7 +16,9 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return shape.empty() ? "[]" : "[" + fmt::format("{}", fmt::join(shape, ", ")) + "]";
 }
 
-std::string roles_name(RoleSource r) { return r == RoleSource::kRecorded ? "recorded" : "by-name"; }
+std::string roles_name(RoleSource r) {
+  return r == RoleSource::kRecorded ? "recorded" : "by-name";
+}
 
 // Column headings for the bytes: "stored", then one per requested precision.
 std::vector<std::string> byte_headings(const ParamReport& r, const std::string& prefix = "") {
@@ -79,10 +81,13 @@ Table module_table(const ParamReport& r, bool human) {
   for (const auto& m : r.modules) {
     Tally both = sum(m.params, m.buffers);
     std::string name = m.path.empty() ? "(model)" : m.path;
-    if (human) name = std::string(2 * m.depth, ' ') + (m.path.empty() ? name : name.substr(name.rfind('.') + 1));
-    std::vector<std::string> row{name, m.type, std::to_string(m.depth),
-                                 human ? with_commas(m.params.numel) : std::to_string(m.params.numel),
-                                 human ? with_commas(m.buffers.numel) : std::to_string(m.buffers.numel)};
+    if (human)
+      name = std::string(2 * m.depth, ' ') +
+             (m.path.empty() ? name : name.substr(name.rfind('.') + 1));
+    std::vector<std::string> row{
+        name, m.type, std::to_string(m.depth),
+        human ? with_commas(m.params.numel) : std::to_string(m.params.numel),
+        human ? with_commas(m.buffers.numel) : std::to_string(m.buffers.numel)};
     for (auto& c : byte_cells(both.bytes, both.bytes_at, human)) row.push_back(c);
     t.rows.push_back(row);
   }
@@ -103,7 +108,9 @@ Table tensor_table(const ParamReport& r, bool human) {
   for (size_t c = 5; c + 1 < t.columns.size(); ++c) t.numeric[c] = true;
   for (const auto& row : r.tensors) {
     const TensorInfo& x = row.tensor;
-    std::vector<std::string> cells{x.name, shape_str(x.shape), std::string(dtype_name(x.dtype)),
+    std::vector<std::string> cells{x.name,
+                                   shape_str(x.shape),
+                                   std::string(dtype_name(x.dtype)),
                                    x.role == TensorRole::kParameter ? "parameter" : "buffer",
                                    x.trainable ? "yes" : "no",
                                    human ? with_commas(x.numel()) : std::to_string(x.numel())};
@@ -117,7 +124,8 @@ Table tensor_table(const ParamReport& r, bool human) {
 ordered_json tally_json(const ParamReport& r, const Tally& t) {
   ordered_json j{{"tensors", t.tensors}, {"numel", t.numel}, {"bytes", t.bytes}};
   ordered_json at = ordered_json::object();
-  for (size_t i = 0; i < r.precisions.size(); ++i) at[std::string(precision_name(r.precisions[i]))] = t.bytes_at[i];
+  for (size_t i = 0; i < r.precisions.size(); ++i)
+    at[std::string(precision_name(r.precisions[i]))] = t.bytes_at[i];
   j["bytes_at"] = at;
   return j;
 }
@@ -172,7 +180,8 @@ ordered_json report_json(const ParamReport& r, bool tensors) {
 }
 
 std::string heading(const ParamReport& r) {
-  return fmt::format("{}: {}, {} tensors, parameters/buffers {}", r.source, r.format, r.tensors.size(),
+  return fmt::format("{}: {}, {} tensors, parameters/buffers {}", r.source, r.format,
+                     r.tensors.size(),
                      r.roles == RoleSource::kRecorded ? "as recorded" : "by name");
 }
 
@@ -209,10 +218,15 @@ std::string print_one(const ParamReport& r, const PrintOptions& o) {
 
 std::string_view format_name(Format f) {
   switch (f) {
-    case Format::kJson: return "json";
-    case Format::kCsv: return "csv";
-    case Format::kMarkdown: return "md";
-    case Format::kTable: default: return "table";
+    case Format::kJson:
+      return "json";
+    case Format::kCsv:
+      return "csv";
+    case Format::kMarkdown:
+      return "md";
+    case Format::kTable:
+    default:
+      return "table";
   }
 }
 

@@ -16,7 +16,9 @@ std::string pad(const std::string& s, size_t w, bool right) {
   return right ? fill + s : s + fill;
 }
 
-bool is_numeric(const Table& t, size_t c) { return c < t.numeric.size() && t.numeric[c]; }
+bool is_numeric(const Table& t, size_t c) {
+  return c < t.numeric.size() && t.numeric[c];
+}
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;

@@ -17,14 +17,15 @@ namespace {
 
 class FileSource final : public ByteSource {
  public:
-  FileSource(const std::string& path, int fd, uint64_t size) : ByteSource(path), fd_(fd), size_(size) {}
+  FileSource(const std::string& path, int fd, uint64_t size)
+      : ByteSource(path), fd_(fd), size_(size) {}
   ~FileSource() override { ::close(fd_); }
   uint64_t size() const override { return size_; }
   std::string path() const override { return name(); }
   void read(uint64_t offset, void* dst, size_t n) const override {
     if (offset > size_ || n > size_ - offset)
-      throw Error(fmt::format("{}: truncated: needs {} bytes at offset {}, but the file has {}", name(), n,
-                              offset, size_));
+      throw Error(fmt::format("{}: truncated: needs {} bytes at offset {}, but the file has {}",
+                              name(), n, offset, size_));
     auto* out = static_cast<char*>(dst);
     while (n > 0) {
       ssize_t got = ::pread(fd_, out, n, static_cast<off_t>(offset));
@@ -45,13 +46,14 @@ class FileSource final : public ByteSource {
 
 class MemorySource final : public ByteSource {
  public:
-  MemorySource(std::string_view bytes, std::string name) : ByteSource(std::move(name)), bytes_(bytes) {}
+  MemorySource(std::string_view bytes, std::string name)
+      : ByteSource(std::move(name)), bytes_(bytes) {}
   uint64_t size() const override { return bytes_.size(); }
   const std::string_view* memory() const override { return &bytes_; }
   void read(uint64_t offset, void* dst, size_t n) const override {
     if (offset > bytes_.size() || n > bytes_.size() - offset)
-      throw Error(fmt::format("{}: truncated: needs {} bytes at offset {}, but there are {}", name(), n,
-                              offset, bytes_.size()));
+      throw Error(fmt::format("{}: truncated: needs {} bytes at offset {}, but there are {}",
+                              name(), n, offset, bytes_.size()));
     std::memcpy(dst, bytes_.data() + offset, n);
   }
 
@@ -70,11 +72,13 @@ std::string ByteSource::read_string(uint64_t offset, size_t n) const {
 std::unique_ptr<ByteSource> open_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
-    throw Error(fmt::format("{}: {}", path, errno == ENOENT ? "no such file" : std::strerror(errno)));
+    throw Error(
+        fmt::format("{}: {}", path, errno == ENOENT ? "no such file" : std::strerror(errno)));
   if (S_ISDIR(st.st_mode))
-    throw Error(fmt::format("{}: is a directory; expected a model file (.pt, .pth, .bin, .safetensors, "
-                            "*.index.json)",
-                            path));
+    throw Error(
+        fmt::format("{}: is a directory; expected a model file (.pt, .pth, .bin, .safetensors, "
+                    "*.index.json)",
+                    path));
   if (!S_ISREG(st.st_mode)) throw Error(fmt::format("{}: not a regular file", path));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));

@@ -45,15 +45,24 @@ struct StorageName {
   DType dtype;
 };
 constexpr StorageName kStorages[] = {
-    {"FloatStorage", DType::kFloat32},        {"DoubleStorage", DType::kFloat64},
-    {"HalfStorage", DType::kFloat16},         {"BFloat16Storage", DType::kBFloat16},
-    {"LongStorage", DType::kInt64},           {"IntStorage", DType::kInt32},
-    {"ShortStorage", DType::kInt16},          {"CharStorage", DType::kInt8},
-    {"ByteStorage", DType::kUInt8},           {"BoolStorage", DType::kBool},
-    {"ComplexFloatStorage", DType::kComplex64}, {"ComplexDoubleStorage", DType::kComplex128},
-    {"UInt16Storage", DType::kUInt16},        {"UInt32Storage", DType::kUInt32},
-    {"UInt64Storage", DType::kUInt64},        {"Float8_e4m3fnStorage", DType::kFloat8E4M3},
-    {"Float8_e5m2Storage", DType::kFloat8E5M2}, {"UntypedStorage", DType::kUInt8},
+    {"FloatStorage", DType::kFloat32},
+    {"DoubleStorage", DType::kFloat64},
+    {"HalfStorage", DType::kFloat16},
+    {"BFloat16Storage", DType::kBFloat16},
+    {"LongStorage", DType::kInt64},
+    {"IntStorage", DType::kInt32},
+    {"ShortStorage", DType::kInt16},
+    {"CharStorage", DType::kInt8},
+    {"ByteStorage", DType::kUInt8},
+    {"BoolStorage", DType::kBool},
+    {"ComplexFloatStorage", DType::kComplex64},
+    {"ComplexDoubleStorage", DType::kComplex128},
+    {"UInt16Storage", DType::kUInt16},
+    {"UInt32Storage", DType::kUInt32},
+    {"UInt64Storage", DType::kUInt64},
+    {"Float8_e4m3fnStorage", DType::kFloat8E4M3},
+    {"Float8_e5m2Storage", DType::kFloat8E5M2},
+    {"UntypedStorage", DType::kUInt8},
 };
 
 const char* kAllowedText =
@@ -92,12 +101,14 @@ class Parser {
   // --- reading the stream, every length checked first ---
   void need(uint64_t n) const {
     if (n > p_.size() - pos_)
-      fail(fmt::format("declares {} bytes but only {} remain (truncated or corrupt)", n, p_.size() - pos_));
+      fail(fmt::format("declares {} bytes but only {} remain (truncated or corrupt)", n,
+                       p_.size() - pos_));
   }
   uint64_t le(size_t n) {
     need(n);
     uint64_t v = 0;
-    for (size_t i = 0; i < n; ++i) v |= uint64_t(static_cast<unsigned char>(p_[pos_ + i])) << (8 * i);
+    for (size_t i = 0; i < n; ++i)
+      v |= uint64_t(static_cast<unsigned char>(p_[pos_ + i])) << (8 * i);
     pos_ += n;
     return v;
   }
@@ -173,7 +184,8 @@ class Parser {
   void memo_put(uint64_t index) { memo_[index] = top("PUT"); }
   void memo_get(uint64_t index) {
     auto it = memo_.find(index);
-    if (it == memo_.end()) fail(fmt::format("refers to memo entry {}, which was never stored", index));
+    if (it == memo_.end())
+      fail(fmt::format("refers to memo entry {}, which was never stored", index));
     push(it->second);
   }
 
@@ -198,19 +210,24 @@ class Parser {
     }
     std::string hint;
     if (!name.empty() && std::isupper(static_cast<unsigned char>(name[0])) && module != "builtins")
-      hint = "; a whole pickled module or object needs its Python code to load: save model.state_dict() instead";
-    fail(fmt::format("refers to global '{}.{}', which footprint does not allow: it reads pickles as data "
-                     "and never runs code (allowed: {}){}",
-                     module, name, kAllowedText, hint));
+      hint =
+          "; a whole pickled module or object needs its Python code to load: save "
+          "model.state_dict() instead";
+    fail(fmt::format(
+        "refers to global '{}.{}', which footprint does not allow: it reads pickles as data "
+        "and never runs code (allowed: {}){}",
+        module, name, kAllowedText, hint));
   }
 
   // --- the allowed calls, applied as data constructors ---
-  const Value* arg(const std::vector<Value*>& args, size_t i, Kind k, const char* fn, const char* what) {
+  const Value* arg(const std::vector<Value*>& args, size_t i, Kind k, const char* fn,
+                   const char* what) {
     if (i >= args.size() || args[i]->kind != k)
       fail(fmt::format("calls {} with argument {} not {}", fn, i, what));
     return args[i];
   }
-  std::vector<int64_t> int_tuple(const std::vector<Value*>& args, size_t i, const char* fn, const char* what) {
+  std::vector<int64_t> int_tuple(const std::vector<Value*>& args, size_t i, const char* fn,
+                                 const char* what) {
     if (i >= args.size() || (args[i]->kind != Kind::kTuple && args[i]->kind != Kind::kList))
       fail(fmt::format("calls {} with argument {} ({}) not a tuple of integers", fn, i, what));
     std::vector<int64_t> out;
@@ -223,7 +240,8 @@ class Parser {
 
   Value* call(Value* fn, Value* argv) {
     if (fn->kind != Kind::kGlobal) fail("REDUCE calls something that is not a global");
-    if (argv->kind != Kind::kTuple) fail(fmt::format("REDUCE calls {} with arguments that are not a tuple", fn->str));
+    if (argv->kind != Kind::kTuple)
+      fail(fmt::format("REDUCE calls {} with arguments that are not a tuple", fn->str));
     const auto& args = argv->items;
     const char* name = fn->str.c_str();
     switch (fn->global) {
@@ -248,7 +266,8 @@ class Parser {
         t->shape = int_tuple(args, 2, name, "size");
         t->strides = int_tuple(args, 3, name, "stride");
         if (fn->global == GlobalKind::kRebuildTensorV2 && args.size() > 4) {
-          if (args[4]->kind != Kind::kBool) fail(fmt::format("calls {} with requires_grad not a bool", name));
+          if (args[4]->kind != Kind::kBool)
+            fail(fmt::format("calls {} with requires_grad not a bool", name));
           t->requires_grad = args[4]->boolean;
         }
         t->dtype = t->storage->dtype;
@@ -298,7 +317,8 @@ class Parser {
       bool replaced = false;
       if (kv[i]->kind == Kind::kStr)
         for (auto& e : d->entries)
-          if (e.first->kind == Kind::kStr && e.first->str == kv[i]->str) e.second = kv[i + 1], replaced = true;
+          if (e.first->kind == Kind::kStr && e.first->str == kv[i]->str)
+            e.second = kv[i + 1], replaced = true;
       if (!replaced) d->entries.emplace_back(kv[i], kv[i + 1]);
     }
   }
@@ -316,23 +336,44 @@ class Parser {
         if (v > 5) fail(fmt::format("uses protocol {}; protocols 0 to 5 are supported", v));
         return;
       }
-      case 0x95: le(8); return;  // FRAME: a length hint only
-      case '(': marks_.push_back(stack_.size()); return;  // MARK
-      case '0': pop("POP"); return;
-      case '1': pop_mark("POP_MARK"); return;
-      case '2': push(top("DUP")); return;
-      case 'N': push(make(Kind::kNone)); return;
-      case 0x88: case 0x89: {  // NEWTRUE, NEWFALSE
+      case 0x95:
+        le(8);
+        return;  // FRAME: a length hint only
+      case '(':
+        marks_.push_back(stack_.size());
+        return;  // MARK
+      case '0':
+        pop("POP");
+        return;
+      case '1':
+        pop_mark("POP_MARK");
+        return;
+      case '2':
+        push(top("DUP"));
+        return;
+      case 'N':
+        push(make(Kind::kNone));
+        return;
+      case 0x88:
+      case 0x89: {  // NEWTRUE, NEWFALSE
         Value* b = make(Kind::kBool);
         b->boolean = op == 0x88;
         push(b);
         return;
       }
-      case 'J': push(integer(signed_le(4))); return;                       // BININT
-      case 'K': push(integer(static_cast<int64_t>(le(1)))); return;        // BININT1
-      case 'M': push(integer(static_cast<int64_t>(le(2)))); return;        // BININT2
-      case 0x8a: push(integer(signed_le(le(1)))); return;                  // LONG1
-      case 0x8b: {                                                         // LONG4
+      case 'J':
+        push(integer(signed_le(4)));
+        return;  // BININT
+      case 'K':
+        push(integer(static_cast<int64_t>(le(1))));
+        return;  // BININT1
+      case 'M':
+        push(integer(static_cast<int64_t>(le(2))));
+        return;  // BININT2
+      case 0x8a:
+        push(integer(signed_le(le(1))));
+        return;     // LONG1
+      case 0x8b: {  // LONG4
         int64_t n = signed_le(4);
         if (n < 0) fail("has a LONG4 of negative length");
         push(integer(signed_le(static_cast<size_t>(n))));
@@ -349,7 +390,9 @@ class Parser {
         }
         return;
       }
-      case 'L': push(integer(parse_decimal(line()))); return;  // LONG (text)
+      case 'L':
+        push(integer(parse_decimal(line())));
+        return;    // LONG (text)
       case 'G': {  // BINFLOAT, big-endian
         need(8);
         uint64_t bits = 0;
@@ -371,34 +414,64 @@ class Parser {
         push(f);
         return;
       }
-      case 'X': push(string(Kind::kStr, bytes(le(4)))); return;     // BINUNICODE
-      case 0x8c: push(string(Kind::kStr, bytes(le(1)))); return;    // SHORT_BINUNICODE
-      case 0x8d: push(string(Kind::kStr, bytes(le(8)))); return;    // BINUNICODE8
-      case 'U': push(string(Kind::kStr, bytes(le(1)))); return;     // SHORT_BINSTRING
-      case 'T': {                                                   // BINSTRING
+      case 'X':
+        push(string(Kind::kStr, bytes(le(4))));
+        return;  // BINUNICODE
+      case 0x8c:
+        push(string(Kind::kStr, bytes(le(1))));
+        return;  // SHORT_BINUNICODE
+      case 0x8d:
+        push(string(Kind::kStr, bytes(le(8))));
+        return;  // BINUNICODE8
+      case 'U':
+        push(string(Kind::kStr, bytes(le(1))));
+        return;    // SHORT_BINSTRING
+      case 'T': {  // BINSTRING
         int64_t n = signed_le(4);
         if (n < 0) fail("has a BINSTRING of negative length");
         push(string(Kind::kStr, bytes(static_cast<uint64_t>(n))));
         return;
       }
-      case 'C': push(string(Kind::kBytes, bytes(le(1)))); return;   // SHORT_BINBYTES
-      case 'B': push(string(Kind::kBytes, bytes(le(4)))); return;   // BINBYTES
-      case 0x8e: push(string(Kind::kBytes, bytes(le(8)))); return;  // BINBYTES8
-      case 0x96: push(string(Kind::kBytes, bytes(le(8)))); return;  // BYTEARRAY8
-      case 'V': push(string(Kind::kStr, line())); return;           // UNICODE (raw, escapes kept)
-      case 'S': {                                                   // STRING (quoted repr)
+      case 'C':
+        push(string(Kind::kBytes, bytes(le(1))));
+        return;  // SHORT_BINBYTES
+      case 'B':
+        push(string(Kind::kBytes, bytes(le(4))));
+        return;  // BINBYTES
+      case 0x8e:
+        push(string(Kind::kBytes, bytes(le(8))));
+        return;  // BINBYTES8
+      case 0x96:
+        push(string(Kind::kBytes, bytes(le(8))));
+        return;  // BYTEARRAY8
+      case 'V':
+        push(string(Kind::kStr, line()));
+        return;    // UNICODE (raw, escapes kept)
+      case 'S': {  // STRING (quoted repr)
         std::string s = line();
         if (s.size() >= 2 && (s.front() == '\'' || s.front() == '"') && s.back() == s.front())
           s = s.substr(1, s.size() - 2);
         push(string(Kind::kStr, s));
         return;
       }
-      case '}': push(make(Kind::kDict)); return;   // EMPTY_DICT
-      case ']': push(make(Kind::kList)); return;   // EMPTY_LIST
-      case ')': push(make(Kind::kTuple)); return;  // EMPTY_TUPLE
-      case 0x8f: push(make(Kind::kSet)); return;   // EMPTY_SET
-      case 't': push(sequence(Kind::kTuple, pop_mark("TUPLE"))); return;
-      case 0x85: push(sequence(Kind::kTuple, {pop("TUPLE1")})); return;
+      case '}':
+        push(make(Kind::kDict));
+        return;  // EMPTY_DICT
+      case ']':
+        push(make(Kind::kList));
+        return;  // EMPTY_LIST
+      case ')':
+        push(make(Kind::kTuple));
+        return;  // EMPTY_TUPLE
+      case 0x8f:
+        push(make(Kind::kSet));
+        return;  // EMPTY_SET
+      case 't':
+        push(sequence(Kind::kTuple, pop_mark("TUPLE")));
+        return;
+      case 0x85:
+        push(sequence(Kind::kTuple, {pop("TUPLE1")}));
+        return;
       case 0x86: {
         Value* b = pop("TUPLE2");
         Value* a = pop("TUPLE2");
@@ -412,8 +485,12 @@ class Parser {
         push(sequence(Kind::kTuple, {a, b, c}));
         return;
       }
-      case 'l': push(sequence(Kind::kList, pop_mark("LIST"))); return;
-      case 0x91: push(sequence(Kind::kSet, pop_mark("FROZENSET"))); return;
+      case 'l':
+        push(sequence(Kind::kList, pop_mark("LIST")));
+        return;
+      case 0x91:
+        push(sequence(Kind::kSet, pop_mark("FROZENSET")));
+        return;
       case 'd': {  // DICT
         Value* d = make(Kind::kDict);
         set_items(d, pop_mark("DICT"), "DICT");
@@ -446,13 +523,27 @@ class Parser {
         set_items(top("SETITEMS"), kv, "SETITEMS");
         return;
       }
-      case 'p': memo_put(static_cast<uint64_t>(parse_decimal(line()))); return;  // PUT
-      case 'q': memo_put(le(1)); return;                                          // BINPUT
-      case 'r': memo_put(le(4)); return;                                          // LONG_BINPUT
-      case 0x94: memo_put(memo_.size()); return;                                  // MEMOIZE
-      case 'g': memo_get(static_cast<uint64_t>(parse_decimal(line()))); return;  // GET
-      case 'h': memo_get(le(1)); return;                                          // BINGET
-      case 'j': memo_get(le(4)); return;                                          // LONG_BINGET
+      case 'p':
+        memo_put(static_cast<uint64_t>(parse_decimal(line())));
+        return;  // PUT
+      case 'q':
+        memo_put(le(1));
+        return;  // BINPUT
+      case 'r':
+        memo_put(le(4));
+        return;  // LONG_BINPUT
+      case 0x94:
+        memo_put(memo_.size());
+        return;  // MEMOIZE
+      case 'g':
+        memo_get(static_cast<uint64_t>(parse_decimal(line())));
+        return;  // GET
+      case 'h':
+        memo_get(le(1));
+        return;  // BINGET
+      case 'j':
+        memo_get(le(4));
+        return;    // LONG_BINGET
       case 'c': {  // GLOBAL
         std::string module = line();
         std::string name = line();
@@ -462,7 +553,8 @@ class Parser {
       case 0x93: {  // STACK_GLOBAL
         Value* name = pop("STACK_GLOBAL");
         Value* module = pop("STACK_GLOBAL");
-        if (name->kind != Kind::kStr || module->kind != Kind::kStr) fail("has a STACK_GLOBAL of non-strings");
+        if (name->kind != Kind::kStr || module->kind != Kind::kStr)
+          fail("has a STACK_GLOBAL of non-strings");
         push(global(module->str, name->str));
         return;
       }
@@ -472,7 +564,8 @@ class Parser {
         push(call(fn, args));
         return;
       }
-      case 0x81: case 0x92: {  // NEWOBJ, NEWOBJ_EX
+      case 0x81:
+      case 0x92: {                         // NEWOBJ, NEWOBJ_EX
         if (op == 0x92) pop("NEWOBJ_EX");  // kwargs
         pop("NEWOBJ");                     // args
         Value* cls = pop("NEWOBJ");
@@ -487,17 +580,29 @@ class Parser {
       case 'b': {  // BUILD
         Value* state = pop("BUILD");
         Value* target = top("BUILD");
-        if (target->kind == Kind::kObject) target->state = state;
+        if (target->kind == Kind::kObject)
+          target->state = state;
         else if (target->kind != Kind::kDict && target->kind != Kind::kTensor)
           fail("BUILD on something that is not an object");
-        return;  // an OrderedDict's __dict__ (state_dict._metadata) and a Parameter's state are ignored
+        return;  // an OrderedDict's __dict__ (state_dict._metadata) and a Parameter's state are
+                 // ignored
       }
-      case 'Q': push(persistent_load(pop("BINPERSID"))); return;
-      case 'P': fail("uses a text persistent id (PERSID), which torch never writes");
-      case 'i': case 'o': fail("creates an object with INST/OBJ, which footprint does not allow");
-      case 0x82: case 0x83: case 0x84: fail("uses the extension registry (EXT1/2/4), which footprint does not allow");
-      case 0x97: fail("uses out-of-band buffers (NEXT_BUFFER), which footprint does not allow");
-      case 0x98: fail("uses out-of-band buffers (READONLY_BUFFER), which footprint does not allow");
+      case 'Q':
+        push(persistent_load(pop("BINPERSID")));
+        return;
+      case 'P':
+        fail("uses a text persistent id (PERSID), which torch never writes");
+      case 'i':
+      case 'o':
+        fail("creates an object with INST/OBJ, which footprint does not allow");
+      case 0x82:
+      case 0x83:
+      case 0x84:
+        fail("uses the extension registry (EXT1/2/4), which footprint does not allow");
+      case 0x97:
+        fail("uses out-of-band buffers (NEXT_BUFFER), which footprint does not allow");
+      case 0x98:
+        fail("uses out-of-band buffers (READONLY_BUFFER), which footprint does not allow");
       default:
         pos_ = at;
         fail(fmt::format("has unknown opcode 0x{:02x}", op));

@@ -17,17 +17,32 @@
 
 namespace footprint::detail::pickle {
 
-enum class Kind { kNone, kBool, kInt, kFloat, kStr, kBytes, kList, kTuple, kSet, kDict, kGlobal, kObject, kStorage, kTensor };
+enum class Kind {
+  kNone,
+  kBool,
+  kInt,
+  kFloat,
+  kStr,
+  kBytes,
+  kList,
+  kTuple,
+  kSet,
+  kDict,
+  kGlobal,
+  kObject,
+  kStorage,
+  kTensor
+};
 
 // The globals footprint allows, and what each becomes.
 enum class GlobalKind {
-  kOrderedDict,        // collections.OrderedDict -> a dict
-  kRebuildTensorV2,    // torch._utils._rebuild_tensor_v2 -> a tensor
-  kRebuildTensor,      // torch._utils._rebuild_tensor -> a tensor
-  kRebuildParameter,   // torch._utils._rebuild_parameter(_with_state) -> a parameter
-  kStorageType,        // torch.FloatStorage, ... -> a dtype, inside persistent ids only
-  kJitIdentity,        // torch.jit._pickle.build_intlist, restore_type_tag, ... -> their argument
-  kTorchScriptClass,   // __torch__.* in TorchScript archives -> an inert object of that class
+  kOrderedDict,       // collections.OrderedDict -> a dict
+  kRebuildTensorV2,   // torch._utils._rebuild_tensor_v2 -> a tensor
+  kRebuildTensor,     // torch._utils._rebuild_tensor -> a tensor
+  kRebuildParameter,  // torch._utils._rebuild_parameter(_with_state) -> a parameter
+  kStorageType,       // torch.FloatStorage, ... -> a dtype, inside persistent ids only
+  kJitIdentity,       // torch.jit._pickle.build_intlist, restore_type_tag, ... -> their argument
+  kTorchScriptClass,  // __torch__.* in TorchScript archives -> an inert object of that class
 };
 
 struct Value {
@@ -35,11 +50,11 @@ struct Value {
   bool boolean = false;
   int64_t integer = 0;
   double real = 0;
-  std::string str;  // kStr, kBytes; kGlobal: "module.name"; kStorage: its key
-  std::vector<Value*> items;                          // kList, kTuple, kSet
-  std::vector<std::pair<Value*, Value*>> entries;     // kDict (insertion order)
-  GlobalKind global = GlobalKind::kOrderedDict;       // kGlobal
-  DType dtype = DType::kFloat32;                      // kGlobal storage types, kStorage, kTensor
+  std::string str;            // kStr, kBytes; kGlobal: "module.name"; kStorage: its key
+  std::vector<Value*> items;  // kList, kTuple, kSet
+  std::vector<std::pair<Value*, Value*>> entries;  // kDict (insertion order)
+  GlobalKind global = GlobalKind::kOrderedDict;    // kGlobal
+  DType dtype = DType::kFloat32;                   // kGlobal storage types, kStorage, kTensor
   // kObject: its class (a kGlobal) and the state BUILD gave it (usually a dict of attributes).
   Value* cls = nullptr;
   Value* state = nullptr;

@@ -25,7 +25,8 @@ Model read_path(const std::string& path, bool allow_index) {
   if (src->size() == 0) throw Error(fmt::format("{}: empty file", path));
   auto sharded = [&]() {
     if (!allow_index)
-      throw Error(fmt::format("{}: a shard that is itself an index; shards must be tensor files", path));
+      throw Error(
+          fmt::format("{}: a shard that is itself an index; shards must be tensor files", path));
     return detail::read_sharded(*src);
   };
   if (ends_with(path, ".index.json")) return sharded();
@@ -37,25 +38,31 @@ Model read_path(const std::string& path, bool allow_index) {
     return detail::read_torch_zip(*src);
   if (n >= 9 && head[8] == '{') return detail::read_safetensors(*src);
   if (n >= 2 && head[0] == 0x80 && head[1] <= 5)
-    throw Error(fmt::format("{}: a legacy (pre-1.6, non-zip) torch.save file, which footprint does not read; "
-                            "re-save it with torch.save from torch >= 1.6",
-                            path));
+    throw Error(fmt::format(
+        "{}: a legacy (pre-1.6, non-zip) torch.save file, which footprint does not read; "
+        "re-save it with torch.save from torch >= 1.6",
+        path));
   if (n >= 4 && std::memcmp(head, "GGUF", 4) == 0)
     throw Error(fmt::format("{}: a GGUF file, which footprint does not read yet", path));
   if (head[0] == '{') {
-    std::string text = src->read_string(0, static_cast<size_t>(std::min<uint64_t>(src->size(), 1 << 20)));
+    std::string text =
+        src->read_string(0, static_cast<size_t>(std::min<uint64_t>(src->size(), 1 << 20)));
     if (text.find("\"weight_map\"") != std::string::npos) return sharded();
-    throw Error(fmt::format("{}: a JSON file without 'weight_map'; expected a sharded checkpoint index "
-                            "(model.safetensors.index.json)",
-                            path));
+    throw Error(
+        fmt::format("{}: a JSON file without 'weight_map'; expected a sharded checkpoint index "
+                    "(model.safetensors.index.json)",
+                    path));
   }
-  throw Error(fmt::format("{}: unknown format; expected a TorchScript or torch.save zip (.pt, .pth, .bin), a "
-                          ".safetensors file, or a sharded checkpoint index (*.index.json)",
-                          path));
+  throw Error(fmt::format(
+      "{}: unknown format; expected a TorchScript or torch.save zip (.pt, .pth, .bin), a "
+      ".safetensors file, or a sharded checkpoint index (*.index.json)",
+      path));
 }
 
 }  // namespace detail
 
-Model read_model(const std::string& path) { return detail::read_path(path, true); }
+Model read_model(const std::string& path) {
+  return detail::read_path(path, true);
+}
 
 }  // namespace footprint

@@ -1,9 +1,8 @@
 // torch.save checkpoints and TorchScript archives: both are zip files (stored, not compressed):
-//   <archive>/data.pkl        the pickle: a state_dict (torch.save) or the module objects (TorchScript)
-//   <archive>/data/<key>      one entry per storage, raw bytes; never read here, only its size
-//   <archive>/version         serialization version
-//   <archive>/constants.pkl   TorchScript only
-//   <archive>/code/__torch__/<module path>.py
+//   <archive>/data.pkl        the pickle: a state_dict (torch.save) or the module objects
+//   (TorchScript) <archive>/data/<key>      one entry per storage, raw bytes; never read here, only
+//   its size <archive>/version         serialization version <archive>/constants.pkl   TorchScript
+//   only <archive>/code/__torch__/<module path>.py
 //                             TorchScript only: each class's source, whose header lists
 //                             __parameters__ = ["weight", "bias", ] and __buffers__ = [...]
 // Only the zip's central directory, data.pkl and (for TorchScript) the code of the classes used
@@ -44,21 +43,23 @@ class Zip {
     if (!z_) {
       std::string why = zip_error_strerror(&error);
       zip_error_fini(&error);
-      throw Error(fmt::format("{}: not a readable zip archive ({}); a torch.save or TorchScript file "
-                              "may be truncated or corrupt",
-                              name_, why));
+      throw Error(
+          fmt::format("{}: not a readable zip archive ({}); a torch.save or TorchScript file "
+                      "may be truncated or corrupt",
+                      name_, why));
     }
     zip_error_fini(&error);
     zip_int64_t n = zip_get_num_entries(z_, 0);
     if (n < 0 || n > 4 * kMaxTensors) {
       zip_discard(z_);
-      throw Error(fmt::format("{}: zip archive has {} entries; at most {} are allowed", name_, n, 4 * kMaxTensors));
+      throw Error(fmt::format("{}: zip archive has {} entries; at most {} are allowed", name_, n,
+                              4 * kMaxTensors));
     }
     for (zip_int64_t i = 0; i < n; ++i) {
       zip_stat_t st;
       zip_stat_init(&st);
-      if (zip_stat_index(z_, static_cast<zip_uint64_t>(i), 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
-          !(st.valid & ZIP_STAT_SIZE))
+      if (zip_stat_index(z_, static_cast<zip_uint64_t>(i), 0, &st) != 0 ||
+          !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE))
         continue;
       entries_[st.name] = {static_cast<zip_uint64_t>(i), st.size};
     }
@@ -84,10 +85,12 @@ class Zip {
     auto e = find(entry_name);
     if (!e) throw Error(fmt::format("{}: zip archive has no entry '{}'", name_, entry_name));
     if (e->size > limit)
-      throw Error(fmt::format("{}: '{}' is {} bytes, over the {} limit of {} bytes", name_, entry_name, e->size,
-                              limit_name, limit));
+      throw Error(fmt::format("{}: '{}' is {} bytes, over the {} limit of {} bytes", name_,
+                              entry_name, e->size, limit_name, limit));
     zip_file_t* f = zip_fopen_index(z_, e->index, 0);
-    if (!f) throw Error(fmt::format("{}: cannot open '{}' in the zip: {}", name_, entry_name, zip_strerror(z_)));
+    if (!f)
+      throw Error(
+          fmt::format("{}: cannot open '{}' in the zip: {}", name_, entry_name, zip_strerror(z_)));
     std::string data(e->size, '\0');
     zip_int64_t got = zip_fread(f, data.data(), e->size);
     std::string why = got < 0 ? zip_file_strerror(f) : "";
@@ -108,11 +111,13 @@ class Zip {
 std::string find_prefix(const Zip& zip, const std::string& name) {
   for (const auto& [entry, e] : zip.entries()) {
     auto slash = entry.find('/');
-    if (slash != std::string::npos && entry.substr(slash) == "/data.pkl") return entry.substr(0, slash);
+    if (slash != std::string::npos && entry.substr(slash) == "/data.pkl")
+      return entry.substr(0, slash);
   }
-  throw Error(fmt::format("{}: zip archive has no <archive>/data.pkl entry; expected a torch.save checkpoint "
-                          "or a TorchScript file",
-                          name));
+  throw Error(fmt::format(
+      "{}: zip archive has no <archive>/data.pkl entry; expected a torch.save checkpoint "
+      "or a TorchScript file",
+      name));
 }
 
 struct ClassInfo {
@@ -138,7 +143,8 @@ class TorchScriptClasses {
       if (c == '.') c = '/';
     path = prefix_ + "/code/" + path + ".py";
     if (!zip_.find(path))
-      throw Error(fmt::format("{}: TorchScript class {} has no source entry '{}'", name_, qualname, path));
+      throw Error(
+          fmt::format("{}: TorchScript class {} has no source entry '{}'", name_, qualname, path));
     parse(module, zip_.read(path, kMaxCodeBytes, "TorchScript code size"));
     return classes_[qualname];
   }
@@ -165,7 +171,8 @@ class TorchScriptClasses {
       start = end + 1;
       if (line.rfind("class ", 0) == 0) {
         size_t paren = line.find('(');
-        std::string cls = line.substr(6, paren == std::string::npos ? std::string::npos : paren - 6);
+        std::string cls =
+            line.substr(6, paren == std::string::npos ? std::string::npos : paren - 6);
         while (!cls.empty() && (cls.back() == ':' || cls.back() == ' ')) cls.pop_back();
         current = &classes_[module + "." + cls];
         current->is_module = line.find("(Module)") != std::string::npos;
@@ -191,11 +198,13 @@ class Collector {
 
   void add(const Value* t, const std::string& name, TensorRole role, bool trainable) {
     if (static_cast<int64_t>(model_.tensors.size()) >= kMaxTensors)
-      throw Error(fmt::format("{}: more than {} tensors (the tensor-count limit)", model_.source, kMaxTensors));
+      throw Error(fmt::format("{}: more than {} tensors (the tensor-count limit)", model_.source,
+                              kMaxTensors));
     const Value* s = t->storage;
     std::string where = fmt::format("{}: tensor '{}'", model_.source, name);
     if (t->shape.size() != t->strides.size())
-      throw Error(fmt::format("{} has {} sizes but {} strides", where, t->shape.size(), t->strides.size()));
+      throw Error(
+          fmt::format("{} has {} sizes but {} strides", where, t->shape.size(), t->strides.size()));
     int64_t numel = checked_numel(t->shape, where);
     // The view must lie inside its storage: offset + sum((size-1)*stride) < storage numel.
     if (numel > 0) {
@@ -206,17 +215,20 @@ class Collector {
       }
       if (t->offset < 0 || last >= s->numel)
         throw Error(fmt::format("{} reaches element {} of storage '{}', which holds {}", where,
-                                static_cast<int64_t>(std::min<__int128>(last, INT64_MAX)), s->str, s->numel));
+                                static_cast<int64_t>(std::min<__int128>(last, INT64_MAX)), s->str,
+                                s->numel));
     }
     std::string entry = prefix_ + "/data/" + s->str;
     auto e = zip_.find(entry);
     if (!e)
-      throw Error(fmt::format("{} refers to storage '{}', but the zip has no entry '{}'", where, s->str, entry));
+      throw Error(fmt::format("{} refers to storage '{}', but the zip has no entry '{}'", where,
+                              s->str, entry));
     __int128 need = static_cast<__int128>(s->numel) * (dtype_bits(s->dtype) / 8);
     if (need != static_cast<__int128>(e->size))
-      throw Error(fmt::format("{}: storage '{}' declares {} elements of {} ({} bytes) but '{}' holds {} bytes",
-                              model_.source, s->str, s->numel, dtype_name(s->dtype),
-                              static_cast<int64_t>(std::min<__int128>(need, INT64_MAX)), entry, e->size));
+      throw Error(fmt::format(
+          "{}: storage '{}' declares {} elements of {} ({} bytes) but '{}' holds {} bytes",
+          model_.source, s->str, s->numel, dtype_name(s->dtype),
+          static_cast<int64_t>(std::min<__int128>(need, INT64_MAX)), entry, e->size));
     TensorInfo info;
     info.name = name;
     info.shape = t->shape;
@@ -247,12 +259,12 @@ std::string key_string(const Value* k) {
 
 void check_depth(size_t depth, const std::string& source) {
   if (depth > pickle::kMaxNesting)
-    throw Error(fmt::format("{}: the pickle nests deeper than {} levels (the nesting limit)", source,
-                            pickle::kMaxNesting));
+    throw Error(fmt::format("{}: the pickle nests deeper than {} levels (the nesting limit)",
+                            source, pickle::kMaxNesting));
 }
 
-void walk_torchscript(const Value* obj, const std::string& path, size_t depth, TorchScriptClasses& classes,
-                      Collector& out, Model& model) {
+void walk_torchscript(const Value* obj, const std::string& path, size_t depth,
+                      TorchScriptClasses& classes, Collector& out, Model& model) {
   check_depth(depth, model.source);
   const std::string& qual = obj->cls->str;
   const ClassInfo& info = classes.get(qual);
@@ -265,8 +277,10 @@ void walk_torchscript(const Value* obj, const std::string& path, size_t depth, T
     if (v->kind == Kind::kObject) {
       walk_torchscript(v, name, depth + 1, classes, out, model);
     } else if (v->kind == Kind::kTensor) {
-      if (info.parameters.count(k->str)) out.add(v, name, TensorRole::kParameter, v->requires_grad);
-      else if (info.buffers.count(k->str)) out.add(v, name, TensorRole::kBuffer, false);
+      if (info.parameters.count(k->str))
+        out.add(v, name, TensorRole::kParameter, v->requires_grad);
+      else if (info.buffers.count(k->str))
+        out.add(v, name, TensorRole::kBuffer, false);
     }
   }
 }
@@ -283,21 +297,26 @@ int64_t count_tensors(const Value* v, size_t depth, const std::string& source) {
   return n;
 }
 
-void walk_dict(const Value* v, const std::string& path, size_t depth, Collector& out, Model& model) {
+void walk_dict(const Value* v, const std::string& path, size_t depth, Collector& out,
+               Model& model) {
   check_depth(depth, model.source);
   if (v->kind == Kind::kTensor) {
-    TensorRole role = v->is_parameter ? TensorRole::kParameter : role_by_name(path, v->storage->dtype);
+    TensorRole role =
+        v->is_parameter ? TensorRole::kParameter : role_by_name(path, v->storage->dtype);
     out.add(v, path, role, v->is_parameter ? v->requires_grad : role == TensorRole::kParameter);
   } else if (v->kind == Kind::kDict) {
-    for (const auto& [k, x] : v->entries) walk_dict(x, join(path, key_string(k)), depth + 1, out, model);
+    for (const auto& [k, x] : v->entries)
+      walk_dict(x, join(path, key_string(k)), depth + 1, out, model);
   } else if (v->kind == Kind::kList || v->kind == Kind::kTuple) {
-    for (size_t i = 0; i < v->items.size(); ++i) walk_dict(v->items[i], join(path, std::to_string(i)), depth + 1, out, model);
+    for (size_t i = 0; i < v->items.size(); ++i)
+      walk_dict(v->items[i], join(path, std::to_string(i)), depth + 1, out, model);
   }
 }
 
 // Keys under which training scripts nest the model's state_dict, in order of preference.
-constexpr const char* kStateDictKeys[] = {"state_dict", "model_state_dict", "model", "module", "net",
-                                          "network", "model_state", "weights"};
+constexpr const char* kStateDictKeys[] = {
+    "state_dict", "model_state_dict", "model",       "module",
+    "net",        "network",          "model_state", "weights"};
 
 void read_checkpoint(const Value* root, Collector& out, Model& model) {
   model.roles = RoleSource::kByName;
@@ -322,7 +341,8 @@ void read_checkpoint(const Value* root, Collector& out, Model& model) {
     for (const auto& [k, v] : root->entries) {
       int64_t n = count_tensors(v, 1, model.source);
       if (k->kind == Kind::kStr && k->str != key && n > 0)
-        model.notes.push_back(fmt::format("not counted: the '{}' entry holds {} more tensor(s)", k->str, n));
+        model.notes.push_back(
+            fmt::format("not counted: the '{}' entry holds {} more tensor(s)", k->str, n));
     }
     return;
   }
@@ -348,7 +368,8 @@ Model read_torch_zip(const ByteSource& src) {
   Collector out(zip, prefix, model);
   if (torchscript) {
     if (doc.root->kind != Kind::kObject)
-      throw Error(fmt::format("{}: TorchScript data.pkl does not hold a module object", src.name()));
+      throw Error(
+          fmt::format("{}: TorchScript data.pkl does not hold a module object", src.name()));
     TorchScriptClasses classes(zip, prefix, src.name());
     walk_torchscript(doc.root, "", 0, classes, out, model);
   } else {

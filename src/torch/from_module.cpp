@@ -9,20 +9,33 @@ namespace {
 
 DType dtype_from(c10::ScalarType t) {
   switch (t) {
-    case c10::kBool: return DType::kBool;
-    case c10::kByte: return DType::kUInt8;
-    case c10::kChar: return DType::kInt8;
-    case c10::kShort: return DType::kInt16;
-    case c10::kInt: return DType::kInt32;
-    case c10::kLong: return DType::kInt64;
-    case c10::kHalf: return DType::kFloat16;
-    case c10::kBFloat16: return DType::kBFloat16;
-    case c10::kFloat: return DType::kFloat32;
-    case c10::kDouble: return DType::kFloat64;
-    case c10::kComplexFloat: return DType::kComplex64;
-    case c10::kComplexDouble: return DType::kComplex128;
+    case c10::kBool:
+      return DType::kBool;
+    case c10::kByte:
+      return DType::kUInt8;
+    case c10::kChar:
+      return DType::kInt8;
+    case c10::kShort:
+      return DType::kInt16;
+    case c10::kInt:
+      return DType::kInt32;
+    case c10::kLong:
+      return DType::kInt64;
+    case c10::kHalf:
+      return DType::kFloat16;
+    case c10::kBFloat16:
+      return DType::kBFloat16;
+    case c10::kFloat:
+      return DType::kFloat32;
+    case c10::kDouble:
+      return DType::kFloat64;
+    case c10::kComplexFloat:
+      return DType::kComplex64;
+    case c10::kComplexDouble:
+      return DType::kComplex128;
     default:
-      throw Error(fmt::format("tensor of dtype {}, which footprint does not count yet", c10::toString(t)));
+      throw Error(
+          fmt::format("tensor of dtype {}, which footprint does not count yet", c10::toString(t)));
   }
 }
 
@@ -33,7 +46,8 @@ TensorInfo info_from(const std::string& name, const at::Tensor& t, TensorRole ro
   info.dtype = dtype_from(t.scalar_type());
   info.role = role;
   info.trainable = role == TensorRole::kParameter && t.requires_grad();
-  if (t.has_storage()) info.storage = fmt::format("{}", static_cast<const void*>(t.storage().unsafeGetStorageImpl()));
+  if (t.has_storage())
+    info.storage = fmt::format("{}", static_cast<const void*>(t.storage().unsafeGetStorageImpl()));
   info.storage_offset = t.storage_offset();
   info.strides = t.strides().vec();
   return info;
@@ -43,7 +57,8 @@ TensorInfo info_from(const std::string& name, const at::Tensor& t, TensorRole ro
 std::string short_type(std::string name) {
   auto colon = name.rfind("::");
   if (colon != std::string::npos) name = name.substr(colon + 2);
-  if (name.size() > 4 && name.compare(name.size() - 4, 4, "Impl") == 0) name.resize(name.size() - 4);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, "Impl") == 0)
+    name.resize(name.size() - 4);
   return name;
 }
 
@@ -60,16 +75,19 @@ Model model_from(const torch::nn::Module& module) {
     model.module_types[path] = short_type(item.value()->name());
     auto join = [&](const std::string& k) { return path.empty() ? k : path + "." + k; };
     for (const auto& p : item.value()->named_parameters(/*recurse=*/false))
-      if (p.value().defined()) model.tensors.push_back(info_from(join(p.key()), p.value(), TensorRole::kParameter));
+      if (p.value().defined())
+        model.tensors.push_back(info_from(join(p.key()), p.value(), TensorRole::kParameter));
     for (const auto& b : item.value()->named_buffers(/*recurse=*/false))
-      if (b.value().defined()) model.tensors.push_back(info_from(join(b.key()), b.value(), TensorRole::kBuffer));
+      if (b.value().defined())
+        model.tensors.push_back(info_from(join(b.key()), b.value(), TensorRole::kBuffer));
   }
   return model;
 }
 
 Model model_from(const torch::jit::Module& module) {
   Model model;
-  model.source = module.type()->name() ? module.type()->name()->qualifiedName() : "torch::jit::Module";
+  model.source =
+      module.type()->name() ? module.type()->name()->qualifiedName() : "torch::jit::Module";
   model.format = "torch::jit::Module";
   for (const auto& item : module.named_modules()) {
     const std::string& path = item.name;

@@ -1,8 +1,8 @@
 // The footprint command: parse options, call the library, print. Errors a user can cause come
 // back as footprint::Error and leave as one line on stderr with exit status 1; usage errors exit 2.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "footprint/footprint.h"
@@ -33,10 +33,15 @@ int main(int argc, char** argv) {
   std::string dtypes, format = "table";
   int depth = 1;
   bool tensors = false;
-  CLI::App* params = app.add_subcommand("params", "Count parameters and buffers in model files, exactly.");
-  params->add_option("FILE", files, "TorchScript .pt, torch.save .pth/.bin, .safetensors, or *.index.json")
+  CLI::App* params =
+      app.add_subcommand("params", "Count parameters and buffers in model files, exactly.");
+  params
+      ->add_option("FILE", files,
+                   "TorchScript .pt, torch.save .pth/.bin, .safetensors, or *.index.json")
       ->required();
-  params->add_option("--dtype", dtypes, "Also show bytes at these precisions: fp32,fp16,bf16,fp8,int8,int4")
+  params
+      ->add_option("--dtype", dtypes,
+                   "Also show bytes at these precisions: fp32,fp16,bf16,fp8,int8,int4")
       ->check([](const std::string& s) -> std::string {
         try {
           footprint::precision_parse_list(s);
@@ -45,7 +50,8 @@ int main(int argc, char** argv) {
           return e.what();
         }
       });
-  params->add_option("--depth", depth, "Module roll-up depth (0: whole model only, -1: every level)")
+  params
+      ->add_option("--depth", depth, "Module roll-up depth (0: whole model only, -1: every level)")
       ->default_val(1)
       ->check(CLI::Range(-1, 1000));
   params->add_flag("--tensors", tensors, "List every tensor: name, shape, dtype, numel, bytes");
