@@ -74,6 +74,7 @@ std::vector<Case> cases() {
     out.push_back({m, std::string(m) + ".pth", false});
     out.push_back({m, std::string(m) + ".safetensors", false});
   }
+  out.push_back({"mixed", "mixed.pt", true});  // the state_dict formats cannot tell its buffers
   out.push_back({"resnet18", "resnet18_nested.pth", false});
   out.push_back({"resnet18", "resnet18_lightning.pth", false});
   out.push_back({"resnet18", "resnet18_sharded_safetensors/model.safetensors.index.json", false});
@@ -151,4 +152,20 @@ TEST(RealModels, Llama7BShardedAtFullSize) {
   EXPECT_EQ(fp::human_bytes(r.params.bytes_at[0]), "25.10 GiB");
   EXPECT_EQ(r.params.bytes, 13476831232);  // stored in float16: x 2
   EXPECT_EQ(fp::human_bytes(r.params.bytes_at[1]), "12.55 GiB");
+}
+
+TEST(RealModels, KeepVarsStateDictRecordsParameters) {
+  // state_dict(keep_vars=True) pickles nn.Parameters as such: parameters, their requires_grad and
+  // hence the buffers are known. Only persistent buffers are in a state_dict.
+  const auto& e = expected().at("mixed");
+  auto r = report("mixed_keepvars.pth");
+  EXPECT_EQ(r.roles, fp::RoleSource::kRecorded);
+  EXPECT_EQ(r.params.numel, e.at("params").get<int64_t>());
+  EXPECT_EQ(r.trainable.numel, e.at("trainable").get<int64_t>());
+  EXPECT_EQ(r.buffers.numel, e.at("persistent_buffers").get<int64_t>());
+  // Without keep_vars the float buffer 'mask' is indistinguishable from a parameter by name.
+  auto plain = report("mixed.pth");
+  EXPECT_EQ(plain.roles, fp::RoleSource::kByName);
+  EXPECT_EQ(plain.params.numel + plain.buffers.numel,
+            e.at("params").get<int64_t>() + e.at("persistent_buffers").get<int64_t>());
 }

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <zip.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -297,19 +298,22 @@ int64_t count_tensors(const Value* v, size_t depth, const std::string& source) {
   return n;
 }
 
-void walk_dict(const Value* v, const std::string& path, size_t depth, Collector& out,
-               Model& model) {
+// Adds every tensor under `v`, named by its path of keys. `parameter_flags` records, per tensor
+// added, whether the pickle marked it as an nn.Parameter (torch._utils._rebuild_parameter).
+void walk_dict(const Value* v, const std::string& path, size_t depth, Collector& out, Model& model,
+               std::vector<bool>& parameter_flags) {
   check_depth(depth, model.source);
   if (v->kind == Kind::kTensor) {
     TensorRole role =
         v->is_parameter ? TensorRole::kParameter : role_by_name(path, v->storage->dtype);
     out.add(v, path, role, v->is_parameter ? v->requires_grad : role == TensorRole::kParameter);
+    parameter_flags.push_back(v->is_parameter);
   } else if (v->kind == Kind::kDict) {
     for (const auto& [k, x] : v->entries)
-      walk_dict(x, join(path, key_string(k)), depth + 1, out, model);
+      walk_dict(x, join(path, key_string(k)), depth + 1, out, model, parameter_flags);
   } else if (v->kind == Kind::kList || v->kind == Kind::kTuple) {
     for (size_t i = 0; i < v->items.size(); ++i)
-      walk_dict(v->items[i], join(path, std::to_string(i)), depth + 1, out, model);
+      walk_dict(v->items[i], join(path, std::to_string(i)), depth + 1, out, model, parameter_flags);
   }
 }
 
@@ -318,25 +322,17 @@ constexpr const char* kStateDictKeys[] = {
     "state_dict", "model_state_dict", "model",       "module",
     "net",        "network",          "model_state", "weights"};
 
-void read_checkpoint(const Value* root, Collector& out, Model& model) {
-  model.roles = RoleSource::kByName;
-  if (root->kind != Kind::kDict) {
-    if (root->kind == Kind::kTensor) {
-      walk_dict(root, "tensor", 0, out, model);
-      return;
-    }
+// Finds the state dict in a torch.save checkpoint (see docs/formats.md, "Nested checkpoints").
+const Value* find_state_dict(const Value* root, Model& model) {
+  if (root->kind == Kind::kTensor) return root;
+  if (root->kind != Kind::kDict)
     throw Error(fmt::format("{}: torch.save checkpoint holds no dict of tensors", model.source));
-  }
   bool flat = !root->entries.empty();
   for (const auto& [k, v] : root->entries) flat = flat && v->kind == Kind::kTensor;
-  if (flat) {
-    walk_dict(root, "", 0, out, model);
-    return;
-  }
+  if (flat) return root;
   for (const char* key : kStateDictKeys) {
     const Value* sd = root->get(key);
     if (!sd || count_tensors(sd, 1, model.source) == 0) continue;
-    walk_dict(sd, "", 1, out, model);
     model.notes.push_back(fmt::format("the state dict is the checkpoint's '{}' entry", key));
     for (const auto& [k, v] : root->entries) {
       int64_t n = count_tensors(v, 1, model.source);
@@ -344,12 +340,29 @@ void read_checkpoint(const Value* root, Collector& out, Model& model) {
         model.notes.push_back(
             fmt::format("not counted: the '{}' entry holds {} more tensor(s)", k->str, n));
     }
-    return;
+    return sd;
   }
   if (count_tensors(root, 0, model.source) == 0)
     throw Error(fmt::format("{}: torch.save checkpoint holds no tensors", model.source));
-  walk_dict(root, "", 0, out, model);
   model.notes.push_back("no state_dict entry found: every tensor in the checkpoint is counted");
+  return root;
+}
+
+void read_checkpoint(const Value* root, Collector& out, Model& model) {
+  const Value* sd = find_state_dict(root, model);
+  std::vector<bool> parameter_flags;
+  walk_dict(sd, sd->kind == Kind::kTensor ? "tensor" : "", 1, out, model, parameter_flags);
+  // state_dict(keep_vars=True) pickles parameters as nn.Parameter: then the file records which
+  // tensors are parameters, and every other tensor is a buffer. Otherwise the name rule stands.
+  bool recorded =
+      std::find(parameter_flags.begin(), parameter_flags.end(), true) != parameter_flags.end();
+  model.roles = recorded ? RoleSource::kRecorded : RoleSource::kByName;
+  if (!recorded) return;
+  for (size_t i = 0; i < model.tensors.size(); ++i)
+    if (!parameter_flags[i]) {
+      model.tensors[i].role = TensorRole::kBuffer;
+      model.tensors[i].trainable = false;
+    }
 }
 
 }  // namespace

@@ -52,6 +52,8 @@ def numbers(model):
         "param_tensors": len(params),
         "buffer_tensors": len(buffers),
         "bytes": sum(t.numel() * t.element_size() for t in params + buffers),
+        # state_dict() holds persistent buffers only.
+        "persistent_buffers": sum(b.numel() for n, b in model.named_buffers() if n in model.state_dict()),
         "children": {name: [sum(p.numel() for p in c.parameters()), sum(b.numel() for b in c.buffers())]
                      for name, c in model.named_children()},
     }
@@ -68,6 +70,25 @@ class TiedLM(nn.Module):
 
     def forward(self, x):
         return self.head(torch.relu(self.body(self.embed(x))))
+
+
+class Mixed(nn.Module):
+    """ModuleDict, ModuleList, a bare Parameter, a float buffer, a non-persistent buffer and a
+    frozen layer: what the name rule cannot tell, and the formats that record it can."""
+    def __init__(self):
+        super().__init__()
+        self.heads = nn.ModuleDict({"a": nn.Linear(3, 4), "b": nn.Linear(4, 5)})
+        self.blocks = nn.ModuleList([nn.Linear(5, 5) for _ in range(3)])
+        self.scale = nn.Parameter(torch.ones(7))
+        self.register_buffer("mask", torch.ones(2, 2))
+        self.register_buffer("scratch", torch.ones(3), persistent=False)
+        self.blocks[0].weight.requires_grad_(False)
+
+    def forward(self, x):
+        x = self.heads["b"](self.heads["a"](x))
+        for b in self.blocks:
+            x = b(x)
+        return x * self.scale[0]
 
 
 def transformer():
@@ -93,6 +114,7 @@ MODELS = {
     "transformer_bf16": lambda: transformer().to(torch.bfloat16),
     "tied": TiedLM,
     "resnet18_frozen": frozen_resnet18,
+    "mixed": Mixed,
 }
 
 
@@ -150,6 +172,8 @@ def main():
         torch.jit.save(scripted, os.path.join(out, name + ".pt"))
         torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
         save_safetensors(unique_state_dict(model), os.path.join(out, name + ".safetensors"))
+        if name == "mixed":
+            torch.save(model.state_dict(keep_vars=True), os.path.join(out, "mixed_keepvars.pth"))
         if name == "resnet18":
             opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
             model(torch.randn(2, 3, 64, 64)).sum().backward()
