@@ -31,10 +31,10 @@ TEST(Pickle, StateDictBecomesTensors) {
   const pk::Value* weight = doc.root->get("fc.weight");
   ASSERT_NE(weight, nullptr);
   ASSERT_EQ(weight->kind, pk::Kind::kTensor);
-  EXPECT_EQ(weight->shape, (std::vector<int64_t>{5, 10}));
-  EXPECT_EQ(weight->strides, (std::vector<int64_t>{10, 1}));
-  EXPECT_EQ(weight->storage->str, "0");
-  EXPECT_EQ(weight->storage->numel, 50);
+  EXPECT_EQ(weight->view->shape, (std::vector<int64_t>{5, 10}));
+  EXPECT_EQ(weight->view->strides, (std::vector<int64_t>{10, 1}));
+  EXPECT_EQ(weight->view->storage->str, "0");
+  EXPECT_EQ(weight->view->storage->integer, 50);
   EXPECT_EQ(weight->dtype, footprint::DType::kFloat32);
 }
 
@@ -168,4 +168,23 @@ TEST(Pickle, RebuildTensorArgumentsAreChecked) {
   PickleWriter p;  // a persistent id that is not a storage tuple
   p.str("file:///etc/passwd").op('Q').stop();
   EXPECT_NE(error_of(p.bytes()).find("persistent id"), std::string::npos);
+}
+
+TEST(PickleMemory, OneValuePerByteIsBounded) {
+  // 64 MiB of EMPTY_LIST opcodes would make 64 Mi lists; at about 130 bytes each that is over the
+  // 1 GiB pickle memory limit, which stops the parse before the memory is taken.
+  std::string bytes = "\x80\x02" + std::string(64u << 20, ']') + ".";
+  std::string err = error_of(bytes);
+  EXPECT_NE(err.find("the pickle memory limit"), std::string::npos) << err;
+}
+
+TEST(PickleMemory, ConstantsAreShared) {
+  // A million Nones and small integers cost one value each, not a million.
+  std::string bytes = "\x80\x02]";
+  bytes += '(';
+  for (int i = 0; i < 1000000; ++i) bytes += (i % 2) ? std::string("N") : std::string("K\x07");
+  bytes += "e.";
+  auto doc = pk::parse(bytes, "consts.pkl");
+  EXPECT_EQ(doc.root->items.size(), 1000000u);
+  EXPECT_LT(doc.arena.size(), 10u);
 }

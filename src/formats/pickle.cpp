@@ -92,10 +92,34 @@ class Parser {
     throw Error(fmt::format("{}: pickle {} (at byte {})", what_, msg, pos_));
   }
 
+  // Every allocation the document makes goes through charge(), against kMaxPickleMemory.
+  void charge(uint64_t bytes) {
+    used_ += bytes;
+    if (used_ > kMaxPickleMemory)
+      fail(fmt::format("needs more than {} bytes of memory to hold (the pickle memory limit)",
+                       kMaxPickleMemory));
+  }
   Value* make(Kind k) {
+    charge(sizeof(Value));
     doc_.arena.emplace_back();
     doc_.arena.back().kind = k;
     return &doc_.arena.back();
+  }
+  // None, True, False and small integers are immutable: one shared value each.
+  Value* constant(Kind k, int64_t v) {
+    if (k == Kind::kNone) return none_ ? none_ : (none_ = make(Kind::kNone));
+    if (k == Kind::kBool) {
+      Value*& b = v ? true_ : false_;
+      if (!b) b = make(Kind::kBool), b->boolean = v != 0;
+      return b;
+    }
+    if (v < 0 || v >= static_cast<int64_t>(sizeof small_ / sizeof small_[0])) {
+      Value* x = make(Kind::kInt);
+      x->integer = v;
+      return x;
+    }
+    if (!small_[v]) small_[v] = make(Kind::kInt), small_[v]->integer = v;
+    return small_[v];
   }
 
   // --- reading the stream, every length checked first ---
@@ -148,17 +172,16 @@ class Parser {
     return items;
   }
 
-  Value* integer(int64_t v) {
-    Value* x = make(Kind::kInt);
-    x->integer = v;
-    return x;
-  }
+  Value* integer(int64_t v) { return constant(Kind::kInt, v); }
+  Value* boolean(bool b) { return constant(Kind::kBool, b); }
   Value* string(Kind k, std::string s) {
+    charge(s.size());
     Value* x = make(k);
     x->str = std::move(s);
     return x;
   }
   Value* sequence(Kind k, std::vector<Value*> items) {
+    charge(items.size() * sizeof(Value*));
     Value* x = make(k);
     x->items = std::move(items);
     return x;
@@ -253,6 +276,7 @@ class Parser {
           for (Value* pair : args[0]->items) {
             if (pair->kind != Kind::kTuple || pair->items.size() != 2)
               fail("calls collections.OrderedDict with an item that is not a pair");
+            charge(sizeof(d->entries[0]));
             d->entries.emplace_back(pair->items[0], pair->items[1]);
           }
         }
@@ -261,16 +285,19 @@ class Parser {
       case GlobalKind::kRebuildTensorV2:
       case GlobalKind::kRebuildTensor: {
         Value* t = make(Kind::kTensor);
-        t->storage = const_cast<Value*>(arg(args, 0, Kind::kStorage, name, "a storage"));
-        t->offset = arg(args, 1, Kind::kInt, name, "an integer offset")->integer;
-        t->shape = int_tuple(args, 2, name, "size");
-        t->strides = int_tuple(args, 3, name, "stride");
+        charge(sizeof(TensorView));
+        t->view = &doc_.views.emplace_back();
+        t->view->storage = const_cast<Value*>(arg(args, 0, Kind::kStorage, name, "a storage"));
+        t->view->offset = arg(args, 1, Kind::kInt, name, "an integer offset")->integer;
+        t->view->shape = int_tuple(args, 2, name, "size");
+        t->view->strides = int_tuple(args, 3, name, "stride");
+        charge(16 * t->view->shape.size());
         if (fn->global == GlobalKind::kRebuildTensorV2 && args.size() > 4) {
           if (args[4]->kind != Kind::kBool)
             fail(fmt::format("calls {} with requires_grad not a bool", name));
           t->requires_grad = args[4]->boolean;
         }
-        t->dtype = t->storage->dtype;
+        t->dtype = t->view->storage->dtype;
         return t;
       }
       case GlobalKind::kRebuildParameter: {
@@ -305,8 +332,7 @@ class Parser {
     Value* s = make(Kind::kStorage);
     s->dtype = it[1]->dtype;
     s->str = it[2]->str;
-    s->location = it[3]->str;
-    s->numel = it[4]->integer;
+    s->integer = it[4]->integer;
     return s;
   }
 
@@ -319,13 +345,17 @@ class Parser {
         for (auto& e : d->entries)
           if (e.first->kind == Kind::kStr && e.first->str == kv[i]->str)
             e.second = kv[i + 1], replaced = true;
-      if (!replaced) d->entries.emplace_back(kv[i], kv[i + 1]);
+      if (!replaced) {
+        charge(sizeof(d->entries[0]));
+        d->entries.emplace_back(kv[i], kv[i + 1]);
+      }
     }
   }
 
   void append(Value* list, const std::vector<Value*>& items, const char* op) {
     if (list->kind != Kind::kList && list->kind != Kind::kSet)
       fail(fmt::format("{} on something that is not a list", op));
+    charge(items.size() * sizeof(Value*));
     list->items.insert(list->items.end(), items.begin(), items.end());
   }
 
@@ -352,15 +382,12 @@ class Parser {
         push(top("DUP"));
         return;
       case 'N':
-        push(make(Kind::kNone));
+        push(constant(Kind::kNone, 0));
         return;
       case 0x88:
-      case 0x89: {  // NEWTRUE, NEWFALSE
-        Value* b = make(Kind::kBool);
-        b->boolean = op == 0x88;
-        push(b);
+      case 0x89:  // NEWTRUE, NEWFALSE
+        push(boolean(op == 0x88));
         return;
-      }
       case 'J':
         push(integer(signed_le(4)));
         return;  // BININT
@@ -382,9 +409,7 @@ class Parser {
       case 'I': {  // INT (text); "I01" and "I00" are True and False in protocol 0
         std::string s = line();
         if (s == "01" || s == "00") {
-          Value* b = make(Kind::kBool);
-          b->boolean = s == "01";
-          push(b);
+          push(boolean(s == "01"));
         } else {
           push(integer(parse_decimal(s)));
         }
@@ -617,6 +642,11 @@ class Parser {
   std::vector<Value*> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Value*> memo_;
+  uint64_t used_ = 0;  // bytes charged so far
+  Value* none_ = nullptr;
+  Value* true_ = nullptr;
+  Value* false_ = nullptr;
+  Value* small_[256] = {};
 };
 
 }  // namespace

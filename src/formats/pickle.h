@@ -45,27 +45,32 @@ enum class GlobalKind {
   kTorchScriptClass,  // __torch__.* in TorchScript archives -> an inert object of that class
 };
 
+struct Value;
+
+// A tensor's view of its storage: kept apart from Value so that the many small values a pickle
+// makes stay small (tests: PickleMemory).
+struct TensorView {
+  Value* storage = nullptr;  // a kStorage value
+  int64_t offset = 0;        // in elements
+  std::vector<int64_t> shape, strides;
+};
+
 struct Value {
   Kind kind = Kind::kNone;
+  GlobalKind global = GlobalKind::kOrderedDict;  // kGlobal
+  DType dtype = DType::kFloat32;                 // kGlobal storage types, kStorage, kTensor
   bool boolean = false;
-  int64_t integer = 0;
+  bool requires_grad = false;  // kTensor
+  bool is_parameter = false;   // kTensor made by _rebuild_parameter
+  int64_t integer = 0;         // kInt; kStorage: its element count
   double real = 0;
   std::string str;            // kStr, kBytes; kGlobal: "module.name"; kStorage: its key
   std::vector<Value*> items;  // kList, kTuple, kSet
   std::vector<std::pair<Value*, Value*>> entries;  // kDict (insertion order)
-  GlobalKind global = GlobalKind::kOrderedDict;    // kGlobal
-  DType dtype = DType::kFloat32;                   // kGlobal storage types, kStorage, kTensor
   // kObject: its class (a kGlobal) and the state BUILD gave it (usually a dict of attributes).
   Value* cls = nullptr;
   Value* state = nullptr;
-  // kStorage: element count and location; kTensor: its storage and view.
-  int64_t numel = 0;
-  std::string location;
-  Value* storage = nullptr;
-  int64_t offset = 0;
-  std::vector<int64_t> shape, strides;
-  bool requires_grad = false;
-  bool is_parameter = false;
+  TensorView* view = nullptr;  // kTensor
 
   // A dict's value for a string key, or null.
   const Value* get(std::string_view key) const;
@@ -73,6 +78,7 @@ struct Value {
 
 struct Document {
   std::deque<Value> arena;  // owns every value; pointers into it stay valid
+  std::deque<TensorView> views;
   Value* root = nullptr;
 };
 
@@ -82,6 +88,9 @@ struct Options {
 
 // Limits on what a pickle may make footprint do; each error message names the limit.
 constexpr size_t kMaxNesting = 256;  // containers inside containers, while walking the result
+// Memory the parsed values may take, counted as they are made: values, string bytes and container
+// slots. A pickle can make one value per byte, so this bounds what a hostile one can cost.
+constexpr uint64_t kMaxPickleMemory = 1ull << 30;  // bytes
 
 // Parses `bytes`. `what` names the pickle in errors ("model.pth: archive/data.pkl").
 // Throws footprint::Error on anything malformed or not allowed.

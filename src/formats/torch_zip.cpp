@@ -201,44 +201,45 @@ class Collector {
     if (static_cast<int64_t>(model_.tensors.size()) >= kMaxTensors)
       throw Error(fmt::format("{}: more than {} tensors (the tensor-count limit)", model_.source,
                               kMaxTensors));
-    const Value* s = t->storage;
+    const pickle::TensorView& v = *t->view;
+    const Value* s = v.storage;
     std::string where = fmt::format("{}: tensor '{}'", model_.source, name);
-    if (t->shape.size() != t->strides.size())
+    if (v.shape.size() != v.strides.size())
       throw Error(
-          fmt::format("{} has {} sizes but {} strides", where, t->shape.size(), t->strides.size()));
-    int64_t numel = checked_numel(t->shape, where);
+          fmt::format("{} has {} sizes but {} strides", where, v.shape.size(), v.strides.size()));
+    int64_t numel = checked_numel(v.shape, where);
     // The view must lie inside its storage: offset + sum((size-1)*stride) < storage numel.
     if (numel > 0) {
-      __int128 last = t->offset;
-      for (size_t i = 0; i < t->shape.size(); ++i) {
-        if (t->strides[i] < 0) throw Error(fmt::format("{} has a negative stride", where));
-        last += static_cast<__int128>(t->shape[i] - 1) * t->strides[i];
+      __int128 last = v.offset;
+      for (size_t i = 0; i < v.shape.size(); ++i) {
+        if (v.strides[i] < 0) throw Error(fmt::format("{} has a negative stride", where));
+        last += static_cast<__int128>(v.shape[i] - 1) * v.strides[i];
       }
-      if (t->offset < 0 || last >= s->numel)
+      if (v.offset < 0 || last >= s->integer)
         throw Error(fmt::format("{} reaches element {} of storage '{}', which holds {}", where,
                                 static_cast<int64_t>(std::min<__int128>(last, INT64_MAX)), s->str,
-                                s->numel));
+                                s->integer));
     }
     std::string entry = prefix_ + "/data/" + s->str;
     auto e = zip_.find(entry);
     if (!e)
       throw Error(fmt::format("{} refers to storage '{}', but the zip has no entry '{}'", where,
                               s->str, entry));
-    __int128 need = static_cast<__int128>(s->numel) * (dtype_bits(s->dtype) / 8);
+    __int128 need = static_cast<__int128>(s->integer) * (dtype_bits(s->dtype) / 8);
     if (need != static_cast<__int128>(e->size))
       throw Error(fmt::format(
           "{}: storage '{}' declares {} elements of {} ({} bytes) but '{}' holds {} bytes",
-          model_.source, s->str, s->numel, dtype_name(s->dtype),
+          model_.source, s->str, s->integer, dtype_name(s->dtype),
           static_cast<int64_t>(std::min<__int128>(need, INT64_MAX)), entry, e->size));
     TensorInfo info;
     info.name = name;
-    info.shape = t->shape;
+    info.shape = v.shape;
     info.dtype = s->dtype;
     info.role = role;
     info.trainable = role == TensorRole::kParameter && trainable;
     info.storage = s->str;
-    info.storage_offset = t->offset;
-    info.strides = t->strides;
+    info.storage_offset = v.offset;
+    info.strides = v.strides;
     model_.tensors.push_back(std::move(info));
   }
 
@@ -304,8 +305,7 @@ void walk_dict(const Value* v, const std::string& path, size_t depth, Collector&
                std::vector<bool>& parameter_flags) {
   check_depth(depth, model.source);
   if (v->kind == Kind::kTensor) {
-    TensorRole role =
-        v->is_parameter ? TensorRole::kParameter : role_by_name(path, v->storage->dtype);
+    TensorRole role = v->is_parameter ? TensorRole::kParameter : role_by_name(path, v->dtype);
     out.add(v, path, role, v->is_parameter ? v->requires_grad : role == TensorRole::kParameter);
     parameter_flags.push_back(v->is_parameter);
   } else if (v->kind == Kind::kDict) {
