@@ -4,8 +4,10 @@
 
 #include "footprint/dtype.h"
 #include "footprint/error.h"
+#include "footprint/hf_config.h"
 #include "footprint/model.h"
 #include "footprint/params.h"
 #include "footprint/read.h"
 #include "footprint/report.h"
+#include "footprint/shape.h"
 #include "footprint/version.h"
