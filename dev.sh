@@ -3,6 +3,7 @@
 #   ./dev.sh example   install the dependencies, build, and run footprint on the seed's HybridNetwork
 #   ./dev.sh test      install the dependencies, build, and run the whole test suite
 # Also: ./dev.sh setup (dependencies only), ./dev.sh build, ./dev.sh bench.
+# `test` also runs each fuzz target for FUZZ_SECONDS (default 10); fuzz/run.sh runs them longer.
 # BUILD_DIR (default: build) and JOBS (default: 2) can be set in the environment.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,7 +15,8 @@ JOBS=${JOBS:-2}
 PACKAGES=(build-essential cmake ninja-build pkg-config git
   libtorch-dev python3-torch python3-torchvision
   libcli11-dev nlohmann-json3-dev libfmt-dev libzip-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev)  # libFuzzer and the sanitizers, for fuzz/run.sh
 
 setup() {
   local missing=()
@@ -54,6 +56,9 @@ case "${1:-}" in
   test)
     setup
     build
+    # Each fuzz target briefly (FUZZ_SECONDS, default 10) from the tests' seeds; the long runs
+    # are fuzz/run.sh's job. Then the test suite, whose summary is the last thing printed.
+    fuzz/run.sh "${FUZZ_SECONDS:-10}" "$BUILD_DIR-fuzz"
     (cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS")
     ;;
   bench)

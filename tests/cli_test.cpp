@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "hostile.h"
 #include "test_util.h"
 
 using footprint_test::run;
@@ -166,3 +167,42 @@ TEST(Cli, GoldenTable) {
   if (std::getenv("FOOTPRINT_UPDATE_GOLDEN")) footprint_test::write_file(golden, r.out);
   EXPECT_EQ(r.out, footprint_test::read_file(golden));
 }
+
+// Every hostile file of tests/hostile.cpp through the command: exit 1, one line on stderr that
+// names the file and the problem, nothing on stdout, and nothing executed (no PWNED file appears).
+// Run a second time under a 1 GiB address-space limit (ulimit -v): the readers' limits keep the
+// peak below it, so each still ends with its own message rather than an allocation failure.
+class CliHostile : public ::testing::TestWithParam<footprint_test::HostileFile> {};
+
+void PrintTo(const footprint_test::HostileFile& h, std::ostream* os) {
+  *os << h.name;
+}
+
+namespace {
+
+void expect_refused(const footprint_test::HostileFile& h, const std::string& prefix) {
+  std::string dir = footprint_test::make_temp_dir();
+  footprint_test::write_file(dir + "/" + h.filename, h.bytes);
+  auto r = run("cd " + shell_quote(dir) + " && " + prefix + shell_quote(kCli) + " params " +
+               shell_quote(h.filename));
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("footprint: " + h.filename, 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(h.expected), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/PWNED"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+TEST_P(CliHostile, RefusedWithOneLine) {
+  expect_refused(GetParam(), "");
+}
+TEST_P(CliHostile, RefusedUnderAMemoryLimit) {
+  expect_refused(GetParam(), "ulimit -v 1048576 && ");
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, CliHostile,
+                         ::testing::ValuesIn(footprint_test::hostile_files("PWNED")),
+                         [](const auto& info) { return info.param.name; });

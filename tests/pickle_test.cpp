@@ -171,8 +171,8 @@ TEST(Pickle, RebuildTensorArgumentsAreChecked) {
 }
 
 TEST(PickleMemory, OneValuePerByteIsBounded) {
-  // 64 MiB of EMPTY_LIST opcodes would make 64 Mi lists; at about 130 bytes each that is over the
-  // 1 GiB pickle memory limit, which stops the parse before the memory is taken.
+  // 64 MiB of EMPTY_LIST opcodes would make 64 Mi lists of 136 bytes each (sizeof(Value)), 8.5 GiB;
+  // the 512 MiB pickle memory limit stops the parse first.
   std::string bytes = "\x80\x02" + std::string(64u << 20, ']') + ".";
   std::string err = error_of(bytes);
   EXPECT_NE(err.find("the pickle memory limit"), std::string::npos) << err;

@@ -131,7 +131,7 @@ std::string read_file(const std::string& path) {
 }
 
 void write_zip(const std::string& path,
-               const std::vector<std::pair<std::string, std::string>>& entries) {
+               const std::vector<std::pair<std::string, std::string>>& entries, bool deflate) {
   int err = 0;
   zip_t* z = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
   if (!z) throw std::runtime_error("zip_open failed for " + path);
@@ -139,7 +139,8 @@ void write_zip(const std::string& path,
     zip_source_t* src = zip_source_buffer(z, data.data(), data.size(), 0);
     zip_int64_t idx = zip_file_add(z, name.c_str(), src, ZIP_FL_OVERWRITE);
     if (idx < 0) throw std::runtime_error("zip_file_add failed");
-    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx), ZIP_CM_STORE, 0);
+    zip_set_file_compression(z, static_cast<zip_uint64_t>(idx),
+                             deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
   }
   if (zip_close(z) != 0) throw std::runtime_error("zip_close failed for " + path);
 }

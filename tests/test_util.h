@@ -49,9 +49,10 @@ std::string safetensors_bytes(const std::string& header, uint64_t data_size);
 std::string make_temp_dir();
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
-// Stored (uncompressed) zip entries, as torch.save writes them.
+// Stored (uncompressed) zip entries, as torch.save writes them; deflated with `deflate`.
 void write_zip(const std::string& path,
-               const std::vector<std::pair<std::string, std::string>>& entries);
+               const std::vector<std::pair<std::string, std::string>>& entries,
+               bool deflate = false);
 
 struct RunResult {
   int status = -1;

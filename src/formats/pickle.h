@@ -90,7 +90,7 @@ struct Options {
 constexpr size_t kMaxNesting = 256;  // containers inside containers, while walking the result
 // Memory the parsed values may take, counted as they are made: values, string bytes and container
 // slots. A pickle can make one value per byte, so this bounds what a hostile one can cost.
-constexpr uint64_t kMaxPickleMemory = 1ull << 30;  // bytes
+constexpr uint64_t kMaxPickleMemory = 512ull << 20;  // bytes
 
 // Parses `bytes`. `what` names the pickle in errors ("model.pth: archive/data.pkl").
 // Throws footprint::Error on anything malformed or not allowed.

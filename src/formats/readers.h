@@ -12,7 +12,7 @@ namespace footprint::detail {
 // Limits on what a file may make a reader allocate; each error message names its limit.
 constexpr uint64_t kMaxSafetensorsHeader = 100ull
                                            << 20;  // bytes; the safetensors crate's own limit
-constexpr uint64_t kMaxPickleBytes = 1ull << 30;   // bytes of data.pkl
+constexpr uint64_t kMaxPickleBytes = 256ull << 20;  // bytes of data.pkl, uncompressed
 constexpr uint64_t kMaxCodeBytes = 64ull << 20;    // bytes of one TorchScript code file
 constexpr int64_t kMaxTensors = 10'000'000;        // tensors in one file
 constexpr uint64_t kMaxIndexBytes = 256ull << 20;  // bytes of a sharded checkpoint's index

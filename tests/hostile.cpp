@@ -1,0 +1,260 @@
+#include "hostile.h"
+
+#include <filesystem>
+
+#include "test_util.h"
+
+namespace footprint_test {
+namespace {
+
+std::string zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries,
+                      bool deflate = false) {
+  std::string dir = make_temp_dir();
+  write_zip(dir + "/z.zip", entries, deflate);
+  std::string bytes = read_file(dir + "/z.zip");
+  std::filesystem::remove_all(dir);
+  return bytes;
+}
+
+void put_le(std::string& s, size_t at, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// A torch.save zip holding `pickle` as its data.pkl and a 16-byte storage "0".
+std::string checkpoint(const std::string& pickle) {
+  return zip_bytes({{"archive/data.pkl", pickle},
+                    {"archive/data/0", std::string(16, '\0')},
+                    {"archive/version", "3\n"}});
+}
+
+std::string good_pickle() {
+  return PickleWriter().state_dict({{"w", "0", 4, {4}}}).stop().bytes();
+}
+
+std::string call(const std::string& module, const std::string& name, const std::string& arg) {
+  return PickleWriter().global(module, name).mark().str(arg).tuple().reduce().stop().bytes();
+}
+
+std::string safetensors_one(const std::string& entry, uint64_t data) {
+  return safetensors_bytes(std::string(R"({"w":)") + entry + "}", data);
+}
+
+size_t find_last(const std::string& s, const std::string& sig) {
+  return s.rfind(sig);
+}
+
+}  // namespace
+
+std::vector<HostileFile> hostile_files(const std::string& marker) {
+  std::vector<HostileFile> out;
+  auto add = [&](std::string name, std::string file, std::string bytes, std::string expected) {
+    out.push_back({std::move(name), std::move(file), std::move(bytes), std::move(expected)});
+  };
+  // Pickles that would run code under torch.load.
+  add("pickle_os_system", "evil.pth", checkpoint(call("os", "system", "touch " + marker)),
+      "'os.system'");
+  add("pickle_builtins_eval", "eval.pth",
+      checkpoint(call("builtins", "eval", "__import__('os').system('touch " + marker + "')")),
+      "'builtins.eval'");
+  add("pickle_subprocess_popen", "popen.pth",
+      checkpoint(PickleWriter()
+                     .global("subprocess", "Popen")
+                     .mark()
+                     .op(']')
+                     .mark()
+                     .str("touch")
+                     .str(marker)
+                     .op('e')
+                     .tuple()
+                     .reduce()
+                     .stop()
+                     .bytes()),
+      "'subprocess.Popen'");
+  add("pickle_reduce_not_allowed", "storage_call.pth",
+      checkpoint(PickleWriter()
+                     .global("torch", "FloatStorage")
+                     .mark()
+                     .integer(4)
+                     .tuple()
+                     .reduce()
+                     .stop()
+                     .bytes()),
+      "does not allow as a function");
+  {
+    PickleWriter w;  // {"a": {"a": ... 100,000 deep}}
+    for (int i = 0; i < 100000; ++i) w.empty_dict().str("a");
+    w.empty_dict();
+    for (int i = 0; i < 100000; ++i) w.op('s');
+    add("pickle_deep_nesting", "deep.pth", checkpoint(w.stop().bytes()), "the nesting limit");
+  }
+  add("pickle_memo_out_of_range", "memo.pth",
+      checkpoint(PickleWriter().op('j').raw(std::string("\xff\xff\xff\x7f", 4)).stop().bytes()),
+      "memo entry 2147483647");
+  add("pickle_huge_length", "huge.pth",
+      checkpoint(
+          PickleWriter(4).op('\x8d').raw(std::string("\0\0\0\0\0\0\0\x40", 8)).stop().bytes()),
+      "declares 4611686018427387904 bytes");
+  add("pickle_memory", "values.pth",
+      checkpoint(PickleWriter().raw(std::string(8u << 20, ']')).stop().bytes()),
+      "the pickle memory limit");
+
+  // safetensors headers.
+  add("safetensors_overlap", "overlap.safetensors",
+      safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                        12),
+      "overlap");
+  add("safetensors_out_of_range", "range.safetensors",
+      safetensors_one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4),
+      "past the end of the data");
+  add("safetensors_disagree", "disagree.safetensors",
+      safetensors_one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})", 8), "span 8 bytes");
+  {
+    std::string bytes = safetensors_bytes("{}", 0);
+    put_le(bytes, 0, 100ull * 1000 * 1000 * 1000, 8);
+    add("safetensors_header_100GB", "100gb.safetensors", bytes, "over the header-size limit");
+  }
+  add("safetensors_duplicate", "dup.safetensors",
+      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                        R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                        8),
+      "names tensor 'w' twice");
+  add("safetensors_negative_dim", "neg.safetensors",
+      safetensors_one(R"({"dtype":"F32","shape":[-4],"data_offsets":[0,16]})", 16),
+      "non-negative integer");
+  add("safetensors_overflowing_dims", "overflow.safetensors",
+      safetensors_one(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4),
+      "overflows 64 bits");
+  add("safetensors_absurd_number", "number.safetensors",
+      safetensors_one(R"({"dtype":"F32","shape":[1e999],"data_offsets":[0,4]})", 4),
+      "number overflow");
+
+  // zip archives.
+  const std::string good = checkpoint(good_pickle());
+  const size_t eocd = find_last(good, std::string("PK\x05\x06", 4));
+  const size_t cd = good.find(std::string("PK\x01\x02", 4));
+  {
+    std::string bytes = good;
+    put_le(bytes, eocd + 16, 0x7ffffff0, 4);  // the central directory's offset, far past the end
+    add("zip_bad_central_directory", "cd.pth", bytes, "not a readable zip archive");
+  }
+  {
+    std::string bytes = good;
+    put_le(bytes, cd + 42, bytes.size() + 1000, 4);  // the first entry's local header, past the end
+    add("zip_entry_past_end", "entry.pth", bytes, "not a readable zip archive");
+  }
+  {
+    std::string bytes = good;
+    put_le(bytes, eocd + 8, 0xffff, 2);  // entry counts and offset that say "see the zip64 record",
+    put_le(bytes, eocd + 10, 0xffff, 2);  // which is not there
+    put_le(bytes, eocd + 16, 0xffffffff, 4);
+    add("zip_zip64_fields", "zip64.pth", bytes, "not a readable zip archive");
+  }
+  add("zip_missing_storage", "missing.pth",
+      zip_bytes(
+          {{"archive/data.pkl", PickleWriter().state_dict({{"w", "7", 4, {4}}}).stop().bytes()}}),
+      "no entry 'archive/data/7'");
+
+  {
+    // A zip bomb, as its headers declare it: a deflated data.pkl whose local and central headers
+    // both say 300 MiB uncompressed, over the 256 MiB pickle size limit. It is refused by the
+    // declared size, before anything is inflated.
+    std::string bytes =
+        zip_bytes({{"archive/data.pkl", PickleWriter().op('N').stop().bytes()}}, true);
+    put_le(bytes, bytes.find(std::string("PK\x03\x04", 4)) + 22, 300u << 20, 4);
+    put_le(bytes, bytes.find(std::string("PK\x01\x02", 4)) + 24, 300u << 20, 4);
+    add("zip_bomb_pickle", "bomb.pth", bytes, "over the pickle size limit");
+  }
+
+  // Sharded indexes.
+  add("index_absurd_nesting", "model.safetensors.index.json",
+      std::string(100000, '[') + std::string(100000, ']'), "no object 'weight_map'");
+  add("index_path_traversal", "traversal.index.json",
+      R"({"weight_map": {"w": "../../../etc/passwd"}})", "outside the index's folder");
+  add("index_names_itself", "self.index.json", R"({"weight_map": {"w": "self.index.json"}})",
+      "a shard that is itself an index");
+  return out;
+}
+
+std::vector<Seed> seed_files() {
+  std::vector<Seed> out;
+  for (const auto& h : hostile_files("/nonexistent/PWNED")) {
+    std::string target = h.filename.find(".safetensors") != std::string::npos ? "safetensors"
+                         : h.filename.find(".json") != std::string::npos      ? "hf_config"
+                                                                              : "zip";
+    out.push_back({target, h.name, h.bytes});
+  }
+  // Good files.
+  out.push_back({"safetensors", "good",
+                 safetensors_bytes(R"({"__metadata__":{"format":"pt"},)"
+                                   R"("a":{"dtype":"F32","shape":[4],"data_offsets":[12,28]},)"
+                                   R"("b":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]}})",
+                                   28)});
+  std::string sd = PickleWriter()
+                       .state_dict({{"emb.weight", "0", 1600, {100, 16}},
+                                    {"head.weight", "0", 1600, {100, 16}},
+                                    {"fc.bias", "1", 16, {16}}})
+                       .stop()
+                       .bytes();
+  out.push_back({"pickle", "state_dict", sd});
+  out.push_back({"zip", "state_dict",
+                 zip_bytes({{"archive/data.pkl", sd},
+                            {"archive/data/0", std::string(6400, '\0')},
+                            {"archive/data/1", std::string(64, '\0')},
+                            {"archive/version", "3\n"}})});
+  PickleWriter ts;
+  ts.global("__torch__", "Net")
+      .op(')')
+      .op('\x81')
+      .empty_dict()
+      .mark()
+      .str("training")
+      .boolean(true);
+  ts.str("weight").tensor("FloatStorage", "0", 8, {8}, {1}, 0, true).setitems().op('b').stop();
+  out.push_back({"pickle", "torchscript", ts.bytes()});
+  out.push_back({"zip", "torchscript",
+                 zip_bytes({{"net/data.pkl", ts.bytes()},
+                            {"net/constants.pkl", PickleWriter().op(')').stop().bytes()},
+                            {"net/code/__torch__.py",
+                             "class Net(Module):\n  __parameters__ = [\"weight\", ]\n"},
+                            {"net/data/0", std::string(32, '\0')}})});
+  // Pickles alone, which the zip target reaches only after the zip's own checks.
+  out.push_back({"pickle", "os_system", call("os", "system", "touch /nonexistent/PWNED")});
+  out.push_back({"pickle", "storage_call",
+                 PickleWriter()
+                     .global("torch", "FloatStorage")
+                     .mark()
+                     .integer(4)
+                     .tuple()
+                     .reduce()
+                     .stop()
+                     .bytes()});
+  out.push_back({"pickle", "memo",
+                 PickleWriter().op('j').raw(std::string("\xff\xff\xff\x7f", 4)).stop().bytes()});
+  out.push_back({"pickle", "protocol4",
+                 PickleWriter(4)
+                     .op('\x8c')
+                     .raw(std::string(1, 1) + "a")
+                     .op('\x94')
+                     .op('N')
+                     .op('\x86')
+                     .stop()
+                     .bytes()});
+  out.push_back(
+      {"hf_config", "llama",
+       R"({"model_type":"llama","hidden_size":4096,"intermediate_size":11008,"num_attention_heads":32,)"
+       R"("num_key_value_heads":8,"num_hidden_layers":32,"vocab_size":32000,"torch_dtype":"bfloat16"})"});
+  out.push_back(
+      {"hf_config", "gpt2",
+       R"({"model_type":"gpt2","n_embd":768,"n_layer":12,"n_head":12,"n_inner":null,"n_positions":1024,)"
+       R"("vocab_size":50257})"});
+  out.push_back(
+      {"hf_config", "bert",
+       R"({"model_type":"bert","hidden_size":768,"num_hidden_layers":12,"num_attention_heads":12,)"
+       R"("intermediate_size":3072,"vocab_size":30522,"type_vocab_size":2,"layer_norm_eps":1e-12})"});
+  for (const char* s : {"1x3x224x224", "1,3,224,224", "8x128:int64;8x128:bool", "7", "1x3xAx224"})
+    out.push_back({"shape", std::string("shape_") + std::to_string(out.size()), s});
+  return out;
+}
+
+}  // namespace footprint_test
