@@ -18,7 +18,7 @@ namespace {
 const std::string kCli = FOOTPRINT_CLI;
 const std::string kModels = FOOTPRINT_MODELS;
 
-footprint_test::RunResult footprint(const std::string& args) {
+footprint_test::RunResult run_footprint(const std::string& args) {
   return run(shell_quote(kCli) + " " + args);
 }
 
@@ -29,7 +29,7 @@ class CliBadInput : public ::testing::Test {
 
   // Expects exit 1, nothing on stdout, and exactly one line on stderr naming the file and `what`.
   void expect_one_line(const std::string& path, const std::string& what) {
-    auto r = footprint("params " + shell_quote(path));
+    auto r = run_footprint("params " + shell_quote(path));
     EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -100,32 +100,32 @@ TEST_F(CliBadInput, PickleThatCallsOsSystemRunsNothing) {
 }
 
 TEST(Cli, UsageErrorsExit2) {
-  EXPECT_EQ(footprint("").status, 2);
-  EXPECT_EQ(footprint("frobnicate").status, 2);
-  EXPECT_EQ(footprint("params").status, 2);
-  EXPECT_EQ(footprint("params x.pt --format xml").status, 2);
-  EXPECT_EQ(footprint("params x.pt --depth -5").status, 2);
-  auto r = footprint("params x.pt --dtype fp32,fp12");
+  EXPECT_EQ(run_footprint("").status, 2);
+  EXPECT_EQ(run_footprint("frobnicate").status, 2);
+  EXPECT_EQ(run_footprint("params").status, 2);
+  EXPECT_EQ(run_footprint("params x.pt --format xml").status, 2);
+  EXPECT_EQ(run_footprint("params x.pt --depth -5").status, 2);
+  auto r = run_footprint("params x.pt --dtype fp32,fp12");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("unknown precision 'fp12'"), std::string::npos) << r.err;
 }
 
 TEST(Cli, VersionAndHelp) {
-  auto v = footprint("--version");
+  auto v = run_footprint("--version");
   EXPECT_EQ(v.status, 0);
   EXPECT_EQ(v.out, "footprint " FOOTPRINT_VERSION_STRING "\n");
-  auto h = footprint("--help");
+  auto h = run_footprint("--help");
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("params"), std::string::npos);
-  auto p = footprint("params --help");
+  auto p = run_footprint("params --help");
   EXPECT_EQ(p.status, 0);
   EXPECT_NE(p.out.find("Examples:"), std::string::npos);
   EXPECT_NE(p.out.find("--dtype"), std::string::npos);
 }
 
 TEST(Cli, JsonCarriesExactBytes) {
-  auto r = footprint("params " + shell_quote(kModels + "/hybrid_network.pt") +
-                     " --format json --dtype fp32,fp16");
+  auto r = run_footprint("params " + shell_quote(kModels + "/hybrid_network.pt") +
+                         " --format json --dtype fp32,fp16");
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["parameters"]["numel"], 33762);  // the seed's hand count (tests/torch_api_test.cpp)
@@ -135,9 +135,9 @@ TEST(Cli, JsonCarriesExactBytes) {
 }
 
 TEST(Cli, SeveralFilesOneBad) {
-  auto r = footprint(shell_quote("params") + " " + shell_quote(kModels + "/hybrid_network.pth") +
-                     " /nonexistent.pt " + shell_quote(kModels + "/tied.pt") +
-                     " --format json --depth 0");
+  auto r = run_footprint(shell_quote("params") + " " +
+                         shell_quote(kModels + "/hybrid_network.pth") + " /nonexistent.pt " +
+                         shell_quote(kModels + "/tied.pt") + " --format json --depth 0");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   auto j = nlohmann::json::parse(r.out);  // the two good files are still reported
@@ -147,8 +147,8 @@ TEST(Cli, SeveralFilesOneBad) {
 }
 
 TEST(Cli, CsvTensorsHasOneRowPerTensor) {
-  auto r = footprint("params " + shell_quote(kModels + "/resnet18.safetensors") +
-                     " --tensors --format csv");
+  auto r = run_footprint("params " + shell_quote(kModels + "/resnet18.safetensors") +
+                         " --tensors --format csv");
   ASSERT_EQ(r.status, 0) << r.err;
   // resnet18's state_dict has 122 entries: 62 parameters and 60 BatchNorm buffers (20 BN layers x
   // 3).
@@ -172,15 +172,12 @@ TEST(Cli, GoldenTable) {
 // names the file and the problem, nothing on stdout, and nothing executed (no PWNED file appears).
 // Run a second time under a 1 GiB address-space limit (ulimit -v): the readers' limits keep the
 // peak below it, so each still ends with its own message rather than an allocation failure.
-class CliHostile : public ::testing::TestWithParam<footprint_test::HostileFile> {};
-
-void PrintTo(const footprint_test::HostileFile& h, std::ostream* os) {
-  *os << h.name;
-}
+class CliHostile : public ::testing::TestWithParam<std::string> {};
 
 namespace {
 
-void expect_refused(const footprint_test::HostileFile& h, const std::string& prefix) {
+void expect_refused(const std::string& name, const std::string& prefix) {
+  const footprint_test::HostileFile h = footprint_test::hostile_file(name, "PWNED");
   std::string dir = footprint_test::make_temp_dir();
   footprint_test::write_file(dir + "/" + h.filename, h.bytes);
   auto r = run("cd " + shell_quote(dir) + " && " + prefix + shell_quote(kCli) + " params " +
@@ -203,6 +200,5 @@ TEST_P(CliHostile, RefusedUnderAMemoryLimit) {
   expect_refused(GetParam(), "ulimit -v 1048576 && ");
 }
 
-INSTANTIATE_TEST_SUITE_P(Files, CliHostile,
-                         ::testing::ValuesIn(footprint_test::hostile_files("PWNED")),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Files, CliHostile, ::testing::ValuesIn(footprint_test::hostile_names()),
+                         [](const auto& info) { return info.param; });

@@ -1,6 +1,7 @@
 #include "hostile.h"
 
 #include <filesystem>
+#include <stdexcept>
 
 #include "test_util.h"
 
@@ -45,134 +46,176 @@ size_t find_last(const std::string& s, const std::string& sig) {
 
 }  // namespace
 
-std::vector<HostileFile> hostile_files(const std::string& marker) {
-  std::vector<HostileFile> out;
-  auto add = [&](std::string name, std::string file, std::string bytes, std::string expected) {
-    out.push_back({std::move(name), std::move(file), std::move(bytes), std::move(expected)});
-  };
-  // Pickles that would run code under torch.load.
-  add("pickle_os_system", "evil.pth", checkpoint(call("os", "system", "touch " + marker)),
-      "'os.system'");
-  add("pickle_builtins_eval", "eval.pth",
-      checkpoint(call("builtins", "eval", "__import__('os').system('touch " + marker + "')")),
-      "'builtins.eval'");
-  add("pickle_subprocess_popen", "popen.pth",
-      checkpoint(PickleWriter()
-                     .global("subprocess", "Popen")
-                     .mark()
-                     .op(']')
-                     .mark()
-                     .str("touch")
-                     .str(marker)
-                     .op('e')
-                     .tuple()
-                     .reduce()
-                     .stop()
-                     .bytes()),
-      "'subprocess.Popen'");
-  add("pickle_reduce_not_allowed", "storage_call.pth",
-      checkpoint(PickleWriter()
-                     .global("torch", "FloatStorage")
-                     .mark()
-                     .integer(4)
-                     .tuple()
-                     .reduce()
-                     .stop()
-                     .bytes()),
-      "does not allow as a function");
-  {
-    PickleWriter w;  // {"a": {"a": ... 100,000 deep}}
-    for (int i = 0; i < 100000; ++i) w.empty_dict().str("a");
-    w.empty_dict();
-    for (int i = 0; i < 100000; ++i) w.op('s');
-    add("pickle_deep_nesting", "deep.pth", checkpoint(w.stop().bytes()), "the nesting limit");
-  }
-  add("pickle_memo_out_of_range", "memo.pth",
-      checkpoint(PickleWriter().op('j').raw(std::string("\xff\xff\xff\x7f", 4)).stop().bytes()),
-      "memo entry 2147483647");
-  add("pickle_huge_length", "huge.pth",
-      checkpoint(
-          PickleWriter(4).op('\x8d').raw(std::string("\0\0\0\0\0\0\0\x40", 8)).stop().bytes()),
-      "declares 4611686018427387904 bytes");
-  add("pickle_memory", "values.pth",
-      checkpoint(PickleWriter().raw(std::string(8u << 20, ']')).stop().bytes()),
-      "the pickle memory limit");
+namespace {
 
-  // safetensors headers.
-  add("safetensors_overlap", "overlap.safetensors",
-      safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                        12),
-      "overlap");
-  add("safetensors_out_of_range", "range.safetensors",
-      safetensors_one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4),
-      "past the end of the data");
-  add("safetensors_disagree", "disagree.safetensors",
-      safetensors_one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})", 8), "span 8 bytes");
-  {
-    std::string bytes = safetensors_bytes("{}", 0);
-    put_le(bytes, 0, 100ull * 1000 * 1000 * 1000, 8);
-    add("safetensors_header_100GB", "100gb.safetensors", bytes, "over the header-size limit");
-  }
-  add("safetensors_duplicate", "dup.safetensors",
-      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                        R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                        8),
-      "names tensor 'w' twice");
-  add("safetensors_negative_dim", "neg.safetensors",
-      safetensors_one(R"({"dtype":"F32","shape":[-4],"data_offsets":[0,16]})", 16),
-      "non-negative integer");
-  add("safetensors_overflowing_dims", "overflow.safetensors",
-      safetensors_one(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4),
-      "overflows 64 bits");
-  add("safetensors_absurd_number", "number.safetensors",
-      safetensors_one(R"({"dtype":"F32","shape":[1e999],"data_offsets":[0,4]})", 4),
-      "number overflow");
+struct Case {
+  const char* name;
+  const char* filename;
+  const char* expected;
+  std::string (*make)(const std::string& marker);  // builds the bytes; only when asked for
+};
 
-  // zip archives.
-  const std::string good = checkpoint(good_pickle());
-  const size_t eocd = find_last(good, std::string("PK\x05\x06", 4));
-  const size_t cd = good.find(std::string("PK\x01\x02", 4));
-  {
-    std::string bytes = good;
-    put_le(bytes, eocd + 16, 0x7ffffff0, 4);  // the central directory's offset, far past the end
-    add("zip_bad_central_directory", "cd.pth", bytes, "not a readable zip archive");
-  }
-  {
-    std::string bytes = good;
-    put_le(bytes, cd + 42, bytes.size() + 1000, 4);  // the first entry's local header, past the end
-    add("zip_entry_past_end", "entry.pth", bytes, "not a readable zip archive");
-  }
-  {
-    std::string bytes = good;
-    put_le(bytes, eocd + 8, 0xffff, 2);  // entry counts and offset that say "see the zip64 record",
-    put_le(bytes, eocd + 10, 0xffff, 2);  // which is not there
-    put_le(bytes, eocd + 16, 0xffffffff, 4);
-    add("zip_zip64_fields", "zip64.pth", bytes, "not a readable zip archive");
-  }
-  add("zip_missing_storage", "missing.pth",
-      zip_bytes(
-          {{"archive/data.pkl", PickleWriter().state_dict({{"w", "7", 4, {4}}}).stop().bytes()}}),
-      "no entry 'archive/data/7'");
+std::string zip_patched(void (*patch)(std::string& bytes, size_t eocd, size_t cd)) {
+  std::string bytes = checkpoint(good_pickle());
+  patch(bytes, bytes.rfind(std::string("PK\x05\x06", 4)), bytes.find(std::string("PK\x01\x02", 4)));
+  return bytes;
+}
 
-  {
+const Case kCases[] = {
+    // Pickles that would run code under torch.load.
+    {"pickle_os_system", "evil.pth", "'os.system'",
+     [](const std::string& marker) { return checkpoint(call("os", "system", "touch " + marker)); }},
+    {"pickle_builtins_eval", "eval.pth", "'builtins.eval'",
+     [](const std::string& marker) {
+       return checkpoint(
+           call("builtins", "eval", "__import__('os').system('touch " + marker + "')"));
+     }},
+    {"pickle_subprocess_popen", "popen.pth", "'subprocess.Popen'",
+     [](const std::string& marker) {
+       PickleWriter w;
+       w.global("subprocess", "Popen").mark().op(']').mark().str("touch").str(marker).op('e');
+       return checkpoint(w.tuple().reduce().stop().bytes());
+     }},
+    {"pickle_reduce_not_allowed", "storage_call.pth", "does not allow as a function",
+     [](const std::string&) {
+       return checkpoint(PickleWriter()
+                             .global("torch", "FloatStorage")
+                             .mark()
+                             .integer(4)
+                             .tuple()
+                             .reduce()
+                             .stop()
+                             .bytes());
+     }},
+    {"pickle_deep_nesting", "deep.pth", "the nesting limit",
+     [](const std::string&) {
+       PickleWriter w;  // {"a": {"a": ... 100,000 deep}}
+       for (int i = 0; i < 100000; ++i) w.empty_dict().str("a");
+       w.empty_dict();
+       for (int i = 0; i < 100000; ++i) w.op('s');
+       return checkpoint(w.stop().bytes());
+     }},
+    {"pickle_memo_out_of_range", "memo.pth", "memo entry 2147483647",
+     [](const std::string&) {
+       return checkpoint(
+           PickleWriter().op('j').raw(std::string("\xff\xff\xff\x7f", 4)).stop().bytes());
+     }},
+    {"pickle_huge_length", "huge.pth", "declares 4611686018427387904 bytes",
+     [](const std::string&) {
+       return checkpoint(
+           PickleWriter(4).op('\x8d').raw(std::string("\0\0\0\0\0\0\0\x40", 8)).stop().bytes());
+     }},
+    {"pickle_memory", "values.pth", "the pickle memory limit",
+     [](const std::string&) {
+       return checkpoint(PickleWriter().raw(std::string(8u << 20, ']')).stop().bytes());
+     }},
+
+    // safetensors headers.
+    {"safetensors_overlap", "overlap.safetensors", "overlap",
+     [](const std::string&) {
+       return safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                12);
+     }},
+    {"safetensors_out_of_range", "range.safetensors", "past the end of the data",
+     [](const std::string&) {
+       return safetensors_one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4);
+     }},
+    {"safetensors_disagree", "disagree.safetensors", "span 8 bytes",
+     [](const std::string&) {
+       return safetensors_one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})", 8);
+     }},
+    {"safetensors_header_100GB", "100gb.safetensors", "over the header-size limit",
+     [](const std::string&) {
+       std::string bytes = safetensors_bytes("{}", 0);
+       put_le(bytes, 0, 100ull * 1000 * 1000 * 1000, 8);
+       return bytes;
+     }},
+    {"safetensors_duplicate", "dup.safetensors", "names tensor 'w' twice",
+     [](const std::string&) {
+       return safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                8);
+     }},
+    {"safetensors_negative_dim", "neg.safetensors", "non-negative integer",
+     [](const std::string&) {
+       return safetensors_one(R"({"dtype":"F32","shape":[-4],"data_offsets":[0,16]})", 16);
+     }},
+    {"safetensors_overflowing_dims", "overflow.safetensors", "overflows 64 bits",
+     [](const std::string&) {
+       return safetensors_one(
+           R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4);
+     }},
+    {"safetensors_absurd_number", "number.safetensors", "number overflow",
+     [](const std::string&) {
+       return safetensors_one(R"({"dtype":"F32","shape":[1e999],"data_offsets":[0,4]})", 4);
+     }},
+
+    // zip archives: a good checkpoint with one field of its directory broken.
+    {"zip_bad_central_directory", "cd.pth", "not a readable zip archive",
+     [](const std::string&) {  // the central directory's offset, far past the end
+       return zip_patched(
+           [](std::string& b, size_t eocd, size_t) { put_le(b, eocd + 16, 0x7ffffff0, 4); });
+     }},
+    {"zip_entry_past_end", "entry.pth", "not a readable zip archive",
+     [](const std::string&) {  // the first entry's local header, past the end
+       return zip_patched(
+           [](std::string& b, size_t, size_t cd) { put_le(b, cd + 42, b.size() + 1000, 4); });
+     }},
+    {"zip_zip64_fields", "zip64.pth", "not a readable zip archive",
+     [](const std::string&) {  // counts and offset that say "see the zip64 record", which is not
+                               // there
+       return zip_patched([](std::string& b, size_t eocd, size_t) {
+         put_le(b, eocd + 8, 0xffff, 2);
+         put_le(b, eocd + 10, 0xffff, 2);
+         put_le(b, eocd + 16, 0xffffffff, 4);
+       });
+     }},
+    {"zip_missing_storage", "missing.pth", "no entry 'archive/data/7'",
+     [](const std::string&) {
+       return zip_bytes(
+           {{"archive/data.pkl", PickleWriter().state_dict({{"w", "7", 4, {4}}}).stop().bytes()}});
+     }},
     // A zip bomb, as its headers declare it: a deflated data.pkl whose local and central headers
     // both say 300 MiB uncompressed, over the 256 MiB pickle size limit. It is refused by the
     // declared size, before anything is inflated.
-    std::string bytes =
-        zip_bytes({{"archive/data.pkl", PickleWriter().op('N').stop().bytes()}}, true);
-    put_le(bytes, bytes.find(std::string("PK\x03\x04", 4)) + 22, 300u << 20, 4);
-    put_le(bytes, bytes.find(std::string("PK\x01\x02", 4)) + 24, 300u << 20, 4);
-    add("zip_bomb_pickle", "bomb.pth", bytes, "over the pickle size limit");
-  }
+    {"zip_bomb_pickle", "bomb.pth", "over the pickle size limit",
+     [](const std::string&) {
+       std::string bytes =
+           zip_bytes({{"archive/data.pkl", PickleWriter().op('N').stop().bytes()}}, true);
+       put_le(bytes, bytes.find(std::string("PK\x03\x04", 4)) + 22, 300u << 20, 4);
+       put_le(bytes, bytes.find(std::string("PK\x01\x02", 4)) + 24, 300u << 20, 4);
+       return bytes;
+     }},
 
-  // Sharded indexes.
-  add("index_absurd_nesting", "model.safetensors.index.json",
-      std::string(100000, '[') + std::string(100000, ']'), "no object 'weight_map'");
-  add("index_path_traversal", "traversal.index.json",
-      R"({"weight_map": {"w": "../../../etc/passwd"}})", "outside the index's folder");
-  add("index_names_itself", "self.index.json", R"({"weight_map": {"w": "self.index.json"}})",
-      "a shard that is itself an index");
+    // Sharded indexes.
+    {"index_absurd_nesting", "model.safetensors.index.json", "no object 'weight_map'",
+     [](const std::string&) { return std::string(100000, '[') + std::string(100000, ']'); }},
+    {"index_path_traversal", "traversal.index.json", "outside the index's folder",
+     [](const std::string&) {
+       return std::string(R"({"weight_map": {"w": "../../../etc/passwd"}})");
+     }},
+    {"index_names_itself", "self.index.json", "a shard that is itself an index",
+     [](const std::string&) { return std::string(R"({"weight_map": {"w": "self.index.json"}})"); }},
+};
+
+}  // namespace
+
+std::vector<std::string> hostile_names() {
+  std::vector<std::string> out;
+  for (const auto& c : kCases) out.push_back(c.name);
+  return out;
+}
+
+HostileFile hostile_file(const std::string& name, const std::string& marker) {
+  for (const auto& c : kCases)
+    if (name == c.name) return {c.name, c.filename, c.make(marker), c.expected};
+  throw std::runtime_error("no hostile file " + name);
+}
+
+std::vector<HostileFile> hostile_files(const std::string& marker) {
+  std::vector<HostileFile> out;
+  for (const auto& c : kCases) out.push_back(hostile_file(c.name, marker));
   return out;
 }
 

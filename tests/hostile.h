@@ -17,6 +17,9 @@ struct HostileFile {
 
 // `marker` is the file a pickle's command would create if anything ran it.
 std::vector<HostileFile> hostile_files(const std::string& marker);
+// The names alone, and one file by name: cheap, for tests that run one case per process.
+std::vector<std::string> hostile_names();
+HostileFile hostile_file(const std::string& name, const std::string& marker);
 
 struct Seed {
   std::string target;  // the fuzz target: safetensors, zip, pickle, hf_config, shape

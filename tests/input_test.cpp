@@ -2,20 +2,13 @@
 #include <gtest/gtest.h>
 
 #include "footprint/footprint.h"
+#include "test_util.h"
 
 namespace fp = footprint;
 
 namespace {
 
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const fp::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using footprint_test::error_of;
 
 }  // namespace
 

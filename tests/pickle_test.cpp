@@ -11,15 +11,9 @@ using footprint_test::PickleWriter;
 
 namespace {
 
-std::string error_of(const std::string& bytes, pk::Options options = {}) {
-  try {
-    pk::parse(bytes, "test.pkl", options);
-  } catch (const footprint::Error& e) {
-    return e.what();
-  }
-  return "";
+std::string error_of(const std::string& bytes) {
+  return footprint_test::error_of([&] { pk::parse(bytes, "test.pkl"); });
 }
-
 }  // namespace
 
 TEST(Pickle, StateDictBecomesTensors) {

@@ -16,14 +16,8 @@ footprint::Model read(const std::string& bytes) {
 }
 
 std::string error_of(const std::string& bytes) {
-  try {
-    read(bytes);
-  } catch (const footprint::Error& e) {
-    return e.what();
-  }
-  return "";
+  return footprint_test::error_of([&] { read(bytes); });
 }
-
 }  // namespace
 
 TEST(Safetensors, ReadsHeaderInDataOrder) {
@@ -79,11 +73,12 @@ std::string with_length(uint64_t n, const std::string& rest) {
   return s + rest;
 }
 
+// Overlapping, out-of-range and disagreeing offsets, a 100 GB header length, duplicate names and
+// negative or overflowing dimensions are in tests/hostile.cpp, run through the command.
 INSTANTIATE_TEST_SUITE_P(
     Hostile, SafetensorsBad,
     ::testing::Values(
         Bad{"too_short", "abc", "too short"},
-        Bad{"header_100GB", with_length(100ull << 30, "{}"), "over the header-size limit"},
         Bad{"header_past_end", with_length(64, R"({"w":{)"), "only 6 follow it"},
         Bad{"not_json", safetensors_bytes("{not json}", 0), "not valid JSON"},
         Bad{"not_object", safetensors_bytes("[1,2]", 0), "not a JSON object"},
@@ -91,36 +86,17 @@ INSTANTIATE_TEST_SUITE_P(
             "unknown dtype 'F7'"},
         Bad{"missing_shape", one(R"({"dtype":"F32","data_offsets":[0,4]})", 4),
             "no array field 'shape'"},
-        Bad{"negative_dim", one(R"({"dtype":"F32","shape":[-1],"data_offsets":[0,4]})", 4),
-            "non-negative integer"},
         Bad{"float_dim", one(R"({"dtype":"F32","shape":[1.5],"data_offsets":[0,4]})", 4),
             "non-negative integer"},
-        Bad{"overflowing_dims",
-            one(R"({"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]})", 4),
-            "overflows 64 bits"},
         Bad{"huge_number", one(R"({"dtype":"F32","shape":[1e300],"data_offsets":[0,4]})", 4),
             "non-negative integer"},
-        Bad{"offsets_disagree", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,4]})", 4),
-            "span 4 bytes"},
-        Bad{"offsets_out_of_range", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 4),
-            "past the end of the data"},
         Bad{"offsets_reversed", one(R"({"dtype":"F32","shape":[0],"data_offsets":[4,0]})", 4),
             "end before they begin"},
-        Bad{"overlap",
-            safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                              R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                              12),
-            "overlap"},
         Bad{"gap",
             safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8),
             "no tensor covers"},
         Bad{"trailing_data", one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})", 8),
             "cover 4 bytes"},
-        Bad{"duplicate_name",
-            safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                              R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                              8),
-            "names tensor 'w' twice"},
         Bad{"deep_json", safetensors_bytes(std::string(100000, '[') + std::string(100000, ']'), 0),
             "not a JSON object"}),
     [](const auto& info) { return std::string(info.param.name); });

@@ -7,7 +7,20 @@
 #include <utility>
 #include <vector>
 
+#include "footprint/error.h"
+
 namespace footprint_test {
+
+// The message of the footprint::Error that f() throws, or "" if it throws none.
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const footprint::Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // Writes pickle opcodes (protocol 2 unless told otherwise), as torch.save does.
 class PickleWriter {

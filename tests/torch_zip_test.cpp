@@ -24,12 +24,7 @@ class TorchZip : public ::testing::Test {
     return path;
   }
   std::string error_of(const std::string& path) {
-    try {
-      fp::read_model(path);
-    } catch (const fp::Error& e) {
-      return e.what();
-    }
-    return "";
+    return footprint_test::error_of([&] { fp::read_model(path); });
   }
 
   std::string dir_;
