@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   }
   std::string dir = argv[1];
   int n = 0;
-  for (const auto& target : {"safetensors", "zip", "pickle", "hf_config", "shape"})
+  for (const auto& target : {"safetensors", "zip", "checkpoint", "pickle", "hf_config", "shape"})
     ::mkdir((dir + "/" + target).c_str(), 0755);
   for (const auto& seed : footprint_test::seed_files()) {
     // The fuzzers run with -max_len=65536 for speed; the large hostile files (a 100,000-deep
@@ -23,6 +23,13 @@ int main(int argc, char** argv) {
     if (seed.bytes.size() > 65536) continue;
     footprint_test::write_file(dir + "/" + seed.target + "/" + seed.name, seed.bytes);
     ++n;
+    if (seed.target ==
+        "pickle") {  // fuzz_checkpoint: a flag byte (0 torch.save, 1 TorchScript), then the pickle
+      for (char flag : {'\0', '\1'})
+        footprint_test::write_file(dir + "/checkpoint/" + seed.name + (flag ? "_ts" : "_ckpt"),
+                                   flag + seed.bytes);
+      n += 2;
+    }
   }
   std::printf("make_seeds: %d seed files in %s\n", n, dir.c_str());
 }

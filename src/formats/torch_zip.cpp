@@ -25,7 +25,7 @@ namespace {
 using pickle::Kind;
 using pickle::Value;
 
-class Zip {
+class Zip final : public Archive {
  public:
   explicit Zip(const ByteSource& src) : name_(src.name()) {
     zip_error_t error;
@@ -75,15 +75,22 @@ class Zip {
     zip_uint64_t index;
     uint64_t size;
   };
-  const std::map<std::string, Entry>& entries() const { return entries_; }
-  std::optional<Entry> find(const std::string& name) const {
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& [name, e] : entries_) out.push_back(name);
+    return out;
+  }
+  std::optional<uint64_t> size(const std::string& name) const override {
     auto it = entries_.find(name);
     if (it == entries_.end()) return std::nullopt;
-    return it->second;
+    return it->second.size;
   }
 
-  std::string read(const std::string& entry_name, uint64_t limit, const char* limit_name) const {
-    auto e = find(entry_name);
+  std::string read(const std::string& entry_name, uint64_t limit,
+                   const char* limit_name) const override {
+    auto it = entries_.find(entry_name);
+    std::optional<Entry> e;
+    if (it != entries_.end()) e = it->second;
     if (!e) throw Error(fmt::format("{}: zip archive has no entry '{}'", name_, entry_name));
     if (e->size > limit)
       throw Error(fmt::format("{}: '{}' is {} bytes, over the {} limit of {} bytes", name_,
@@ -109,8 +116,8 @@ class Zip {
 };
 
 // The archive's top folder: the one holding data.pkl.
-std::string find_prefix(const Zip& zip, const std::string& name) {
-  for (const auto& [entry, e] : zip.entries()) {
+std::string find_prefix(const Archive& archive, const std::string& name) {
+  for (const auto& entry : archive.names()) {
     auto slash = entry.find('/');
     if (slash != std::string::npos && entry.substr(slash) == "/data.pkl")
       return entry.substr(0, slash);
@@ -129,8 +136,8 @@ struct ClassInfo {
 // Reads `__parameters__` and `__buffers__` from TorchScript class sources, one file at a time.
 class TorchScriptClasses {
  public:
-  TorchScriptClasses(const Zip& zip, std::string prefix, std::string name)
-      : zip_(zip), prefix_(std::move(prefix)), name_(std::move(name)) {}
+  TorchScriptClasses(const Archive& archive, std::string prefix, std::string name)
+      : archive_(archive), prefix_(std::move(prefix)), name_(std::move(name)) {}
 
   const ClassInfo& get(const std::string& qualname) {
     auto it = classes_.find(qualname);
@@ -143,10 +150,10 @@ class TorchScriptClasses {
     for (char& c : path)
       if (c == '.') c = '/';
     path = prefix_ + "/code/" + path + ".py";
-    if (!zip_.find(path))
+    if (!archive_.size(path))
       throw Error(
           fmt::format("{}: TorchScript class {} has no source entry '{}'", name_, qualname, path));
-    parse(module, zip_.read(path, kMaxCodeBytes, "TorchScript code size"));
+    parse(module, archive_.read(path, kMaxCodeBytes, "TorchScript code size"));
     return classes_[qualname];
   }
 
@@ -185,7 +192,7 @@ class TorchScriptClasses {
     }
   }
 
-  const Zip& zip_;
+  const Archive& archive_;
   std::string prefix_, name_;
   std::map<std::string, ClassInfo> classes_;
   std::set<std::string> files_read_;
@@ -194,8 +201,8 @@ class TorchScriptClasses {
 // Collects tensors from the pickle's values, checking each against its storage entry.
 class Collector {
  public:
-  Collector(const Zip& zip, std::string prefix, Model& model)
-      : zip_(zip), prefix_(std::move(prefix)), model_(model) {}
+  Collector(const Archive& archive, std::string prefix, Model& model)
+      : archive_(archive), prefix_(std::move(prefix)), model_(model) {}
 
   void add(const Value* t, const std::string& name, TensorRole role, bool trainable) {
     if (static_cast<int64_t>(model_.tensors.size()) >= kMaxTensors)
@@ -221,16 +228,16 @@ class Collector {
                                 s->integer));
     }
     std::string entry = prefix_ + "/data/" + s->str;
-    auto e = zip_.find(entry);
+    auto e = archive_.size(entry);
     if (!e)
       throw Error(fmt::format("{} refers to storage '{}', but the zip has no entry '{}'", where,
                               s->str, entry));
     __int128 need = static_cast<__int128>(s->integer) * (dtype_bits(s->dtype) / 8);
-    if (need != static_cast<__int128>(e->size))
+    if (need != static_cast<__int128>(*e))
       throw Error(fmt::format(
           "{}: storage '{}' declares {} elements of {} ({} bytes) but '{}' holds {} bytes",
           model_.source, s->str, s->integer, dtype_name(s->dtype),
-          static_cast<int64_t>(std::min<__int128>(need, INT64_MAX)), entry, e->size));
+          static_cast<int64_t>(std::min<__int128>(need, INT64_MAX)), entry, *e));
     TensorInfo info;
     info.name = name;
     info.shape = v.shape;
@@ -244,7 +251,7 @@ class Collector {
   }
 
  private:
-  const Zip& zip_;
+  const Archive& archive_;
   std::string prefix_;
   Model& model_;
 };
@@ -367,28 +374,30 @@ void read_checkpoint(const Value* root, Collector& out, Model& model) {
 
 }  // namespace
 
-Model read_torch_zip(const ByteSource& src) {
-  Zip zip(src);
-  std::string prefix = find_prefix(zip, src.name());
-  bool torchscript = zip.find(prefix + "/constants.pkl").has_value();
+Model read_torch_archive(const Archive& archive, const std::string& source) {
+  std::string prefix = find_prefix(archive, source);
+  bool torchscript = archive.size(prefix + "/constants.pkl").has_value();
   Model model;
-  model.source = src.name();
+  model.source = source;
   model.format = torchscript ? "TorchScript" : "torch.save checkpoint";
-  std::string pkl = zip.read(prefix + "/data.pkl", kMaxPickleBytes, "pickle size");
+  std::string pkl = archive.read(prefix + "/data.pkl", kMaxPickleBytes, "pickle size");
   pickle::Options options;
   options.torchscript = torchscript;
-  pickle::Document doc = pickle::parse(pkl, src.name() + ": " + prefix + "/data.pkl", options);
-  Collector out(zip, prefix, model);
+  pickle::Document doc = pickle::parse(pkl, source + ": " + prefix + "/data.pkl", options);
+  Collector out(archive, prefix, model);
   if (torchscript) {
     if (doc.root->kind != Kind::kObject)
-      throw Error(
-          fmt::format("{}: TorchScript data.pkl does not hold a module object", src.name()));
-    TorchScriptClasses classes(zip, prefix, src.name());
+      throw Error(fmt::format("{}: TorchScript data.pkl does not hold a module object", source));
+    TorchScriptClasses classes(archive, prefix, source);
     walk_torchscript(doc.root, "", 0, classes, out, model);
   } else {
     read_checkpoint(doc.root, out, model);
   }
   return model;
+}
+
+Model read_torch_zip(const ByteSource& src) {
+  return read_torch_archive(Zip(src), src.name());
 }
 
 }  // namespace footprint::detail
