@@ -202,3 +202,13 @@ TEST_P(CliHostile, RefusedUnderAMemoryLimit) {
 
 INSTANTIATE_TEST_SUITE_P(Files, CliHostile, ::testing::ValuesIn(footprint_test::hostile_names()),
                          [](const auto& info) { return info.param; });
+
+TEST(Cli, CsvOfSeveralFilesIsOneTable) {
+  auto r = run_footprint("params " + shell_quote(kModels + "/hybrid_network.pt") + " " +
+                         shell_quote(kModels + "/tied.pt") + " --format csv --depth 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  // --depth 0: one row per file (the whole model), under one header.
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3) << r.out;
+  EXPECT_EQ(r.out.rfind("source,module,type,depth,parameters,", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("/tied.pt,(model),TiedLM,0,1872,0,"), std::string::npos) << r.out;
+}

@@ -22,7 +22,8 @@ struct PrintOptions {
 // One report. JSON is an object with exact byte counts; CSV is one table: the tensors with
 // `tensors`, else the module roll-up (whose first row is the whole model).
 std::string print_params(const ParamReport& report, const PrintOptions& options);
-// Several reports: tables one after another; JSON an array of objects.
+// Several reports: tables one after another; JSON an array of objects; CSV one table whose
+// first column, "source", names each row's file.
 std::string print_params(const std::vector<ParamReport>& reports, const PrintOptions& options);
 
 // Human units, binary as the seed says (1 MiB = 1024^2 bytes): "135,048 B" -> "131.88 KiB".

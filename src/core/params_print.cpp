@@ -243,6 +243,17 @@ std::string print_params(const ParamReport& report, const PrintOptions& options)
 
 std::string print_params(const std::vector<ParamReport>& reports, const PrintOptions& options) {
   if (reports.size() == 1) return print_one(reports[0], options);
+  if (options.format == Format::kCsv) {  // one table, its rows marked with their file
+    std::string out;
+    for (size_t i = 0; i < reports.size(); ++i) {
+      Table t = options.tensors ? tensor_table(reports[i], false) : module_table(reports[i], false);
+      t.columns.insert(t.columns.begin(), "source");
+      for (auto& row : t.rows) row.insert(row.begin(), reports[i].source);
+      std::string csv = detail::render_csv(t);
+      out += i == 0 ? csv : csv.substr(csv.find('\n') + 1);
+    }
+    return out;
+  }
   if (options.format == Format::kJson) {
     ordered_json all = ordered_json::array();
     for (const auto& r : reports) all.push_back(report_json(r, options.tensors));
