@@ -18,8 +18,13 @@ constexpr const char* kParamsHelp = R"(Examples:
 
 Only metadata is read (the zip directory, the pickle, the safetensors header), never the tensor
 bytes, and nothing in a file is executed. Sizes use binary units: 1 MiB = 1024^2 bytes. In
---format json every byte count is exact. A state_dict or safetensors file does not record which
-tensors are buffers: running_mean, running_var and non-float tensors count as buffers there.)";
+--format json every byte count is exact; with several files JSON is an array and CSV one table
+with a source column. A state_dict or safetensors file does not record which tensors are
+buffers: there running_mean, running_var and non-float tensors count as buffers (a state_dict
+saved with keep_vars=True records it, and is read exactly). Docs: docs/formats.md.
+
+Exit status: 0 when every file was read; 1 when one could not be (one line on stderr names the
+file and the problem; the other files are still reported); 2 for a usage error.)";
 
 }  // namespace
 
