@@ -1,0 +1,97 @@
+// Shape-only Meta kernels for the aten ops that have none in LibTorch 1.13 (../shared/DESIGN.md):
+// each one allocates its outputs with the shapes and dtypes the CPU kernel gives, and computes
+// nothing. A kernel is registered only where the dispatcher has no Meta kernel of its own, so a
+// newer LibTorch keeps its own. Registration happens at run time (torch::Library), so no
+// whole-archive linking is needed.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+namespace footprint::detail {
+namespace {
+
+// A kernel of the op's own for Meta. (Not the computed table: convolution_overrideable's
+// CompositeExplicitAutograd default would count, and it only throws.)
+bool has_meta_kernel(const char* name) {
+  auto op = c10::Dispatcher::singleton().findSchema({name, ""});
+  return op && op->hasKernelForDispatchKey(c10::DispatchKey::Meta);
+}
+
+int64_t at_or_first(at::IntArrayRef v, int64_t i) {
+  return v[v.size() == 1 ? 0 : i];
+}
+
+// aten::convolution_overrideable: what conv1d/2d/3d and their transposes reach on Meta.
+at::Tensor convolution(const at::Tensor& input, const at::Tensor& weight,
+                       const c10::optional<at::Tensor>&, at::IntArrayRef stride,
+                       at::IntArrayRef padding, at::IntArrayRef dilation, bool transposed,
+                       at::IntArrayRef output_padding, int64_t groups) {
+  std::vector<int64_t> out{input.size(0), transposed ? weight.size(1) * groups : weight.size(0)};
+  for (int64_t i = 0; i < input.dim() - 2; ++i) {
+    int64_t in = input.size(i + 2), k = weight.size(i + 2), s = at_or_first(stride, i),
+            p = at_or_first(padding, i), d = at_or_first(dilation, i);
+    out.push_back(transposed
+                      ? (in - 1) * s - 2 * p + d * (k - 1) + at_or_first(output_padding, i) + 1
+                      : (in + 2 * p - d * (k - 1) - 1) / s + 1);
+  }
+  return at::empty(out, input.options());
+}
+
+// CPU's batch norm saves the mean and inverse std, [C] each, in training; [0] in eval.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm(const at::Tensor& x,
+                                                                 const c10::optional<at::Tensor>&,
+                                                                 const c10::optional<at::Tensor>&,
+                                                                 const c10::optional<at::Tensor>&,
+                                                                 const c10::optional<at::Tensor>&,
+                                                                 bool training, double, double) {
+  int64_t c = training ? x.size(1) : 0;
+  return {at::empty_like(x), at::empty({c}, x.options()), at::empty({c}, x.options())};
+}
+
+at::Tensor adaptive_avg_pool2d(const at::Tensor& x, at::IntArrayRef out) {
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end() - 2);
+  shape.push_back(out[0]);
+  shape.push_back(at_or_first(out, 1));
+  return at::empty(shape, x.options());
+}
+
+at::Tensor unary(const at::Tensor& x) {
+  return at::empty_like(x);
+}
+at::Tensor& unary_(at::Tensor& x) {
+  return x;
+}
+at::Tensor hardtanh(const at::Tensor& x, const at::Scalar&, const at::Scalar&) {
+  return at::empty_like(x);
+}
+at::Tensor& hardtanh_(at::Tensor& x, const at::Scalar&, const at::Scalar&) {
+  return x;
+}
+
+// The mask is bool, one per element.
+std::tuple<at::Tensor, at::Tensor> native_dropout(const at::Tensor& x, double,
+                                                  c10::optional<bool>) {
+  return {at::empty_like(x), at::empty_like(x, x.options().dtype(at::kBool))};
+}
+
+}  // namespace
+
+void register_missing_meta_kernels() {
+  static torch::Library lib(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__,
+                            __LINE__);
+  auto impl = [&](const char* name, auto fn) {
+    if (!has_meta_kernel((std::string("aten::") + name).c_str())) lib.impl(name, fn);
+  };
+  impl("convolution_overrideable", TORCH_FN(convolution));
+  impl("native_batch_norm", TORCH_FN(native_batch_norm));
+  impl("_adaptive_avg_pool2d", TORCH_FN(adaptive_avg_pool2d));
+  impl("relu", TORCH_FN(unary));
+  impl("relu_", TORCH_FN(unary_));
+  impl("hardswish", TORCH_FN(unary));
+  impl("hardswish_", TORCH_FN(unary_));
+  impl("hardtanh", TORCH_FN(hardtanh));
+  impl("hardtanh_", TORCH_FN(hardtanh_));
+  impl("native_dropout", TORCH_FN(native_dropout));
+}
+
+}  // namespace footprint::detail

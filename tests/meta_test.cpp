@@ -1,0 +1,102 @@
+// The meta runtime (issue 3's groundwork): models run on the meta device with exact allocation
+// bytes, and the registered kernels give the shapes the CPU kernels give.
+#include "torch/meta.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace fd = footprint::detail;
+
+TEST(Meta, LinearAllocatesExactlyItsOutput) {
+  fd::install_meta_runtime();
+  torch::nn::Linear linear(torch::nn::LinearOptions(256, 512).bias(false));
+  fd::to_meta(*linear);
+  EXPECT_TRUE(linear->weight.is_meta());
+  EXPECT_TRUE(linear->weight.requires_grad());  // kept across the swap
+  torch::NoGradGuard no_grad;
+  fd::MetaRecorder rec;
+  {
+    auto x = torch::empty({4, 256}, torch::kMeta);  // 4 x 256 x 4 = 4,096 bytes
+    auto y = linear(x);                             // 4 x 512 x 4 = 8,192 bytes
+    EXPECT_EQ(y.sizes(), (std::vector<int64_t>{4, 512}));
+  }
+  ASSERT_EQ(rec.events().size(), 4u);  // two allocations, two frees
+  EXPECT_EQ(rec.events()[0].bytes, 4096);
+  EXPECT_EQ(rec.events()[1].bytes, 8192);
+  EXPECT_EQ(rec.peak(), 12288);
+  EXPECT_EQ(rec.live(), 0);
+}
+
+TEST(Meta, FreesOfEarlierRecordersAreNotCounted) {
+  fd::install_meta_runtime();
+  at::Tensor kept;
+  {
+    fd::MetaRecorder first;
+    kept = torch::empty({10}, torch::kMeta);  // 40 bytes, under the first recorder
+  }
+  fd::MetaRecorder second;
+  kept.reset();                              // its free belongs to the first recorder, gone now
+  auto t = torch::empty({3}, torch::kMeta);  // 12 bytes
+  EXPECT_EQ(second.live(), 12);
+  EXPECT_EQ(second.events().size(), 1u);
+}
+
+// Each convolution on meta against the same module on real CPU tensors, and against the hand
+// formula out = (in + 2p - d(k-1) - 1)/s + 1, or for a transpose (in-1)s - 2p + d(k-1) +
+// output_padding + 1.
+TEST(Meta, ConvolutionShapesMatchTheCpuKernels) {
+  fd::install_meta_runtime();
+  namespace nn = torch::nn;
+  struct Case {
+    nn::AnyModule module;
+    std::vector<int64_t> input, expected;
+  };
+  std::vector<Case> cases;
+  // (32 + 2 - 2 - 1)/2 + 1 = 16
+  cases.push_back({nn::AnyModule(nn::Conv2d(nn::Conv2dOptions(3, 8, 3).stride(2).padding(1))),
+                   {2, 3, 32, 32},
+                   {2, 8, 16, 16}});
+  // (16-1)*2 - 2 + 3 + 0 + 1 = 32
+  cases.push_back(
+      {nn::AnyModule(nn::ConvTranspose2d(nn::ConvTranspose2dOptions(8, 4, 4).stride(2).padding(1))),
+       {2, 8, 16, 16},
+       {2, 4, 32, 32}});
+  // (50 - 2*4 - 1)/1 + 1 = 42
+  cases.push_back(
+      {nn::AnyModule(nn::Conv1d(nn::Conv1dOptions(4, 6, 5).dilation(2))), {1, 4, 50}, {1, 6, 42}});
+  // depthwise: (10 - 2 - 1) + 1 = 8
+  cases.push_back({nn::AnyModule(nn::Conv2d(nn::Conv2dOptions(8, 8, 3).groups(8))),
+                   {1, 8, 10, 10},
+                   {1, 8, 8, 8}});
+  // 3-D, stride 2 on 9: (9 - 2 - 1)/2 + 1 = 4
+  cases.push_back({nn::AnyModule(nn::Conv3d(nn::Conv3dOptions(2, 3, 3).stride(2))),
+                   {1, 2, 9, 9, 9},
+                   {1, 3, 4, 4, 4}});
+  torch::NoGradGuard no_grad;
+  for (auto& c : cases) {
+    auto cpu = c.module.forward(torch::zeros(c.input));
+    EXPECT_EQ(cpu.sizes().vec(), c.expected);
+    fd::to_meta(*c.module.ptr());
+    auto meta = c.module.forward(torch::empty(c.input, torch::kMeta));
+    EXPECT_EQ(meta.sizes().vec(), c.expected);
+  }
+}
+
+TEST(Meta, TorchvisionModelsRunOnMeta) {
+  fd::install_meta_runtime();
+  torch::NoGradGuard no_grad;
+  for (const char* name : {"resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121"}) {
+    auto path = std::string(FOOTPRINT_MODELS) + "/" + name + ".pt";
+    auto real = torch::jit::load(path);
+    real.eval();
+    auto cpu = real.forward({torch::zeros({1, 3, 64, 64})}).toTensor();
+    auto model = torch::jit::load(path);
+    model.eval();
+    fd::to_meta(model);
+    fd::MetaRecorder rec;
+    auto out = model.forward({torch::empty({8, 3, 224, 224}, torch::kMeta)}).toTensor();
+    EXPECT_EQ(out.sizes().vec(), (std::vector<int64_t>{8, cpu.size(1)})) << name;
+    // At least the input (8 x 3 x 224 x 224 x 4 = 4,816,896 bytes) and the logits were live.
+    EXPECT_GE(rec.peak(), 4816896 + 8 * 1000 * 4) << name;
+  }
+}
