@@ -74,6 +74,47 @@ std::tuple<at::Tensor, at::Tensor> native_dropout(const at::Tensor& x, double,
   return {at::empty_like(x), at::empty_like(x, x.options().dtype(at::kBool))};
 }
 
+// Gradients for the inputs output_mask asks for; undefined tensors for the others.
+at::Tensor grad_if(bool wanted, const at::Tensor& like) {
+  return wanted && like.defined() ? at::empty_like(like) : at::Tensor();
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> convolution_backward(
+    const at::Tensor&, const at::Tensor& input, const at::Tensor& weight, at::IntArrayRef,
+    at::IntArrayRef, at::IntArrayRef, bool transposed, at::IntArrayRef, int64_t groups,
+    std::array<bool, 3> mask) {
+  int64_t out_channels = transposed ? weight.size(1) * groups : weight.size(0);
+  return {grad_if(mask[0], input), grad_if(mask[1], weight),
+          mask[2] ? at::empty({out_channels}, weight.options()) : at::Tensor()};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
+    const at::Tensor&, const at::Tensor& input, const c10::optional<at::Tensor>& weight,
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&,
+    const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&, bool, double,
+    std::array<bool, 3> mask) {
+  auto channels = at::empty({input.size(1)}, input.options());
+  return {grad_if(mask[0], input), grad_if(mask[1] && weight && weight->defined(), channels),
+          grad_if(mask[2], channels)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> native_layer_norm_backward(
+    const at::Tensor&, const at::Tensor& input, at::IntArrayRef, const at::Tensor&,
+    const at::Tensor&, const c10::optional<at::Tensor>& weight,
+    const c10::optional<at::Tensor>& bias, std::array<bool, 3> mask) {
+  return {grad_if(mask[0], input), grad_if(mask[1], weight.value_or(at::Tensor())),
+          grad_if(mask[2], bias.value_or(at::Tensor()))};
+}
+
+at::Tensor adaptive_avg_pool2d_backward(const at::Tensor&, const at::Tensor& self) {
+  return at::empty_like(self);
+}
+
+at::Tensor hardtanh_backward(const at::Tensor&, const at::Tensor& self, const at::Scalar&,
+                             const at::Scalar&) {
+  return at::empty_like(self);
+}
+
 }  // namespace
 
 void register_missing_meta_kernels() {
@@ -92,6 +133,11 @@ void register_missing_meta_kernels() {
   impl("hardtanh", TORCH_FN(hardtanh));
   impl("hardtanh_", TORCH_FN(hardtanh_));
   impl("native_dropout", TORCH_FN(native_dropout));
+  impl("convolution_backward_overrideable", TORCH_FN(convolution_backward));
+  impl("native_batch_norm_backward", TORCH_FN(native_batch_norm_backward));
+  impl("native_layer_norm_backward", TORCH_FN(native_layer_norm_backward));
+  impl("_adaptive_avg_pool2d_backward", TORCH_FN(adaptive_avg_pool2d_backward));
+  impl("hardtanh_backward", TORCH_FN(hardtanh_backward));
 }
 
 }  // namespace footprint::detail

@@ -118,6 +118,21 @@ MODELS = {
 }
 
 
+def forward_growth(model, shape):
+    """Net bytes a training-mode forward leaves allocated (activations saved for backward, and the
+    output), from the profiler's [memory] events on one thread, as ../shared/MEASUREMENT.md
+    measures CPU memory. tests/meta_test.cpp holds the meta device to it."""
+    model.train()
+    x = torch.randn(shape)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        y = model(x)
+    del y
+    return sum(e.nbytes() for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+
+
+GROWTH_MODELS = ("resnet18", "mobilenet_v2", "vgg16", "densenet121")
+
+
 def write_sharded(model, out, name):
     """Two shards and an index, as Hugging Face's save_pretrained writes them."""
     sd = model.state_dict()
@@ -172,6 +187,8 @@ def main():
         torch.jit.save(scripted, os.path.join(out, name + ".pt"))
         torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
         save_safetensors(unique_state_dict(model), os.path.join(out, name + ".safetensors"))
+        if name in GROWTH_MODELS:
+            facts["forward_growth_train_b2"] = forward_growth(model, (2, 3, 224, 224))
         if name == "mixed":
             torch.save(model.state_dict(keep_vars=True), os.path.join(out, "mixed_keepvars.pth"))
         if name == "resnet18":
