@@ -108,6 +108,8 @@ TEST(Meta, TorchvisionModelsRunOnMeta) {
 // own shape, as on CPU.
 TEST(Meta, TrainingPassRunsOnMeta) {
   fd::install_meta_runtime();
+  std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
+  auto expected = nlohmann::json::parse(f);
   for (const char* name : {"resnet18", "mobilenet_v2", "densenet121", "vgg16"}) {
     auto model = torch::jit::load(std::string(FOOTPRINT_MODELS) + "/" + name + ".pt");
     model.train();
@@ -115,7 +117,14 @@ TEST(Meta, TrainingPassRunsOnMeta) {
     fd::MetaRecorder rec;
     auto out = model.forward({torch::empty({4, 3, 224, 224}, torch::kMeta)}).toTensor();
     auto loss = out.to(torch::kFloat).square().mean();
+    size_t before = rec.events().size();
     loss.backward();
+    // Backward runs on this thread, so the recorder sees it: at least every parameter's gradient,
+    // sum(p.numel()) x 4 bytes by PyTorch's count, is allocated during it.
+    int64_t allocated = 0;
+    for (size_t i = before; i < rec.events().size(); ++i)
+      allocated += std::max<int64_t>(rec.events()[i].bytes, 0);
+    EXPECT_GE(allocated, 4 * expected.at(name).at("params").get<int64_t>()) << name;
     for (const auto& p : model.named_parameters()) {
       ASSERT_TRUE(p.value.grad().defined()) << name << " " << p.name;
       EXPECT_EQ(p.value.grad().sizes(), p.value.sizes()) << name << " " << p.name;
