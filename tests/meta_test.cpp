@@ -10,6 +10,28 @@
 
 namespace fd = footprint::detail;
 
+namespace {
+
+// What PyTorch said about the generated models (tests/gen/make_models.py).
+const nlohmann::json& expected() {
+  static const nlohmann::json j = [] {
+    std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
+    return nlohmann::json::parse(f);
+  }();
+  return j;
+}
+
+// A generated TorchScript model in training mode, its parameters and buffers on meta.
+torch::jit::Module train_on_meta(const std::string& name) {
+  fd::install_meta_runtime();
+  auto model = torch::jit::load(std::string(FOOTPRINT_MODELS) + "/" + name + ".pt");
+  model.train();
+  fd::to_meta(model);
+  return model;
+}
+
+}  // namespace
+
 TEST(Meta, LinearAllocatesExactlyItsOutput) {
   fd::install_meta_runtime();
   torch::nn::Linear linear(torch::nn::LinearOptions(256, 512).bias(false));
@@ -107,13 +129,8 @@ TEST(Meta, TorchvisionModelsRunOnMeta) {
 // Forward, a loss and backward on meta, in training mode: every parameter gets a gradient of its
 // own shape, as on CPU.
 TEST(Meta, TrainingPassRunsOnMeta) {
-  fd::install_meta_runtime();
-  std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
-  auto expected = nlohmann::json::parse(f);
   for (const char* name : {"resnet18", "mobilenet_v2", "densenet121", "vgg16"}) {
-    auto model = torch::jit::load(std::string(FOOTPRINT_MODELS) + "/" + name + ".pt");
-    model.train();
-    fd::to_meta(model);
+    auto model = train_on_meta(name);
     fd::MetaRecorder rec;
     auto out = model.forward({torch::empty({4, 3, 224, 224}, torch::kMeta)}).toTensor();
     auto loss = out.to(torch::kFloat).square().mean();
@@ -124,7 +141,7 @@ TEST(Meta, TrainingPassRunsOnMeta) {
     int64_t allocated = 0;
     for (size_t i = before; i < rec.events().size(); ++i)
       allocated += std::max<int64_t>(rec.events()[i].bytes, 0);
-    EXPECT_GE(allocated, 4 * expected.at(name).at("params").get<int64_t>()) << name;
+    EXPECT_GE(allocated, 4 * expected().at(name).at("params").get<int64_t>()) << name;
     for (const auto& p : model.named_parameters()) {
       ASSERT_TRUE(p.value.grad().defined()) << name << " " << p.name;
       EXPECT_EQ(p.value.grad().sizes(), p.value.sizes()) << name << " " << p.name;
@@ -136,16 +153,11 @@ TEST(Meta, TrainingPassRunsOnMeta) {
 // leaves, measured by PyTorch's profiler at test time (tests/gen/make_models.py). The CPU
 // kernels' scratch is freed inside the forward, so the growth agrees to the byte.
 TEST(Meta, ForwardGrowthEqualsRealCpu) {
-  fd::install_meta_runtime();
-  std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
-  auto expected = nlohmann::json::parse(f);
   for (const char* name : {"resnet18", "mobilenet_v2", "vgg16", "densenet121"}) {
-    auto model = torch::jit::load(std::string(FOOTPRINT_MODELS) + "/" + name + ".pt");
-    model.train();
-    fd::to_meta(model);
+    auto model = train_on_meta(name);
     auto x = torch::empty({2, 3, 224, 224}, torch::kMeta);
     fd::MetaRecorder rec;
     auto out = model.forward({x}).toTensor();
-    EXPECT_EQ(rec.live(), expected.at(name).at("forward_growth_train_b2").get<int64_t>()) << name;
+    EXPECT_EQ(rec.live(), expected().at(name).at("forward_growth_train_b2").get<int64_t>()) << name;
   }
 }
