@@ -88,24 +88,24 @@ class Zip final : public Archive {
 
   std::string read(const std::string& entry_name, uint64_t limit,
                    const char* limit_name) const override {
-    auto it = entries_.find(entry_name);
-    std::optional<Entry> e;
-    if (it != entries_.end()) e = it->second;
-    if (!e) throw Error(fmt::format("{}: zip archive has no entry '{}'", name_, entry_name));
-    if (e->size > limit)
+    auto e = entries_.find(entry_name);
+    if (e == entries_.end())
+      throw Error(fmt::format("{}: zip archive has no entry '{}'", name_, entry_name));
+    if (e->second.size > limit)
       throw Error(fmt::format("{}: '{}' is {} bytes, over the {} limit of {} bytes", name_,
-                              entry_name, e->size, limit_name, limit));
-    zip_file_t* f = zip_fopen_index(z_, e->index, 0);
+                              entry_name, e->second.size, limit_name, limit));
+    zip_file_t* f = zip_fopen_index(z_, e->second.index, 0);
     if (!f)
       throw Error(
           fmt::format("{}: cannot open '{}' in the zip: {}", name_, entry_name, zip_strerror(z_)));
-    std::string data(e->size, '\0');
-    zip_int64_t got = zip_fread(f, data.data(), e->size);
+    std::string data(e->second.size, '\0');
+    zip_int64_t got = zip_fread(f, data.data(), e->second.size);
     std::string why = got < 0 ? zip_file_strerror(f) : "";
     zip_fclose(f);
-    if (got < 0 || static_cast<uint64_t>(got) != e->size)
-      throw Error(fmt::format("{}: '{}' is truncated or corrupt ({})", name_, entry_name,
-                              got < 0 ? why : fmt::format("read {} of {} bytes", got, e->size)));
+    if (got < 0 || static_cast<uint64_t>(got) != e->second.size)
+      throw Error(
+          fmt::format("{}: '{}' is truncated or corrupt ({})", name_, entry_name,
+                      got < 0 ? why : fmt::format("read {} of {} bytes", got, e->second.size)));
     return data;
   }
 
