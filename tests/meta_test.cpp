@@ -39,7 +39,7 @@ TEST(Meta, LinearAllocatesExactlyItsOutput) {
   EXPECT_TRUE(linear->weight.is_meta());
   EXPECT_TRUE(linear->weight.requires_grad());  // kept across the swap
   torch::NoGradGuard no_grad;
-  fd::MetaRecorder rec;
+  fd::MemoryRecorder rec;
   {
     auto x = torch::empty({4, 256}, torch::kMeta);  // 4 x 256 x 4 = 4,096 bytes
     auto y = linear(x);                             // 4 x 512 x 4 = 8,192 bytes
@@ -56,10 +56,10 @@ TEST(Meta, FreesOfEarlierRecordersAreNotCounted) {
   fd::install_meta_runtime();
   at::Tensor kept;
   {
-    fd::MetaRecorder first;
+    fd::MemoryRecorder first;
     kept = torch::empty({10}, torch::kMeta);  // 40 bytes, under the first recorder
   }
-  fd::MetaRecorder second;
+  fd::MemoryRecorder second;
   kept.reset();                              // its free belongs to the first recorder, gone now
   auto t = torch::empty({3}, torch::kMeta);  // 12 bytes
   EXPECT_EQ(second.live(), 12);
@@ -118,7 +118,7 @@ TEST(Meta, TorchvisionModelsRunOnMeta) {
     auto model = torch::jit::load(path);
     model.eval();
     fd::to_meta(model);
-    fd::MetaRecorder rec;
+    fd::MemoryRecorder rec;
     auto out = model.forward({torch::empty({8, 3, 224, 224}, torch::kMeta)}).toTensor();
     EXPECT_EQ(out.sizes().vec(), (std::vector<int64_t>{8, cpu.size(1)})) << name;
     // At least the input (8 x 3 x 224 x 224 x 4 = 4,816,896 bytes) and the logits were live.
@@ -131,7 +131,7 @@ TEST(Meta, TorchvisionModelsRunOnMeta) {
 TEST(Meta, TrainingPassRunsOnMeta) {
   for (const char* name : {"resnet18", "mobilenet_v2", "densenet121", "vgg16"}) {
     auto model = train_on_meta(name);
-    fd::MetaRecorder rec;
+    fd::MemoryRecorder rec;
     auto out = model.forward({torch::empty({4, 3, 224, 224}, torch::kMeta)}).toTensor();
     auto loss = out.to(torch::kFloat).square().mean();
     size_t before = rec.events().size();
@@ -156,7 +156,7 @@ TEST(Meta, ForwardGrowthEqualsRealCpu) {
   for (const char* name : {"resnet18", "mobilenet_v2", "vgg16", "densenet121"}) {
     auto model = train_on_meta(name);
     auto x = torch::empty({2, 3, 224, 224}, torch::kMeta);
-    fd::MetaRecorder rec;
+    fd::MemoryRecorder rec;
     auto out = model.forward({x}).toTensor();
     EXPECT_EQ(rec.live(), expected().at(name).at("forward_growth_train_b2").get<int64_t>()) << name;
   }

@@ -4,10 +4,13 @@
 
 #include "footprint/dtype.h"
 #include "footprint/error.h"
+#include "footprint/flops.h"
 #include "footprint/hf_config.h"
 #include "footprint/model.h"
 #include "footprint/params.h"
 #include "footprint/read.h"
 #include "footprint/report.h"
 #include "footprint/shape.h"
+#include "footprint/summary.h"
+#include "footprint/trace.h"
 #include "footprint/version.h"

@@ -30,5 +30,9 @@ std::string print_params(const std::vector<ParamReport>& reports, const PrintOpt
 std::string human_bytes(int64_t bytes);
 // 33762 -> "33,762".
 std::string with_commas(int64_t n);
+// Counts in decimal SI units, as FLOP counts are written: 1818558976 -> "1.82 G".
+std::string human_count(int64_t n);
+// {1, 3, 224, 224} -> "[1, 3, 224, 224]".
+std::string shape_text(const std::vector<int64_t>& shape);
 
 }  // namespace footprint

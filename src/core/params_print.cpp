@@ -12,10 +12,6 @@ namespace {
 using detail::Table;
 using nlohmann::ordered_json;
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  return shape.empty() ? "[]" : "[" + fmt::format("{}", fmt::join(shape, ", ")) + "]";
-}
-
 std::string roles_name(RoleSource r) {
   return r == RoleSource::kRecorded ? "recorded" : "by-name";
 }
@@ -109,7 +105,7 @@ Table tensor_table(const ParamReport& r, bool human) {
   for (const auto& row : r.tensors) {
     const TensorInfo& x = row.tensor;
     std::vector<std::string> cells{x.name,
-                                   shape_str(x.shape),
+                                   shape_text(x.shape),
                                    std::string(dtype_name(x.dtype)),
                                    x.role == TensorRole::kParameter ? "parameter" : "buffer",
                                    x.trainable ? "yes" : "no",

@@ -1,6 +1,7 @@
 // Human-readable numbers: binary byte units (the seed's "1 MB = 1024^2 Bytes") and thousands
 // separators.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdlib>
 
@@ -30,6 +31,22 @@ std::string with_commas(int64_t n) {
     ++count;
   }
   return n < 0 ? "-" + out : out;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  return shape.empty() ? "[]" : "[" + fmt::format("{}", fmt::join(shape, ", ")) + "]";
+}
+
+std::string human_count(int64_t n) {
+  static const char* kUnits[] = {"", "K", "M", "G", "T", "P", "E"};
+  if (std::llabs(n) < 1000) return std::to_string(n);
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (std::abs(v) >= 1000.0 && u < 6) {
+    v /= 1000.0;
+    ++u;
+  }
+  return fmt::format("{:.2f} {}", v, kUnits[u]);
 }
 
 }  // namespace footprint

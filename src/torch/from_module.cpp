@@ -1,11 +1,13 @@
 // Models from LibTorch modules: torch::nn::Module (C++) and torch::jit::Module (TorchScript).
 // Tied weights: two names whose tensors share a storage, offset, shape and strides.
 #include <fmt/format.h>
+#include <torch/version.h>
 
 #include "footprint/torch.h"
+#include "torch/meta.h"
 
 namespace footprint {
-namespace {
+namespace detail {
 
 DType dtype_from(c10::ScalarType t) {
   switch (t) {
@@ -38,6 +40,44 @@ DType dtype_from(c10::ScalarType t) {
           fmt::format("tensor of dtype {}, which footprint does not count yet", c10::toString(t)));
   }
 }
+
+c10::ScalarType scalar_type_from(DType t) {
+  switch (t) {
+    case DType::kBool:
+      return c10::kBool;
+    case DType::kUInt8:
+      return c10::kByte;
+    case DType::kInt8:
+      return c10::kChar;
+    case DType::kInt16:
+      return c10::kShort;
+    case DType::kInt32:
+      return c10::kInt;
+    case DType::kInt64:
+      return c10::kLong;
+    case DType::kFloat16:
+      return c10::kHalf;
+    case DType::kBFloat16:
+      return c10::kBFloat16;
+    case DType::kFloat32:
+      return c10::kFloat;
+    case DType::kFloat64:
+      return c10::kDouble;
+    case DType::kComplex64:
+      return c10::kComplexFloat;
+    case DType::kComplex128:
+      return c10::kComplexDouble;
+    default:
+      throw Error(fmt::format("dtype {} has no LibTorch {} equivalent to run with", dtype_name(t),
+                              TORCH_VERSION));
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::dtype_from;
 
 TensorInfo info_from(const std::string& name, const at::Tensor& t, TensorRole role) {
   TensorInfo info;

@@ -1,32 +1,44 @@
-// The meta runtime, groundwork of the engine (issue 3): run a model's own code on PyTorch's meta
-// device, where tensors have shapes and no data, and see every allocation with its exact bytes.
+// The meta runtime, base of the engine: run a model's own code on PyTorch's meta device, where
+// tensors have shapes and no data, and see every allocation with its exact bytes.
 //   install_meta_runtime();            // once: the tracking allocator and the missing kernels
 //   to_meta(module);                   // parameters and buffers become meta tensors
-//   MetaRecorder rec;                  // records while alive
+//   MemoryRecorder rec;                // records while alive
 //   module.forward({torch::empty(shape, torch::kMeta)});
 //   rec.peak();
+// The same recorder on CPU (install_cpu_tracking(), MemoryRecorder(kCpu)) gives the real run's
+// allocations, to check meta against.
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/script.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
+#include "footprint/dtype.h"
+
 namespace footprint::detail {
+
+// Element types both ways (from_module.cpp); an unsupported one throws footprint::Error.
+DType dtype_from(c10::ScalarType t);
+c10::ScalarType scalar_type_from(DType t);
 
 struct AllocEvent {
   uint64_t id;    // the allocation's number; its free carries the same
   int64_t bytes;  // positive for an allocation, negative for a free
+  int op;         // MemoryRecorder::current_op when it happened
 };
 
-// Records the meta allocations and frees made on this thread while it lives. One at a time.
-class MetaRecorder {
+// Records the allocations and frees of one device while it lives. One at a time per device: for
+// meta, per thread; for CPU, per process (CPU kernels may allocate on worker threads).
+class MemoryRecorder {
  public:
-  MetaRecorder();
-  ~MetaRecorder();
-  MetaRecorder(const MetaRecorder&) = delete;
-  MetaRecorder& operator=(const MetaRecorder&) = delete;
+  enum class Device { kMeta, kCpu };
+  explicit MemoryRecorder(Device device = Device::kMeta);
+  ~MemoryRecorder();
+  MemoryRecorder(const MemoryRecorder&) = delete;
+  MemoryRecorder& operator=(const MemoryRecorder&) = delete;
 
   const std::vector<AllocEvent>& events() const { return events_; }
   int64_t live() const { return live_; }  // bytes allocated and not yet freed, since it started
@@ -38,20 +50,33 @@ class MetaRecorder {
   // recorder is never counted by a later one at the same address.
   uint64_t generation() const { return generation_; }
 
+  int current_op = -1;  // stamped on each event; the engine's observer keeps it up to date
+
  private:
+  Device device_;
   uint64_t generation_;
   std::vector<AllocEvent> events_;
   int64_t live_ = 0;
   int64_t peak_ = 0;
 };
 
-// Installs the meta allocator and registers a shape-only Meta kernel for each aten op that has
-// none in this LibTorch (1.13 lacks convolution, batch norm, relu, ...). Idempotent.
+// Installs the meta allocator, registers a shape-only Meta kernel for each aten op that has none
+// in this LibTorch (1.13 lacks convolution, batch norm, relu, ...), and a Meta fallback for the
+// rest (see take_guessed_op). Idempotent.
 void install_meta_runtime();
 
-// Replaces every parameter and buffer with a meta tensor of the same shape, dtype and
-// requires_grad, in place (TensorImpl::shallow_copy_from: module->to(kMeta) fails in 1.13).
-void to_meta(torch::jit::Module& module);
-void to_meta(torch::nn::Module& module);
+// Installs a tracking CPU allocator (c10::SetCPUAllocator; it cannot be removed again). It
+// records into the live CPU MemoryRecorder, if any. Idempotent.
+void install_cpu_tracking();
+
+// True when, since the last call on this thread, an op with no Meta kernel ran through the
+// fallback, which gives results shaped like the op's inputs (broadcast) and cannot know better.
+bool take_guessed_op();
+
+// Replaces every parameter and buffer with a meta tensor of the same shape and requires_grad,
+// in place (TensorImpl::shallow_copy_from: module->to(kMeta) fails in 1.13). With `dtype`,
+// floating tensors take it, as module.to(dtype) does.
+void to_meta(torch::jit::Module& module, std::optional<c10::ScalarType> dtype = std::nullopt);
+void to_meta(torch::nn::Module& module, std::optional<c10::ScalarType> dtype = std::nullopt);
 
 }  // namespace footprint::detail

@@ -3,9 +3,16 @@
 // nothing. A kernel is registered only where the dispatcher has no Meta kernel of its own, so a
 // newer LibTorch keeps its own. Registration happens at run time (torch::Library), so no
 // whole-archive linking is needed.
+//
+// Every other op without a Meta kernel reaches a boxed fallback. It cannot know the op's shapes,
+// so it guesses the broadcast shape of the tensor inputs (right for element-wise ops), says so
+// through take_guessed_op(), and refuses ops that return anything but tensors.
 #include <ATen/ATen.h>
+#include <ATen/ExpandUtils.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
+
+#include "torch/meta.h"
 
 namespace footprint::detail {
 namespace {
@@ -115,7 +122,71 @@ at::Tensor hardtanh_backward(const at::Tensor&, const at::Tensor& self, const at
   return at::empty_like(self);
 }
 
+// index_select(self, dim, index): self's shape with dim replaced by the index's length.
+at::Tensor index_select(const at::Tensor& self, int64_t dim, const at::Tensor& index) {
+  auto shape = self.sizes().vec();
+  if (!shape.empty()) shape[c10::maybe_wrap_dim(dim, self.dim())] = index.numel();
+  return at::empty(shape, self.options());
+}
+
+at::Tensor embedding_dense_backward(const at::Tensor& grad, const at::Tensor&, int64_t num_weights,
+                                    int64_t, bool) {
+  return at::empty({num_weights, grad.size(-1)}, grad.options());
+}
+
+at::Tensor mse_loss_backward(const at::Tensor&, const at::Tensor& self, const at::Tensor&,
+                             int64_t) {
+  return at::empty_like(self);
+}
+
+thread_local bool t_guessed = false;
+
+void guessing_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const auto& schema = op.schema();
+  const size_t n_args = schema.arguments().size();
+  std::vector<c10::IValue> args(stack->end() - n_args, stack->end());
+  torch::jit::drop(*stack, n_args);
+  std::vector<at::Tensor> tensors;
+  for (const auto& a : args) {
+    if (a.isTensor() && a.toTensor().defined()) tensors.push_back(a.toTensor());
+    if (a.isTensorList())
+      for (const at::Tensor& t : a.toTensorList().vec()) tensors.push_back(t);
+  }
+  const std::string prefix = schema.name() + ": no kernel for the meta device in this LibTorch";
+  TORCH_CHECK_NOT_IMPLEMENTED(!tensors.empty(), prefix,
+                              ", and no tensor input to shape its result");
+  std::vector<int64_t> shape = tensors[0].sizes().vec();
+  for (size_t i = 1; i < tensors.size(); ++i) {
+    try {
+      shape = at::infer_size(shape, tensors[i].sizes());
+    } catch (const c10::Error&) {  // not broadcastable: keep the first input's shape
+    }
+  }
+  for (const auto& ret : schema.returns()) {
+    TORCH_CHECK_NOT_IMPLEMENTED(
+        ret.type()->kind() == c10::TypeKind::TensorType, prefix, ", and it returns a ",
+        ret.type()->str(),
+        ": the model reads a tensor's values (as .item() or an `if` on a tensor do), which a run "
+        "without data cannot give");
+    // In-place and out= ops return the argument they wrote.
+    const at::Tensor* written = nullptr;
+    if (ret.alias_info() && ret.alias_info()->isWrite())
+      for (size_t i = 0; i < n_args && !written; ++i)
+        if (schema.arguments()[i].alias_info() && args[i].isTensor() &&
+            *schema.arguments()[i].alias_info() == *ret.alias_info())
+          written = &args[i].toTensor();
+    stack->emplace_back(written ? *written : at::empty(shape, tensors[0].options()));
+  }
+  t_guessed = true;
+}
+
 }  // namespace
+
+bool take_guessed_op() {
+  bool g = t_guessed;
+  t_guessed = false;
+  return g;
+}
 
 void register_missing_meta_kernels() {
   static torch::Library lib(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__,
@@ -138,6 +209,12 @@ void register_missing_meta_kernels() {
   impl("native_layer_norm_backward", TORCH_FN(native_layer_norm_backward));
   impl("_adaptive_avg_pool2d_backward", TORCH_FN(adaptive_avg_pool2d_backward));
   impl("hardtanh_backward", TORCH_FN(hardtanh_backward));
+  impl("index_select", TORCH_FN(index_select));
+  impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
+  impl("mse_loss_backward", TORCH_FN(mse_loss_backward));
+  static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::Meta, __FILE__,
+                                 __LINE__);
+  fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&guessing_fallback>());
 }
 
 }  // namespace footprint::detail

@@ -1,12 +1,19 @@
-// The meta allocator, the recorder and the module conversion.
+// The tracking allocators, the recorder and the module conversion.
 //
 // A c10::Allocator for the Meta device sees every tensor allocation with its exact bytes and no
 // view. It returns a null data pointer and a non-null context: only then does the free reach the
 // deleter. An allocator cannot be uninstalled (SetAllocator keeps the highest priority), so it is
-// installed once and records only into the thread's current MetaRecorder, if any.
+// installed once and records only into the thread's current MemoryRecorder, if any.
+//
+// The CPU one must return DataPtr(p, p, deleter), context == data, and implement raw_deleter():
+// mkldnn's convolution asserts otherwise.
 #include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 
 #include <atomic>
+#include <mutex>
+#include <unordered_map>
 
 #include "torch/meta.h"
 
@@ -16,29 +23,31 @@ void register_missing_meta_kernels();  // meta_kernels.cpp
 
 namespace {
 
-thread_local MetaRecorder* t_recorder = nullptr;
+thread_local MemoryRecorder* t_meta_recorder = nullptr;
+MemoryRecorder* g_cpu_recorder = nullptr;  // guarded by g_cpu_mutex
+std::mutex g_cpu_mutex;
 std::atomic<uint64_t> g_next_id{1};
 std::atomic<uint64_t> g_generation{0};
 
-// What a meta allocation remembers until it is freed.
-struct MetaBlock {
+// What an allocation remembers until it is freed.
+struct Block {
   uint64_t id;
   int64_t bytes;
   uint64_t generation;  // of the recorder alive when it was made; 0 for none
 };
 
 void meta_free(void* ctx) {
-  auto* block = static_cast<MetaBlock*>(ctx);
-  if (t_recorder && block->generation == t_recorder->generation())
-    t_recorder->on_free(block->id, block->bytes);
+  auto* block = static_cast<Block*>(ctx);
+  if (t_meta_recorder && block->generation == t_meta_recorder->generation())
+    t_meta_recorder->on_free(block->id, block->bytes);
   delete block;
 }
 
 struct MetaAllocator final : c10::Allocator {
   c10::DataPtr allocate(size_t n) const override {
-    auto* block = new MetaBlock{g_next_id++, static_cast<int64_t>(n),
-                                t_recorder ? t_recorder->generation() : 0};
-    if (t_recorder) t_recorder->on_alloc(block->id, block->bytes);
+    auto* block = new Block{g_next_id++, static_cast<int64_t>(n),
+                            t_meta_recorder ? t_meta_recorder->generation() : 0};
+    if (t_meta_recorder) t_meta_recorder->on_alloc(block->id, block->bytes);
     return {nullptr, block, &meta_free, c10::Device(c10::DeviceType::Meta)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
@@ -46,31 +55,82 @@ struct MetaAllocator final : c10::Allocator {
 
 MetaAllocator g_meta_allocator;
 
-at::Tensor meta_like(const at::Tensor& t) {
-  return at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
+std::unordered_map<void*, Block>& cpu_blocks() {  // guarded by g_cpu_mutex
+  static auto* blocks = new std::unordered_map<void*, Block>;
+  return *blocks;
 }
 
-void swap_to_meta(const at::Tensor& t) {
-  if (!t.defined() || t.is_meta()) return;
+void cpu_free(void* p) {
+  if (p) {
+    std::lock_guard<std::mutex> lock(g_cpu_mutex);
+    auto it = cpu_blocks().find(p);
+    if (it != cpu_blocks().end()) {
+      if (g_cpu_recorder && it->second.generation == g_cpu_recorder->generation())
+        g_cpu_recorder->on_free(it->second.id, it->second.bytes);
+      cpu_blocks().erase(it);
+    }
+  }
+  c10::free_cpu(p);
+}
+
+struct CpuTracker final : c10::Allocator {
+  c10::DataPtr allocate(size_t n) const override {
+    void* p = c10::alloc_cpu(n);
+    if (p) {
+      std::lock_guard<std::mutex> lock(g_cpu_mutex);
+      Block b{g_next_id++, static_cast<int64_t>(n),
+              g_cpu_recorder ? g_cpu_recorder->generation() : 0};
+      cpu_blocks()[p] = b;
+      if (g_cpu_recorder) g_cpu_recorder->on_alloc(b.id, b.bytes);
+    }
+    return {p, p, &cpu_free, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &cpu_free; }
+};
+
+CpuTracker g_cpu_tracker;
+
+at::Tensor meta_like(const at::Tensor& t, std::optional<c10::ScalarType> dtype) {
+  auto options = t.options().device(at::kMeta);
+  if (dtype && t.is_floating_point()) options = options.dtype(*dtype);
+  return at::empty_strided(t.sizes(), t.strides(), options);
+}
+
+void swap_to_meta(const at::Tensor& t, std::optional<c10::ScalarType> dtype) {
+  if (!t.defined() ||
+      (t.is_meta() && (!dtype || !t.is_floating_point() || t.scalar_type() == *dtype)))
+    return;
   // shallow_copy_from keeps the tensor's autograd metadata: requires_grad and leaf status stay.
-  t.unsafeGetTensorImpl()->shallow_copy_from(meta_like(t).getIntrusivePtr());
+  t.unsafeGetTensorImpl()->shallow_copy_from(meta_like(t, dtype).getIntrusivePtr());
 }
 
 }  // namespace
 
-MetaRecorder::MetaRecorder() : generation_(++g_generation) {
-  t_recorder = this;
+MemoryRecorder::MemoryRecorder(Device device) : device_(device), generation_(++g_generation) {
+  if (device_ == Device::kMeta) {
+    t_meta_recorder = this;
+  } else {
+    std::lock_guard<std::mutex> lock(g_cpu_mutex);
+    g_cpu_recorder = this;
+  }
 }
-MetaRecorder::~MetaRecorder() {
-  if (t_recorder == this) t_recorder = nullptr;
+MemoryRecorder::~MemoryRecorder() {
+  if (device_ == Device::kMeta) {
+    if (t_meta_recorder == this) t_meta_recorder = nullptr;
+  } else {
+    std::lock_guard<std::mutex> lock(g_cpu_mutex);
+    if (g_cpu_recorder == this) g_cpu_recorder = nullptr;
+  }
 }
-void MetaRecorder::on_alloc(uint64_t id, int64_t bytes) {
-  events_.push_back({id, bytes});
+void MemoryRecorder::on_alloc(uint64_t id, int64_t bytes) {
+  if (bytes == 0) return;  // nothing to place (a CUDA allocator does not allocate either)
+  events_.push_back({id, bytes, current_op});
   live_ += bytes;
   peak_ = std::max(peak_, live_);
 }
-void MetaRecorder::on_free(uint64_t id, int64_t bytes) {
-  events_.push_back({id, -bytes});
+void MemoryRecorder::on_free(uint64_t id, int64_t bytes) {
+  if (bytes == 0) return;
+  events_.push_back({id, -bytes, current_op});
   live_ -= bytes;
 }
 
@@ -84,14 +144,23 @@ void install_meta_runtime() {
   (void)installed;
 }
 
-void to_meta(torch::jit::Module& module) {
-  for (const auto& p : module.parameters()) swap_to_meta(p);
-  for (const auto& b : module.buffers()) swap_to_meta(b);
+void install_cpu_tracking() {
+  static bool installed = [] {
+    constexpr uint8_t kPriority = 100;  // above the default CPU allocator (0)
+    c10::SetCPUAllocator(&g_cpu_tracker, kPriority);
+    return true;
+  }();
+  (void)installed;
 }
 
-void to_meta(torch::nn::Module& module) {
-  for (const auto& p : module.parameters()) swap_to_meta(p);
-  for (const auto& b : module.buffers()) swap_to_meta(b);
+void to_meta(torch::jit::Module& module, std::optional<c10::ScalarType> dtype) {
+  for (const auto& p : module.parameters()) swap_to_meta(p, dtype);
+  for (const auto& b : module.buffers()) swap_to_meta(b, dtype);
+}
+
+void to_meta(torch::nn::Module& module, std::optional<c10::ScalarType> dtype) {
+  for (const auto& p : module.parameters()) swap_to_meta(p, dtype);
+  for (const auto& b : module.buffers()) swap_to_meta(b, dtype);
 }
 
 }  // namespace footprint::detail

@@ -1,0 +1,60 @@
+// footprint/engine.h: run a model's own code on PyTorch's meta device and record every op and
+// every allocation (a Trace), then summarise it. Needs LibTorch; docs/engine.md says how it works.
+//
+//   torch::jit::Module m = torch::jit::load("resnet50.pt");
+//   footprint::SummaryOptions o;
+//   o.inputs = footprint::parse_inputs("1x3x224x224");
+//   footprint::Summary s = footprint::summary(m, o);      // m's tensors are now on meta
+//   std::cout << footprint::print_summary(s, {});
+//
+// The module's parameters and buffers are moved to the meta device in place (their values are
+// gone afterwards): pass a copy when you still need the weights. A C++ module is run through the
+// forward you give; its ops are attributed to the module whose parameters they use.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/script.h>
+
+#include <functional>
+#include <string>
+
+#include "footprint/summary.h"
+#include "footprint/trace.h"
+
+namespace footprint {
+
+enum class CaptureDevice {
+  kMeta,  // shapes only: exact bytes, no data, no time
+  kCpu,   // real tensors on CPU with a tracking allocator: the ground truth meta is checked against
+};
+
+struct CaptureOptions {
+  std::vector<InputSpec> inputs;
+  bool train = false;  // train(), forward, the loss, backward; else eval() and no_grad
+  std::optional<DType> dtype;
+  CaptureDevice device = CaptureDevice::kMeta;
+};
+
+// The loss a training capture uses, as ../shared/MEASUREMENT.md defines it: cross-entropy
+// against class 0 for a 2-D floating output (a classifier), else output.float().square().mean().
+using ForwardFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+
+Trace capture(torch::jit::Module& module, const CaptureOptions& options);
+Trace capture(torch::nn::Module& module, const ForwardFn& forward, const CaptureOptions& options);
+
+// The same data as `footprint summary`.
+Summary summary(torch::jit::Module& module, const SummaryOptions& options);
+Summary summary(torch::nn::Module& module, const ForwardFn& forward, const SummaryOptions& options);
+// For a module holder whose forward takes one tensor: footprint::summary(net, options).
+template <class Holder>
+Summary summary(Holder& holder, const SummaryOptions& options) {
+  return summary(
+      *holder, [&](const std::vector<torch::Tensor>& x) { return holder->forward(x.at(0)); },
+      options);
+}
+
+// `footprint summary FILE`: reads a TorchScript file and summarises it. Other files get an error
+// that says what the file is and what summary needs.
+Summary summary_file(const std::string& path, const SummaryOptions& options);
+
+}  // namespace footprint

@@ -1,0 +1,77 @@
+// footprint/trace.h: the record of one execution of a model, as the engine captures it on the meta
+// device (or on CPU, to check meta against reality). Every analysis reads only a Model and a Trace.
+//
+// Ops nest: aten::conv2d calls aten::convolution, which calls ... aten::empty. Each op names its
+// parent, so an analysis picks the level it wants (FLOPs are counted at the outermost op that has
+// a rule; docs/flops.md). Backward ops belong to the module whose forward op created them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "footprint/dtype.h"
+
+namespace footprint {
+
+enum class Phase { kForward, kLoss, kBackward };
+std::string_view phase_name(Phase p);  // "forward", "loss", "backward"
+
+struct TensorMeta {
+  std::vector<int64_t> shape;
+  DType dtype = DType::kFloat32;
+  int64_t numel() const;
+  int64_t bytes() const;
+};
+
+// One argument or result of an op, as far as the analyses need it.
+struct OpValue {
+  enum class Kind { kNone, kTensor, kTensorList, kInt, kIntList, kDouble, kBool, kString, kOther };
+  Kind kind = Kind::kNone;
+  std::vector<TensorMeta> tensors;  // kTensor: one; kTensorList: each (undefined ones skipped)
+  std::vector<int64_t> ints;        // kInt: one; kIntList: each; kBool: 0 or 1
+  double real = 0;                  // kDouble
+  std::string text;                 // kString
+  bool is_tensor() const { return kind == Kind::kTensor && !tensors.empty(); }
+  const TensorMeta& tensor() const { return tensors.front(); }  // only when is_tensor()
+};
+
+// A module call: one execution of a module's forward. A module called twice has two.
+struct ModuleCall {
+  std::string path;  // "layer1.0.conv1"; "" for the root module
+  std::string type;  // "Conv2d"; empty when unknown
+  int parent = -1;   // the enclosing call; -1 for the root
+};
+
+struct TraceOp {
+  std::string name;  // "aten::conv2d", "ConvolutionBackward0", "autograd::engine::..."
+  Phase phase = Phase::kForward;
+  int parent = -1;    // the enclosing op, -1 at the top level
+  int call = 0;       // index into Trace::calls
+  int64_t seq = -1;   // autograd sequence number: a backward node has its forward op's
+  bool node = false;  // an autograd node (ConvolutionBackward0, AccumulateGrad)
+  // The op had no kernel for the capture device: its outputs' shapes were guessed from its
+  // inputs (docs/engine.md).
+  bool guessed = false;
+  std::vector<OpValue> inputs;   // as the schema lists them
+  std::vector<OpValue> outputs;  // as the schema returns them
+};
+
+// An allocation (bytes > 0) or a free (bytes < 0) of device memory.
+struct MemoryEvent {
+  uint64_t id = 0;  // an allocation and its free share it
+  int64_t bytes = 0;
+  int op = -1;  // the innermost op running when it happened; -1 for none
+};
+
+struct Trace {
+  std::string device;  // "meta" or "cpu"
+  bool train = false;
+  std::vector<ModuleCall> calls;  // calls[0] is the root module's
+  std::vector<TraceOp> ops;       // in the order they started
+  std::vector<MemoryEvent> memory;
+  // Set when the capture stopped early: the op and why. What came before is still recorded.
+  std::string stopped;
+};
+
+}  // namespace footprint

@@ -1,0 +1,487 @@
+// The capture: run a module once with a global RecordFunction observer and a tracking allocator,
+// and write down every op and every allocation as a Trace (footprint/trace.h).
+//
+// What the observer relies on (checked on LibTorch 1.13, docs/engine.md):
+//   - scopes FUNCTION (aten ops), BACKWARD_FUNCTION (autograd nodes, with the seqNr of the forward
+//     op that created them) and TORCHSCRIPT_FUNCTION (one per interpreter frame: a module's
+//     forward, a method on self, a free function);
+//   - inputs() of an op called from TorchScript holds the interpreter stack: the op's own
+//     arguments are the last schema.arguments().size() entries; outputs() likewise;
+//   - torch::jit::currentModuleHierarchy() names the interpreter's frames, innermost last
+//     ("TOP(ResNet)::forward", "layer1(Sequential)::forward", "SELF(Conv2d)::_conv_forward"). At a
+//     frame's own start it is not up to date, so each frame is resolved at its first op;
+//   - begin and end callbacks nest (LIFO) on the thread that runs the ops, backward included.
+// RecordFunction::inputs() asserts a flag in debug builds that the NDEBUG-built libtorch never
+// sets, so this file must be compiled with NDEBUG (CMakeLists.txt sees to it).
+#include <ATen/record_function.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/runtime/interpreter.h>
+#include <torch/version.h>
+
+#include <cstring>
+#include <unordered_map>
+
+#include "footprint/engine.h"
+#include "footprint/error.h"
+#include "footprint/read.h"
+#include "footprint/torch.h"
+#include "torch/meta.h"
+
+#ifndef NDEBUG
+#error "capture.cpp calls RecordFunction::inputs(), which needs NDEBUG with Debian's LibTorch"
+#endif
+
+namespace footprint {
+namespace {
+
+// What the fallback kernel's message starts with (meta_kernels.cpp): an op the meta device
+// cannot run. The capture stops there and keeps what it has.
+constexpr const char* kNoMetaKernel = "no kernel for the meta device";
+
+struct Capture {
+  Trace trace;
+  Phase phase = Phase::kForward;
+  std::vector<int> open;    // the ops running, innermost last
+  std::vector<int> frames;  // the TorchScript frames open: the call each resolved to, or -1
+  // C++ modules: parameter -> the path of the module holding it.
+  std::unordered_map<const c10::TensorImpl*, std::string> owner;
+  std::map<std::string, std::string> types;  // module path -> type
+  detail::MemoryRecorder* recorder = nullptr;
+  // The schema's argument and return counts, per op name (the name's storage is the op's own).
+  std::unordered_map<const char*, std::pair<size_t, size_t>> arity;
+};
+
+thread_local Capture* t_capture = nullptr;
+
+OpValue value_from(const c10::IValue& v) {
+  OpValue out;
+  auto tensor = [](const at::Tensor& t) {
+    return TensorMeta{t.sizes().vec(), detail::dtype_from(t.scalar_type())};
+  };
+  try {
+    if (v.isTensor()) {
+      const at::Tensor& t = v.toTensor();
+      if (!t.defined()) return out;
+      out.kind = OpValue::Kind::kTensor;
+      out.tensors.push_back(tensor(t));
+    } else if (v.isTensorList()) {
+      out.kind = OpValue::Kind::kTensorList;
+      for (const at::Tensor& t : v.toTensorList().vec())
+        if (t.defined()) out.tensors.push_back(tensor(t));
+    } else if (v.isBool()) {
+      out.kind = OpValue::Kind::kBool;
+      out.ints.push_back(v.toBool());
+    } else if (v.isInt()) {
+      out.kind = OpValue::Kind::kInt;
+      out.ints.push_back(v.toInt());
+    } else if (v.isIntList()) {
+      out.kind = OpValue::Kind::kIntList;
+      out.ints = v.toIntVector();
+    } else if (v.isBoolList()) {
+      out.kind = OpValue::Kind::kIntList;
+      for (bool b : v.toBoolList()) out.ints.push_back(b);
+    } else if (v.isDouble()) {
+      out.kind = OpValue::Kind::kDouble;
+      out.real = v.toDouble();
+    } else if (v.isString()) {
+      out.kind = OpValue::Kind::kString;
+      out.text = v.toStringRef();
+    } else if (!v.isNone()) {
+      out.kind = OpValue::Kind::kOther;
+    }
+  } catch (const std::exception&) {  // a tensor with no sizes (sparse, nested): not described
+    out = OpValue{};
+    out.kind = OpValue::Kind::kOther;
+  }
+  return out;
+}
+
+// The last n values: TorchScript passes the whole interpreter stack.
+template <class Values>
+std::vector<OpValue> values_from(const Values& all, size_t n) {
+  if (n > all.size()) n = all.size();
+  std::vector<OpValue> out;
+  out.reserve(n);
+  for (size_t i = all.size() - n; i < all.size(); ++i) out.push_back(value_from(all[i]));
+  return out;
+}
+
+int add_call(Capture& c, std::string path, std::string type, int parent) {
+  c.trace.calls.push_back({std::move(path), std::move(type), parent});
+  return int(c.trace.calls.size()) - 1;
+}
+
+// The path of a submodule called as `name` from the module at `parent`. TorchScript unrolls
+// containers that are iterated rather than called (a ModuleList's "0" is reached from its owner
+// directly), so a name not found under the parent is looked for one container deeper.
+std::string module_path(const Capture& c, const std::string& parent, const std::string& name,
+                        const std::string& type) {
+  std::string prefix = parent.empty() ? "" : parent + ".";
+  std::string direct = prefix + name;
+  if (c.types.empty() || c.types.count(direct)) return direct;
+  std::string suffix = "." + name;
+  for (const auto& [path, t] : c.types)
+    if (path.size() > prefix.size() + suffix.size() &&
+        path.compare(0, prefix.size(), prefix) == 0 &&
+        path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0 && t == type &&
+        path.find('.', prefix.size()) == path.size() - suffix.size())
+      return path;
+  return direct;
+}
+
+// The module call of a top-level forward op, from the interpreter's frames.
+int resolve_call(Capture& c) {
+  if (c.frames.empty()) return 0;
+  if (c.frames.back() >= 0) return c.frames.back();
+  std::vector<std::string> hierarchy = torch::jit::currentModuleHierarchy();
+  size_t F = c.frames.size(), H = hierarchy.size();
+  if (H == 0 || H > F) return 0;  // not the frames we know: the root keeps the op
+  int call = 0;
+  for (size_t i = 0; i < H; ++i) {
+    int& frame = c.frames[F - H + i];
+    if (frame >= 0) {
+      call = frame;
+      continue;
+    }
+    const std::string& h = hierarchy[i];
+    auto open = h.find('('), close = h.find(')');
+    bool module = i > 0 && open != std::string::npos && close != std::string::npos &&
+                  h.rfind("SELF(", 0) != 0 && h.rfind("CALL_FUNCTION", 0) != 0;
+    if (module) {
+      std::string type = h.substr(open + 1, close - open - 1);
+      call = add_call(c, module_path(c, c.trace.calls[call].path, h.substr(0, open), type), type,
+                      call);
+    }
+    frame = call;
+  }
+  return call;
+}
+
+// A C++ module's op: the module whose parameter it reads, one call per op.
+int call_by_parameter(Capture& c, const at::RecordFunction& fn) {
+  for (const auto& v : fn.inputs()) {
+    if (!v.isTensor()) continue;
+    auto it = c.owner.find(v.toTensor().unsafeGetTensorImpl());
+    if (it == c.owner.end()) continue;
+    auto type = c.types.find(it->second);
+    return add_call(c, it->second, type == c.types.end() ? "" : type->second, 0);
+  }
+  return 0;
+}
+
+std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
+  Capture* c = t_capture;
+  if (!c) return nullptr;
+  if (fn.scope() == at::RecordScope::TORCHSCRIPT_FUNCTION) {
+    c->frames.push_back(-1);
+    return nullptr;
+  }
+  int index = int(c->trace.ops.size());
+  TraceOp op;
+  op.name = fn.name();
+  op.phase = c->phase;
+  op.parent = c->open.empty() ? -1 : c->open.back();
+  op.seq = fn.seqNr();
+  op.node = fn.scope() == at::RecordScope::BACKWARD_FUNCTION;
+  auto arity = c->arity.find(fn.name());
+  if (arity == c->arity.end()) {
+    auto schema = fn.operator_schema();
+    std::pair<size_t, size_t> n{SIZE_MAX, SIZE_MAX};
+    if (schema) n = {schema->arguments().size(), schema->returns().size()};
+    arity = c->arity.emplace(fn.name(), n).first;
+  }
+  op.inputs = values_from(fn.inputs(), arity->second.first);
+  if (op.phase == Phase::kBackward) {
+    op.call = 0;  // set from the forward op afterwards
+  } else if (op.parent >= 0) {
+    op.call = c->trace.ops[op.parent].call;
+  } else if (!c->frames.empty()) {
+    op.call = resolve_call(*c);
+  } else if (!c->owner.empty() && op.phase == Phase::kForward) {
+    op.call = call_by_parameter(*c, fn);
+  }
+  c->trace.ops.push_back(std::move(op));
+  c->open.push_back(index);
+  if (c->recorder) c->recorder->current_op = index;
+  return nullptr;
+}
+
+void on_exit(const at::RecordFunction& fn, at::ObserverContext*) {
+  Capture* c = t_capture;
+  if (!c) return;
+  if (fn.scope() == at::RecordScope::TORCHSCRIPT_FUNCTION) {
+    if (!c->frames.empty()) c->frames.pop_back();
+    return;
+  }
+  if (c->open.empty()) return;
+  TraceOp& op = c->trace.ops[c->open.back()];
+  c->open.pop_back();
+  if (c->recorder) c->recorder->current_op = c->open.empty() ? -1 : c->open.back();
+  auto arity = c->arity.find(fn.name());
+  op.outputs = values_from(fn.outputs(), arity == c->arity.end() ? SIZE_MAX : arity->second.second);
+  if (detail::take_guessed_op()) op.guessed = true;
+}
+
+// Installs the observer for one capture on this thread, and removes it again.
+class Observe {
+ public:
+  explicit Observe(Capture& c) : previous_(t_capture) {
+    t_capture = &c;
+    handle_ = at::addGlobalCallback(
+        at::RecordFunctionCallback(&on_enter, &on_exit)
+            .needsInputs(true)
+            .needsOutputs(true)
+            .scopes({at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION,
+                     at::RecordScope::TORCHSCRIPT_FUNCTION}));
+  }
+  ~Observe() {
+    at::removeCallback(handle_);
+    t_capture = previous_;
+  }
+
+ private:
+  Capture* previous_;
+  at::CallbackHandle handle_;
+};
+
+// The first line of an error that says what went wrong, without TorchScript's traceback.
+std::string error_line(const std::exception& e) {
+  auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  std::string msg = c10_error ? c10_error->what_without_backtrace() : e.what();
+  auto marker = msg.find(kNoMetaKernel);
+  if (marker != std::string::npos) {
+    auto start = msg.rfind("aten::", marker);
+    auto end = msg.find('\n', marker);
+    return msg.substr(start == std::string::npos ? 0 : start,
+                      end == std::string::npos ? std::string::npos : end - start);
+  }
+  // TorchScript ends with the original error ("RuntimeError: ..."); a kernel's error is its
+  // first line.
+  std::vector<std::string> lines;
+  size_t at = 0;
+  while (at < msg.size()) {
+    size_t nl = msg.find('\n', at);
+    std::string line = msg.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
+    at = nl == std::string::npos ? msg.size() : nl + 1;
+  }
+  if (lines.empty()) return "unknown error";
+  bool traceback = msg.find("Traceback of TorchScript") != std::string::npos;
+  std::string line = traceback ? lines.back() : lines.front();
+  for (const char* prefix : {"RuntimeError: ", "builtins.RuntimeError: "})
+    if (line.rfind(prefix, 0) == 0) line = line.substr(std::strlen(prefix));
+  return line;
+}
+
+std::string inputs_text(const std::vector<InputSpec>& inputs) {
+  std::string out;
+  for (const auto& in : inputs)
+    out += (out.empty() ? "" : ";") + fmt::format("{}", fmt::join(in.shape, "x"));
+  return out;
+}
+
+at::Tensor make_input(const InputSpec& spec, const CaptureOptions& o) {
+  DType dtype = spec.dtype.value_or(o.dtype.value_or(DType::kFloat32));
+  auto options = at::TensorOptions()
+                     .dtype(detail::scalar_type_from(dtype))
+                     .device(o.device == CaptureDevice::kMeta ? at::kMeta : at::kCPU);
+  if (o.device == CaptureDevice::kMeta) return at::empty(spec.shape, options);
+  // Real values on CPU: class 0 token ids, random floats.
+  return dtype_is_floating(dtype) ? at::randn(spec.shape, options) : at::zeros(spec.shape, options);
+}
+
+at::Tensor first_tensor(const c10::IValue& v) {
+  if (v.isTensor()) return v.toTensor();
+  if (v.isTuple())
+    for (const auto& e : v.toTupleRef().elements()) {
+      auto t = first_tensor(e);
+      if (t.defined()) return t;
+    }
+  if (v.isList())
+    for (const auto& e : v.toListRef()) {
+      auto t = first_tensor(e);
+      if (t.defined()) return t;
+    }
+  if (v.isGenericDict())
+    for (const auto& e : v.toGenericDict()) {
+      auto t = first_tensor(e.value());
+      if (t.defined()) return t;
+    }
+  return {};
+}
+
+// ../shared/MEASUREMENT.md's loss: cross-entropy for classifiers, else y.float().square().mean().
+at::Tensor make_loss(const at::Tensor& y) {
+  if (y.dim() == 2 && y.is_floating_point())
+    return at::cross_entropy_loss(y, at::zeros({y.size(0)}, y.options().dtype(at::kLong)));
+  return y.to(at::kFloat).square().mean();
+}
+
+// Runs `body` (forward and, for training, loss and backward) under the observer and the
+// recorder, and returns the trace.
+Trace run_capture(Capture& c, const CaptureOptions& o,
+                  const std::function<c10::IValue(const std::vector<at::Tensor>&)>& forward) {
+  // No inlining: one interpreter frame per module call. Restored however this returns.
+  struct NoOptimize {
+    bool before = torch::jit::getGraphExecutorOptimize();
+    NoOptimize() { torch::jit::setGraphExecutorOptimize(false); }
+    ~NoOptimize() { torch::jit::setGraphExecutorOptimize(before); }
+  } no_optimize;
+  c.trace.device = o.device == CaptureDevice::kMeta ? "meta" : "cpu";
+  c.trace.train = o.train;
+  {
+    detail::MemoryRecorder recorder(o.device == CaptureDevice::kMeta
+                                        ? detail::MemoryRecorder::Device::kMeta
+                                        : detail::MemoryRecorder::Device::kCpu);
+    c.recorder = &recorder;
+    try {
+      Observe observe(c);
+      std::vector<at::Tensor> inputs;
+      for (const auto& spec : o.inputs) inputs.push_back(make_input(spec, o));
+      c.phase = Phase::kForward;
+      if (!o.train) {
+        torch::NoGradGuard no_grad;
+        forward(inputs);
+      } else {
+        at::Tensor y = first_tensor(forward(inputs));
+        c.phase = Phase::kLoss;
+        if (!y.defined()) throw Error("the model returned no tensor to compute a loss from");
+        at::Tensor loss = make_loss(y);
+        c.phase = Phase::kBackward;
+        if (loss.requires_grad()) loss.backward();
+      }
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {  // c10::Error, or TorchScript's JITException
+      std::string line = error_line(e);
+      if (line.find(kNoMetaKernel) == std::string::npos)
+        throw Error(fmt::format("the model failed on input {}: {}", inputs_text(o.inputs), line));
+      c.trace.stopped = line;
+    }
+    c.recorder = nullptr;
+    for (const auto& e : recorder.events()) c.trace.memory.push_back({e.id, e.bytes, e.op});
+  }
+
+  // Backward ops belong to the module whose forward op created their autograd node: the node's
+  // sequence number is that op's. Each top-level backward op takes the call of the first node
+  // inside it (AccumulateGrad, with none, stays with the root).
+  auto& ops = c.trace.ops;
+  std::unordered_map<int64_t, int> call_of_seq;
+  for (const auto& op : ops)
+    if (op.phase != Phase::kBackward && op.seq >= 0) call_of_seq.emplace(op.seq, op.call);
+  for (size_t i = 0; i < ops.size();) {
+    size_t end = i + 1;
+    while (end < ops.size() && ops[end].parent != -1) ++end;
+    if (ops[i].phase == Phase::kBackward) {
+      int call = 0;
+      for (size_t k = i; k < end; ++k)
+        if (ops[k].node && ops[k].seq >= 0) {
+          auto it = call_of_seq.find(ops[k].seq);
+          if (it != call_of_seq.end()) call = it->second;
+          break;
+        }
+      for (size_t k = i; k < end; ++k) ops[k].call = call;
+    }
+    i = end;
+  }
+  return std::move(c.trace);
+}
+
+void prepare(const CaptureOptions& o) {
+  detail::install_meta_runtime();
+  if (o.device == CaptureDevice::kCpu) detail::install_cpu_tracking();
+  if (o.inputs.empty()) throw Error("no input shape given: pass one, as in --input 1x3x224x224");
+}
+
+// The Model as the capture sees it: floating tensors at the requested dtype.
+Model model_at(Model model, const std::optional<DType>& dtype) {
+  if (dtype)
+    for (auto& t : model.tensors)
+      if (dtype_is_floating(t.dtype)) t.dtype = *dtype;
+  return model;
+}
+
+}  // namespace
+
+Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
+  prepare(o);
+  if (o.train)
+    module.train();
+  else
+    module.eval();
+  std::optional<c10::ScalarType> dtype;
+  if (o.dtype) dtype = detail::scalar_type_from(*o.dtype);
+  if (o.device == CaptureDevice::kMeta)
+    detail::to_meta(module, dtype);
+  else if (dtype)
+    module.to(*dtype);
+  Capture c;
+  c.types = model_from(module).module_types;
+  c.trace.calls.push_back({"", module.type()->name() ? module.type()->name()->name() : "", -1});
+  return run_capture(c, o, [&](const std::vector<at::Tensor>& inputs) {
+    return module.forward(std::vector<c10::IValue>(inputs.begin(), inputs.end()));
+  });
+}
+
+Trace capture(torch::nn::Module& module, const ForwardFn& forward, const CaptureOptions& o) {
+  prepare(o);
+  module.train(o.train);
+  std::optional<c10::ScalarType> dtype;
+  if (o.dtype) dtype = detail::scalar_type_from(*o.dtype);
+  if (o.device == CaptureDevice::kMeta)
+    detail::to_meta(module, dtype);
+  else if (dtype)
+    module.to(*dtype);
+  Capture c;
+  Model model = model_from(module);
+  c.types = model.module_types;
+  for (const auto& item : module.named_parameters()) {
+    const std::string& name = item.key();
+    auto dot = name.rfind('.');
+    c.owner[item.value().unsafeGetTensorImpl()] =
+        dot == std::string::npos ? "" : name.substr(0, dot);
+  }
+  c.trace.calls.push_back({"", c.types.count("") ? c.types.at("") : module.name(), -1});
+  return run_capture(
+      c, o, [&](const std::vector<at::Tensor>& inputs) { return c10::IValue(forward(inputs)); });
+}
+
+Summary summary(torch::jit::Module& module, const SummaryOptions& options) {
+  Model model = model_at(model_from(module), options.dtype);
+  CaptureOptions o{options.inputs, options.train, options.dtype, CaptureDevice::kMeta};
+  return summarize(model, capture(module, o), options);
+}
+
+Summary summary(torch::nn::Module& module, const ForwardFn& forward,
+                const SummaryOptions& options) {
+  Model model = model_at(model_from(module), options.dtype);
+  CaptureOptions o{options.inputs, options.train, options.dtype, CaptureDevice::kMeta};
+  return summarize(model, capture(module, forward, o), options);
+}
+
+Summary summary_file(const std::string& path, const SummaryOptions& options) {
+  Model model = read_model(path);  // checks the file without running anything
+  if (model.format != "TorchScript")
+    throw Error(fmt::format(
+        "{}: is a {}, which holds weights but no code; footprint summary runs the model's code, "
+        "so it needs TorchScript (torch.jit.script or torch.jit.trace, then .save)",
+        path, model.format));
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path);
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: LibTorch {} cannot load it as TorchScript: {}", path,
+                            TORCH_VERSION, error_line(e)));
+  }
+  try {
+    Summary s = summary(module, options);
+    s.source = path;
+    return s;
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+}  // namespace footprint

@@ -1,0 +1,236 @@
+// The footprint command: parse options, call the library, print. Errors a user can cause come
+// back as footprint::Error and leave as one line on stderr with exit status 1; usage errors exit 2;
+// a summary printed with gaps (an op not counted or not run exactly) exits 3.
+#include "cli.h"
+
+#include <fmt/format.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "footprint/footprint.h"
+
+namespace footprint::cli {
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitIncomplete = 3;
+
+constexpr const char* kParamsHelp = R"(Examples:
+  footprint params model.pt                      TorchScript (torch.jit.save)
+  footprint params checkpoint.pth --depth 2      torch.save state_dict, modules two levels deep
+  footprint params model.safetensors --dtype fp16,int4
+  footprint params model.safetensors.index.json  a sharded checkpoint, all shards
+  footprint params model.pt --tensors --format csv > tensors.csv
+
+Only metadata is read (the zip directory, the pickle, the safetensors header), never the tensor
+bytes, and nothing in a file is executed. Sizes use binary units: 1 MiB = 1024^2 bytes. In
+--format json every byte count is exact; with several files JSON is an array and CSV one table
+with a source column. A state_dict or safetensors file does not record which tensors are
+buffers: there running_mean, running_var and non-float tensors count as buffers (a state_dict
+saved with keep_vars=True records it, and is read exactly). Docs: docs/formats.md.
+
+Exit status: 0 when every file was read; 1 when one could not be (one line on stderr names the
+file and the problem; the other files are still reported); 2 for a usage error.)";
+
+constexpr const char* kSummaryHelp = R"(Examples:
+  footprint summary resnet50.pt --input 1x3x224x224
+  footprint summary resnet50.pt --input 8x3x224x224 --train --depth 2
+  footprint summary model.pt --input 1x3x224x224 --columns torchstat
+  footprint summary model.pt --input 1x3x224x224 --by op          per-op totals (fvcore style)
+  footprint summary bert.pt --input "2x128:int64;2x128:int64" --format json
+  footprint summary model.pt --input 1x3x224x224 --dtype bf16
+
+The model's own TorchScript code runs on PyTorch's meta device: tensors have shapes and no data,
+so every op, shape and allocation is exact and a batch of 256 costs what a batch of 1 does.
+Functional ops (x @ w, softmax, F.relu) and modules called twice are counted. The file must be
+TorchScript (torch.jit.script keeps train/eval behaviour; a torch.jit.trace bakes in the mode it
+was traced in). Layers deeper than --depth are summed into their parent.
+
+Columns: MACs count one multiply-accumulate once (thop, fvcore and torchinfo's convention);
+FLOPs = 2 x MACs + bias adds + the other ops' rules (element-wise 1 per element, softmax 5, ...,
+all in docs/flops.md); torchstat's MAdd is our FLOPs. Activations: the bytes the module's forward
+ops allocate. --train adds the backward FLOPs of each module's ops, with the loss of
+../shared/MEASUREMENT.md (cross-entropy for a 2-D output, else mean of squares).
+
+Exit status: 0; 1 when the file cannot be read or the model fails on the input (one line on
+stderr says why); 2 for a usage error; 3 when the summary is printed but not exact: an op with no
+FLOP rule, or with no meta kernel (shapes guessed, or the run stopped there). Each such op is
+named on stderr and marked * in the table.)";
+
+// --input values: each may hold several inputs separated by ';'.
+std::string check_inputs(const std::string& text) {
+  try {
+    parse_inputs(text);
+    return {};
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+std::string directory_of_this_program() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/'));
+}
+
+// `footprint` runs footprint-engine for the commands that need LibTorch, with the same
+// arguments. Returns only when it cannot be run.
+int run_engine(char** argv) {
+  std::vector<std::string> tried;
+  if (const char* env = std::getenv("FOOTPRINT_ENGINE")) tried.push_back(env);
+  std::string dir = directory_of_this_program();
+  tried.push_back(dir + "/footprint-engine");
+  tried.push_back(dir + "/../libexec/footprint/footprint-engine");
+  for (const auto& path : tried) {
+    if (access(path.c_str(), X_OK) != 0) continue;
+    execv(path.c_str(), argv);
+    fmt::print(stderr, "footprint: cannot run {}: {}\n", path, std::strerror(errno));
+    return kExitError;
+  }
+  fmt::print(stderr,
+             "footprint: this command needs footprint-engine (the part built with LibTorch), "
+             "which is not installed: looked for {}\n",
+             fmt::join(tried, ", "));
+  return kExitError;
+}
+
+}  // namespace
+
+int run(int argc, char** argv, const SummaryFn& summary_fn) {
+  CLI::App app{"footprint: what a PyTorch model is made of, and whether it will fit.", "footprint"};
+  app.set_version_flag("--version", std::string("footprint ") + FOOTPRINT_VERSION);
+  app.require_subcommand(1);
+  app.footer("Run 'footprint COMMAND --help' for a command's options and examples.");
+
+  std::vector<std::string> files;
+  std::string dtypes, format = "table";
+  int depth = 1;
+  bool tensors = false;
+  CLI::App* params =
+      app.add_subcommand("params", "Count parameters and buffers in model files, exactly.");
+  params
+      ->add_option("FILE", files,
+                   "TorchScript .pt, torch.save .pth/.bin, .safetensors, or *.index.json")
+      ->required();
+  params
+      ->add_option("--dtype", dtypes,
+                   "Also show bytes at these precisions: fp32,fp16,bf16,fp8,int8,int4")
+      ->check([](const std::string& s) -> std::string {
+        try {
+          precision_parse_list(s);
+          return {};
+        } catch (const Error& e) {
+          return e.what();
+        }
+      });
+  params
+      ->add_option("--depth", depth, "Module roll-up depth (0: whole model only, -1: every level)")
+      ->default_val(1)
+      ->check(CLI::Range(-1, 1000));
+  params->add_flag("--tensors", tensors, "List every tensor: name, shape, dtype, numel, bytes");
+  params->add_option("--format", format, "Output format")
+      ->default_val("table")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+  params->footer(kParamsHelp);
+
+  std::string file, by = "module", columns = "default", run_dtype;
+  std::vector<std::string> input_texts;
+  bool train = false;
+  int summary_depth = 3;
+  CLI::App* summary = app.add_subcommand(
+      "summary", "Run the model on the meta device: per-layer shapes, parameters, MACs, FLOPs.");
+  summary->add_option("FILE", file, "A TorchScript file (torch.jit.script or trace, saved)")
+      ->required();
+  summary
+      ->add_option("--input", input_texts,
+                   "Input shape, as 1x3x224x224 or 1,3,224,224, with :dtype for integer inputs "
+                   "(1x128:int64); repeat it, or separate with ';', for several inputs")
+      ->required()
+      ->check(check_inputs);
+  summary->add_flag("--train", train, "A training pass: forward, loss and backward");
+  summary
+      ->add_option("--dtype", run_dtype,
+                   "Run at this precision: fp32, fp16, bf16 (default: as stored)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "fp64"}));
+  summary->add_option("--depth", summary_depth, "Rows down to this depth (-1: every level)")
+      ->default_val(3)
+      ->check(CLI::Range(-1, 1000));
+  summary->add_option("--by", by, "Rows per module call, or per aten op (fvcore's by_operator)")
+      ->default_val("module")
+      ->check(CLI::IsMember({"module", "op"}));
+  summary
+      ->add_option("--columns", columns,
+                   "torchstat adds memory read and write per layer and each layer's FLOP share")
+      ->default_val("default")
+      ->check(CLI::IsMember({"default", "torchstat"}));
+  summary->add_option("--format", format, "Output format")
+      ->default_val("table")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+  summary->footer(kSummaryHelp);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
+
+  try {
+    if (summary->parsed()) {
+      if (!summary_fn) return run_engine(argv);
+      SummaryOptions options;
+      for (const auto& text : input_texts)
+        for (auto& in : parse_inputs(text)) options.inputs.push_back(std::move(in));
+      options.train = train;
+      if (!run_dtype.empty()) options.dtype = dtype_parse(run_dtype);
+      Summary s = summary_fn(file, options);
+      SummaryPrintOptions print;
+      print.format = *format_parse(format);
+      print.depth = summary_depth;
+      print.by_op = by == "op";
+      print.columns =
+          columns == "torchstat" ? SummaryColumns::kTorchstat : SummaryColumns::kDefault;
+      fmt::print("{}", print_summary(s, print));
+      std::fflush(stdout);
+      for (const auto& gap : s.gaps) fmt::print(stderr, "footprint: {}: {}\n", file, gap);
+      return s.complete() ? 0 : kExitIncomplete;
+    }
+
+    ParamOptions options;
+    options.precisions = precision_parse_list(dtypes.empty() ? "stored" : dtypes);
+    options.precisions.erase(
+        std::remove(options.precisions.begin(), options.precisions.end(), Precision::kStored),
+        options.precisions.end());
+    options.depth = depth;
+    PrintOptions print;
+    print.format = *format_parse(format);
+    print.tensors = tensors;
+    std::vector<ParamReport> reports;
+    int status = 0;
+    for (const auto& f : files) {
+      try {
+        reports.push_back(footprint::params(read_model(f), options));
+      } catch (const Error& e) {
+        fmt::print(stderr, "footprint: {}\n", e.what());
+        status = kExitError;
+      }
+    }
+    if (!reports.empty()) fmt::print("{}", print_params(reports, print));
+    return status;
+  } catch (const Error& e) {
+    fmt::print(stderr, "footprint: {}\n", e.what());
+    return kExitError;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "footprint: internal error: {}\n", e.what());
+    return kExitError;
+  }
+}
+
+}  // namespace footprint::cli
