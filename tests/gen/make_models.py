@@ -103,6 +103,76 @@ def frozen_resnet18():
     return m
 
 
+class Twice(nn.Module):
+    """One Linear called twice, with a functional relu between: two calls, one set of weights."""
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.fc(torch.relu(self.fc(x))))
+
+
+class MatmulAttention(nn.Module):
+    """Self-attention written with functional ops (@, softmax), which module hooks never see."""
+    def __init__(self, d=8):
+        super().__init__()
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d, bias=False)
+        self.scale = d ** -0.5
+
+    def forward(self, x):
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        scores = q @ k.transpose(-2, -1) * self.scale
+        return torch.softmax(scores, dim=-1) @ v
+
+
+class NoMetaKernel(nn.Module):
+    """torch.logit has no Meta kernel in LibTorch 1.13, and footprint has no FLOP rule for it."""
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.b(torch.logit(torch.sigmoid(self.a(x))))
+
+
+# TorchScript only: the summary tests work their numbers out by hand.
+SUMMARY_MODELS = {"twice": Twice, "matmul_attention": MatmulAttention, "no_meta_kernel": NoMetaKernel}
+
+# What a real forward says at 1x3x224x224, for tests/engine_test.cpp.
+SUMMARY_CHECKED = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121")
+
+
+def hooked_forward(model, shape):
+    """Each module's output shapes, per call, from forward hooks on a real eval forward; and the
+    conv + linear MACs worked out from each layer's shapes: a Conv2d output element takes
+    in_channels / groups x kh x kw MACs, a Linear one in_features."""
+    model.eval()
+    shapes, macs = {}, [0]
+
+    def hook(name):
+        def fn(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                shapes.setdefault(name, []).append([list(output.shape)])
+            if isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                macs[0] += output.numel() * (module.in_channels // module.groups) * kh * kw
+            elif isinstance(module, nn.Linear):
+                macs[0] += output.numel() * module.in_features
+        return fn
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()]
+    with torch.no_grad():
+        model(torch.randn(shape))
+    for h in handles:
+        h.remove()
+    return {"shapes": shapes, "conv_linear_macs": macs[0]}
+
+
 MODELS = {
     "hybrid_network": HybridNetwork,
     "resnet18": torchvision.models.resnet18,
@@ -187,6 +257,8 @@ def main():
         torch.jit.save(scripted, os.path.join(out, name + ".pt"))
         torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
         save_safetensors(unique_state_dict(model), os.path.join(out, name + ".safetensors"))
+        if name in SUMMARY_CHECKED:
+            facts["summary_1x3x224x224"] = hooked_forward(model, (1, 3, 224, 224))
         if name in GROWTH_MODELS:
             facts["forward_growth_train_b2"] = forward_growth(model, (2, 3, 224, 224))
         if name == "mixed":
@@ -200,6 +272,8 @@ def main():
             torch.save({"state_dict": model.state_dict(), "epoch": 3}, os.path.join(out, "resnet18_lightning.pth"))
             write_sharded(model, out, name)
         print(f"{name}: {facts['params']:,} parameters, {facts['buffers']:,} buffer elements", flush=True)
+    for name, make in SUMMARY_MODELS.items():
+        torch.jit.save(torch.jit.script(make()), os.path.join(out, name + ".pt"))
     write_hostile(out)
     # LLaMA-7B's shapes at full size, as sparse shards (headers only on disk).
 
