@@ -211,3 +211,85 @@ TEST(TorchvisionPublished, MacsRoundToThePublishedFigures) {
 INSTANTIATE_TEST_SUITE_P(Models, TorchvisionSummary,
                          ::testing::Values("resnet18", "resnet50", "vgg16", "mobilenet_v2",
                                            "densenet121"));
+
+namespace {
+
+// Per top-level op (an op no other op called: conv2d, not the convolution inside it; an
+// autograd node or the engine's wrapper around it in backward): its name, its outputs' shapes,
+// and the bytes allocated under it, gross and net of what it freed.
+struct TopOp {
+  std::string name;
+  Shapes outputs;
+  int64_t allocated = 0, net = 0;
+};
+
+std::vector<TopOp> top_ops(const fp::Trace& t) {
+  std::vector<TopOp> out;
+  std::vector<int> top_of(t.ops.size(), -1);
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    const auto& op = t.ops[i];
+    if (op.parent == -1) {
+      top_of[i] = int(out.size());
+      TopOp top{op.name, {}, 0, 0};
+      for (const auto& v : op.outputs)
+        for (const auto& m : v.tensors) top.outputs.push_back(m.shape);
+      out.push_back(top);
+    } else {
+      top_of[i] = top_of[op.parent];
+    }
+  }
+  for (const auto& e : t.memory) {
+    if (e.op < 0) continue;
+    auto& top = out[top_of[e.op]];
+    if (e.bytes > 0) top.allocated += e.bytes;
+    top.net += e.bytes;
+  }
+  return out;
+}
+
+fp::Trace capture(const std::string& name, bool train, fp::CaptureDevice device) {
+  auto module = torch::jit::load(model(name));
+  fp::CaptureOptions o;
+  o.inputs = fp::parse_inputs("2x3x224x224");
+  o.train = train;
+  o.device = device;
+  return fp::capture(module, o);
+}
+
+}  // namespace
+
+class MetaAgainstCpu : public ::testing::TestWithParam<std::tuple<const char*, bool>> {};
+
+// The same TorchScript code on meta and on real CPU tensors (batch 2, one thread): the same
+// top-level ops in the same order with the same output shapes, and per op the same bytes left
+// allocated. What an op allocates and frees inside may differ only as docs/engine.md explains:
+//   - CPU kernel scratch in convolutions (oneDNN's weight reorder and blocked output) and batch
+//     norm (per-channel scale and shift; a temporary in its backward): CPU allocates more;
+//   - scalars that ATen wraps in 0-dim CPU tensors (4 to 12 bytes: num_batches_tracked += 1,
+//     mean's divisor, dropout's scale), which a GPU run keeps on the host too.
+TEST_P(MetaAgainstCpu, SameOpsShapesAndBytesPerOp) {
+  at::set_num_threads(1);  // ../shared/MEASUREMENT.md: the thread count changes CPU kernels
+  auto [name, train] = GetParam();
+  auto meta = top_ops(capture(name, train, fp::CaptureDevice::kMeta));
+  auto cpu = top_ops(capture(name, train, fp::CaptureDevice::kCpu));
+  ASSERT_EQ(meta.size(), cpu.size());
+  const std::set<std::string> scratch{
+      "aten::conv2d", "aten::batch_norm",
+      "autograd::engine::evaluate_function: ConvolutionBackward0",
+      "autograd::engine::evaluate_function: NativeBatchNormBackward0"};
+  constexpr int64_t kHostScalars = 16;  // the most wrapped scalars measured under one op: 12 B
+  for (size_t i = 0; i < meta.size(); ++i) {
+    ASSERT_EQ(meta[i].name, cpu[i].name) << "op " << i;
+    EXPECT_EQ(meta[i].outputs, cpu[i].outputs) << "op " << i << " " << meta[i].name;
+    EXPECT_EQ(meta[i].net, cpu[i].net) << "op " << i << " " << meta[i].name;
+    int64_t extra = cpu[i].allocated - meta[i].allocated;
+    EXPECT_GE(extra, 0) << "op " << i << " " << meta[i].name;
+    if (!scratch.count(meta[i].name))
+      EXPECT_LE(extra, kHostScalars) << "op " << i << " " << meta[i].name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, MetaAgainstCpu,
+                         ::testing::Combine(::testing::Values("resnet18", "resnet50", "vgg16",
+                                                              "mobilenet_v2", "densenet121"),
+                                            ::testing::Bool()));

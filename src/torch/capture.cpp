@@ -337,9 +337,10 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                         : detail::MemoryRecorder::Device::kCpu);
     c.recorder = &recorder;
     try {
-      Observe observe(c);
+      // The inputs are allocated (and recorded, as no op's) before the observer starts.
       std::vector<at::Tensor> inputs;
       for (const auto& spec : o.inputs) inputs.push_back(make_input(spec, o));
+      Observe observe(c);
       c.phase = Phase::kForward;
       if (!o.train) {
         torch::NoGradGuard no_grad;
