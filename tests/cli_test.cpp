@@ -212,3 +212,78 @@ TEST(Cli, CsvOfSeveralFilesIsOneTable) {
   EXPECT_EQ(r.out.rfind("source,module,type,depth,parameters,", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("/tied.pt,(model),TiedLM,0,1872,0,"), std::string::npos) << r.out;
 }
+
+// `footprint summary` runs footprint-engine (LibTorch) with the same arguments. The numbers are
+// the hand counts of tests/engine_test.cpp (SeedHybridNetworkByHand).
+TEST(CliSummary, GoldenTableWithTheSeedsThopLines) {
+  auto r = run("cd " + shell_quote(kModels) + " && " + shell_quote(kCli) +
+               " summary hybrid_network.pt --input 1x1x28x28");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_NE(r.out.find("Computational Cost: 3.71 MFLOPs (1.84 MMACs"), std::string::npos);
+  EXPECT_NE(r.out.find("Parameter Count: 33,762\n"), std::string::npos);
+  std::string golden =
+      std::string(FOOTPRINT_SOURCE_DIR) + "/tests/golden/summary_hybrid_network.txt";
+  if (std::getenv("FOOTPRINT_UPDATE_GOLDEN")) footprint_test::write_file(golden, r.out);
+  EXPECT_EQ(r.out, footprint_test::read_file(golden));
+}
+
+TEST(CliSummary, JsonCarriesExactCounts) {
+  auto r = run_footprint("summary " + shell_quote(kModels + "/hybrid_network.pt") +
+                         " --input 1,1,28,28 --format json --train");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["forward"]["macs"], 1840448);
+  EXPECT_EQ(j["forward"]["flops"], 3711114);
+  EXPECT_EQ(j["params"], 33762);
+  EXPECT_EQ(j["mode"], "train");
+  EXPECT_TRUE(j["backward"]["flops"].get<int64_t>() > 0);
+  EXPECT_EQ(j["modules"][0]["output_shapes"], nlohmann::json::parse("[[1, 10]]"));
+}
+
+TEST(CliSummary, ByOpAndTorchstatColumns) {
+  auto ops = run_footprint("summary " + shell_quote(kModels + "/hybrid_network.pt") +
+                           " --input 1x1x28x28 --by op --format csv");
+  ASSERT_EQ(ops.status, 0) << ops.err;
+  EXPECT_EQ(ops.out.rfind("op,phase,calls,macs,flops,read,write\n", 0), 0u) << ops.out;
+  // 14 convolutions (entry, transition, 6 per multi-scale stage): the hand count 1,840,448 minus
+  // the predictor's 8,320 = 1,832,128 MACs.
+  EXPECT_NE(ops.out.find("aten::conv2d,forward,14,1832128,"), std::string::npos) << ops.out;
+  auto stat = run_footprint("summary " + shell_quote(kModels + "/hybrid_network.pt") +
+                            " --input 1x1x28x28 --columns torchstat");
+  ASSERT_EQ(stat.status, 0) << stat.err;
+  EXPECT_NE(stat.out.find("FLOPs %"), std::string::npos);
+  EXPECT_NE(stat.out.find("Read"), std::string::npos);
+}
+
+TEST(CliSummary, AnOpWithNoMetaKernelIsNamedTheRestPrintedExit3) {
+  auto r = run_footprint("summary " + shell_quote(kModels + "/no_meta_kernel.pt") + " --input 3x4");
+  EXPECT_EQ(r.status, 3);
+  EXPECT_NE(r.out.find("(model) (NoMetaKernel) *"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("a (Linear)"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+  EXPECT_NE(r.err.find("aten::logit: no kernel for the meta device"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("aten::logit: no FLOP rule"), std::string::npos) << r.err;
+}
+
+TEST(CliSummary, BadInputGetsOneLine) {
+  auto one_line = [](const footprint_test::RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  };
+  one_line(run_footprint("summary /nonexistent.pt --input 1x3"), "/nonexistent.pt: no such file");
+  one_line(run_footprint("summary " + shell_quote(kModels + "/resnet18.safetensors") +
+                         " --input 1x3x224x224"),
+           "needs TorchScript");
+  one_line(
+      run_footprint("summary " + shell_quote(kModels + "/resnet18.pt") + " --input 1x1x224x224"),
+      "the model failed on input 1x1x224x224: Given groups=1, weight of size [64, 3, 7, 7]");
+  auto usage = run_footprint("summary x.pt --input 1x0x3");
+  EXPECT_EQ(usage.status, 2);
+  EXPECT_EQ(run_footprint("summary x.pt").status, 2);  // --input is required
+  auto help = run_footprint("summary --help");
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("Examples:"), std::string::npos);
+}

@@ -70,7 +70,7 @@ Table module_table(const Summary& s, const SummaryPrintOptions& o, bool human) {
     std::vector<std::string> row{layer_label(r, human)};
     if (!human) row.insert(row.end(), {r.type, std::to_string(r.depth), r.repeat ? "1" : "0"});
     row.insert(row.end(),
-               {shapes_text(r.output_shapes), r.repeat && human ? "(again)" : count(r.params),
+               {shapes_text(r.output_shapes), r.repeat && human ? "(again)" : with_commas(r.params),
                 count(r.forward.macs), count(r.forward.flops), bytes(r.activation_bytes)});
     if (!human) row[5] = std::to_string(r.params);
     if (s.train) row.push_back(count(r.backward.flops));
@@ -143,7 +143,10 @@ ordered_json summary_json(const Summary& s, const SummaryPrintOptions& o) {
   ordered_json inputs = ordered_json::array();
   for (const auto& in : s.inputs) {
     ordered_json i{{"shape", in.shape}};
-    i["dtype"] = in.dtype ? std::string(dtype_name(*in.dtype)) : nullptr;
+    if (in.dtype)
+      i["dtype"] = std::string(dtype_name(*in.dtype));
+    else
+      i["dtype"] = nullptr;
     inputs.push_back(i);
   }
   j["inputs"] = inputs;
