@@ -52,6 +52,9 @@ case "${1:-}" in
     echo "== The same model exported by PyTorch, read from the file (examples/hybrid_network.py)"
     /usr/bin/python3 examples/hybrid_network.py "$BUILD_DIR/example"
     "$BUILD_DIR/footprint" params "$BUILD_DIR/example/hybrid_network.pt" --dtype fp32,fp16
+    echo
+    echo "== Its layers, run on the meta device (the seed's torchstat and thop, corrected)"
+    "$BUILD_DIR/footprint" summary "$BUILD_DIR/example/hybrid_network.pt" --input 1x1x28x28
     ;;
   test)
     setup

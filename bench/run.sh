@@ -8,3 +8,6 @@ data=$build/bench/llama7b
 echo "== params on sharded LLaMA-7B (13.5 GB of sparse shards, $(du -sh "$data" | cut -f1) on disk)"
 "$build/bench/params_bench" "$data" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 /usr/bin/python3 "$here/bench/params_cli.py" "$build/footprint" "$data" 30
+echo "== summary of resnet50 in training mode"
+/usr/bin/python3 "$here/tests/gen/make_models.py" "$build/tests/models" > /dev/null
+/usr/bin/python3 "$here/bench/summary_cli.py" "$build/footprint" "$build/tests/models" 5

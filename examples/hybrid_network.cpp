@@ -1,7 +1,9 @@
-// The first seed's approaches 1 and 2 for its HybridNetwork, from C++ in one call:
+// The first seed's three approaches for its HybridNetwork, from C++:
 // footprint::params(module) counts every parameter tensor (approach 2) and gives the bytes at
-// each precision (approach 1, parameters x bytes per element).
+// each precision (approach 1, parameters x bytes per element); footprint::summary(module, ...)
+// runs it on the meta device for the profilers' numbers (approach 3: thop's two lines).
 #include <fmt/format.h>
+#include <footprint/engine.h>
 #include <footprint/torch.h>
 
 #include "seed_models.h"
@@ -24,5 +26,12 @@ int main() {
   fmt::print("Enumerated Parameter Count: {}\n\n", report.params.numel);
 
   footprint::PrintOptions print;
-  fmt::print("{}", footprint::print_params(report, print));
+  fmt::print("{}\n", footprint::print_params(report, print));
+
+  // Approach 3, thop's profile(model, inputs=(torch.randn(1, 1, 28, 28),)), corrected. The
+  // module's weights move to the meta device: it is the last thing done with them here.
+  footprint::SummaryOptions run;
+  run.inputs = footprint::parse_inputs("1x1x28x28");
+  footprint::Summary summary = footprint::summary(model, run);
+  fmt::print("{}", footprint::print_thop_lines(summary));
 }

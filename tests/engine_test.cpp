@@ -11,6 +11,7 @@
 #include <set>
 
 #include "footprint/footprint.h"
+#include "seed_models.h"
 
 namespace fp = footprint;
 
@@ -121,6 +122,23 @@ TEST(Summary, SeedHybridNetworkByHand) {
   ASSERT_EQ(pool.size(), 2u);
   EXPECT_EQ(pool[0]->output_shapes, (Shapes{{1, 6, 12, 12}}));
   EXPECT_EQ(pool[1]->output_shapes, (Shapes{{1, 12, 4, 4}}));
+}
+
+// The same network as a LibTorch C++ module: its ops are attributed to the module whose
+// parameters they read, and the totals are the same hand counts.
+TEST(Summary, SeedHybridNetworkAsACppModule) {
+  footprint_examples::HybridNetwork net;
+  fp::SummaryOptions o;
+  o.inputs = fp::parse_inputs("1x1x28x28");
+  fp::Summary s = fp::summary(net, o);
+  EXPECT_EQ(s.forward.macs, 1840448);
+  EXPECT_EQ(s.forward.flops, 3711114);
+  EXPECT_EQ(s.params, 33762);
+  auto entry = rows_of(s, "entry_conv");
+  ASSERT_EQ(entry.size(), 1u);
+  EXPECT_EQ(entry[0]->forward.macs, 86400);
+  EXPECT_EQ(entry[0]->output_shapes, (Shapes{{1, 6, 24, 24}}));
+  EXPECT_TRUE(net->entry_conv->weight.is_meta());  // as engine.h says: moved in place
 }
 
 // Training: the backward of a conv or linear costs twice its forward MACs (input and weight
