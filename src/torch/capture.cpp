@@ -340,6 +340,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       // The inputs are allocated (and recorded, as no op's) before the observer starts.
       std::vector<at::Tensor> inputs;
       for (const auto& spec : o.inputs) inputs.push_back(make_input(spec, o));
+      detail::take_guessed_op();  // forget a guess made before this capture
       Observe observe(c);
       c.phase = Phase::kForward;
       if (!o.train) {

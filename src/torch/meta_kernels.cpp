@@ -212,9 +212,13 @@ void register_missing_meta_kernels() {
   impl("index_select", TORCH_FN(index_select));
   impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
   impl("mse_loss_backward", TORCH_FN(mse_loss_backward));
-  static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::Meta, __FILE__,
-                                 __LINE__);
-  fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&guessing_fallback>());
+  // A LibTorch that has a Meta fallback of its own keeps it (registering a second one throws).
+  try {
+    static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::Meta, __FILE__,
+                                   __LINE__);
+    fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&guessing_fallback>());
+  } catch (const c10::Error&) {
+  }
 }
 
 }  // namespace footprint::detail
