@@ -241,6 +241,17 @@ TEST(CliSummary, JsonCarriesExactCounts) {
   EXPECT_EQ(j["modules"][0]["output_shapes"], nlohmann::json::parse("[[1, 10]]"));
 }
 
+// --dtype bf16 runs the model at bf16: its 33,762 parameters take 2 bytes each, 67,524 B.
+TEST(CliSummary, DtypeCastsTheWeights) {
+  auto r = run_footprint("summary " + shell_quote(kModels + "/hybrid_network.pt") +
+                         " --input 1x1x28x28 --dtype bf16 --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["param_bytes"], 67524);
+  EXPECT_EQ(j["input_bytes"], 28 * 28 * 2);
+  EXPECT_EQ(j["forward"]["macs"], 1840448);  // the arithmetic does not change
+}
+
 TEST(CliSummary, ByOpAndTorchstatColumns) {
   auto ops = run_footprint("summary " + shell_quote(kModels + "/hybrid_network.pt") +
                            " --input 1x1x28x28 --by op --format csv");

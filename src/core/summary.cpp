@@ -206,8 +206,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
       me.backward += r.backward;
       me.activation_bytes += r.activation_bytes;
       me.read_bytes += r.read_bytes;
-      me.write_bytes += r.write_bytes;
-      me.gap |= r.gap;
+      me.write_bytes += r.write_bytes;  // (gap: already marked up the call chain)
     }
   };
   emit(0, 0);

@@ -50,29 +50,38 @@ Table module_table(const Summary& s, const SummaryPrintOptions& o, bool human) {
   auto bytes = [human](int64_t n) { return human ? human_bytes(n) : std::to_string(n); };
   bool torchstat = o.columns == SummaryColumns::kTorchstat;
   Table t;
-  t.columns = {human ? "Layer (type)" : "path"};
-  if (!human) t.columns.insert(t.columns.end(), {"type", "depth", "repeat"});
-  t.columns.insert(t.columns.end(), {"Output shape", "Params", "MACs", "FLOPs", "Activations"});
-  if (s.train) t.columns.push_back("Backward FLOPs");
-  if (torchstat) t.columns.insert(t.columns.end(), {"Read", "Write", "FLOPs %"});
-  if (!human)
-    for (auto& c : t.columns) {
-      for (auto& ch : c) ch = ch == ' ' ? '_' : static_cast<char>(std::tolower(ch));
-      if (c == "flops_%") c = "flops_share";
-    }
-  t.numeric.assign(t.columns.size(), true);
-  t.numeric[0] = false;
-  t.numeric[human ? 1 : 4] = false;
-  if (!human) t.numeric[1] = false;
+  // Headings for people, names for CSV; the path (CSV) or the indented label (text) first.
+  auto column = [&](const char* heading, const char* name, bool numeric) {
+    t.columns.push_back(human ? heading : name);
+    t.numeric.push_back(numeric);
+  };
+  column("Layer (type)", "path", false);
+  if (!human) {
+    column("", "type", false);
+    column("", "depth", true);
+    column("", "repeat", true);
+  }
+  column("Output shape", "output_shape", false);
+  column("Params", "params", true);
+  column("MACs", "macs", true);
+  column("FLOPs", "flops", true);
+  column("Activations", "activation_bytes", true);
+  if (s.train) column("Backward FLOPs", "backward_flops", true);
+  if (torchstat) {
+    column("Read", "read_bytes", true);
+    column("Write", "write_bytes", true);
+    column("FLOPs %", "flops_share", true);
+  }
   double total = static_cast<double>(std::max<int64_t>(1, s.forward.flops));
   for (const auto& r : s.rows) {
     if (!shown(r, o.depth)) continue;
     std::vector<std::string> row{layer_label(r, human)};
     if (!human) row.insert(row.end(), {r.type, std::to_string(r.depth), r.repeat ? "1" : "0"});
-    row.insert(row.end(),
-               {shapes_text(r.output_shapes), r.repeat && human ? "(again)" : with_commas(r.params),
-                count(r.forward.macs), count(r.forward.flops), bytes(r.activation_bytes)});
-    if (!human) row[5] = std::to_string(r.params);
+    std::string params = !human     ? std::to_string(r.params)
+                         : r.repeat ? "(again)"
+                                    : with_commas(r.params);
+    row.insert(row.end(), {shapes_text(r.output_shapes), params, count(r.forward.macs),
+                           count(r.forward.flops), bytes(r.activation_bytes)});
     if (s.train) row.push_back(count(r.backward.flops));
     if (torchstat)
       row.insert(row.end(), {bytes(r.read_bytes), bytes(r.write_bytes),
