@@ -55,8 +55,8 @@ was traced in). Layers deeper than --depth are summed into their parent.
 Columns: MACs count one multiply-accumulate once (thop, fvcore and torchinfo's convention);
 FLOPs = 2 x MACs + bias adds + the other ops' rules (element-wise 1 per element, softmax 5, ...,
 all in docs/flops.md); torchstat's MAdd is our FLOPs. Activations: the bytes the module's forward
-ops allocate. --train adds the backward FLOPs of each module's ops, with the loss of
-../shared/MEASUREMENT.md (cross-entropy for a 2-D output, else mean of squares).
+ops allocate. --train adds the backward FLOPs of each module's ops; the loss is cross-entropy
+against class 0 for a 2-D output, else the mean of squares (docs/engine.md).
 
 Exit status: 0; 1 when the file cannot be read or the model fails on the input (one line on
 stderr says why); 2 for a usage error; 3 when the summary is printed but not exact: an op with no
