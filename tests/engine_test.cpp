@@ -310,4 +310,8 @@ TEST_P(MetaAgainstCpu, SameOpsShapesAndBytesPerOp) {
 INSTANTIATE_TEST_SUITE_P(Models, MetaAgainstCpu,
                          ::testing::Combine(::testing::Values("resnet18", "resnet50", "vgg16",
                                                               "mobilenet_v2", "densenet121"),
-                                            ::testing::Bool()));
+                                            ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<MetaAgainstCpu::ParamType>& info) {
+                           return std::string(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) ? "_train" : "_eval");
+                         });
