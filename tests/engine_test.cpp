@@ -12,18 +12,11 @@
 
 #include "footprint/footprint.h"
 #include "seed_models.h"
+#include "test_util.h"
 
 namespace fp = footprint;
 
 namespace {
-
-const nlohmann::json& expected() {
-  static const nlohmann::json j = [] {
-    std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
-    return nlohmann::json::parse(f);
-  }();
-  return j;
-}
 
 std::string model(const std::string& name) {
   return std::string(FOOTPRINT_MODELS) + "/" + name + ".pt";
@@ -196,7 +189,7 @@ class TorchvisionSummary : public ::testing::TestWithParam<const char*> {};
 // output shape against forward hooks on the real model.
 TEST_P(TorchvisionSummary, MacsAndEveryOutputShapeMatchPyTorch) {
   const std::string name = GetParam();
-  const auto& truth = expected()[name]["summary_1x3x224x224"];
+  const auto& truth = footprint_test::models_expected()[name]["summary_1x3x224x224"];
   fp::Summary s = summarize(name, "1x3x224x224");
   int64_t conv_linear = 0;
   for (const auto& op : s.by_op)

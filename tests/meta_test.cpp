@@ -8,18 +8,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "test_util.h"
+
 namespace fd = footprint::detail;
 
 namespace {
-
-// What PyTorch said about the generated models (tests/gen/make_models.py).
-const nlohmann::json& expected() {
-  static const nlohmann::json j = [] {
-    std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
-    return nlohmann::json::parse(f);
-  }();
-  return j;
-}
 
 // A generated TorchScript model in training mode, its parameters and buffers on meta.
 torch::jit::Module train_on_meta(const std::string& name) {
@@ -141,7 +134,8 @@ TEST(Meta, TrainingPassRunsOnMeta) {
     int64_t allocated = 0;
     for (size_t i = before; i < rec.events().size(); ++i)
       allocated += std::max<int64_t>(rec.events()[i].bytes, 0);
-    EXPECT_GE(allocated, 4 * expected().at(name).at("params").get<int64_t>()) << name;
+    EXPECT_GE(allocated, 4 * footprint_test::models_expected().at(name).at("params").get<int64_t>())
+        << name;
     for (const auto& p : model.named_parameters()) {
       ASSERT_TRUE(p.value.grad().defined()) << name << " " << p.name;
       EXPECT_EQ(p.value.grad().sizes(), p.value.sizes()) << name << " " << p.name;
@@ -158,6 +152,9 @@ TEST(Meta, ForwardGrowthEqualsRealCpu) {
     auto x = torch::empty({2, 3, 224, 224}, torch::kMeta);
     fd::MemoryRecorder rec;
     auto out = model.forward({x}).toTensor();
-    EXPECT_EQ(rec.live(), expected().at(name).at("forward_growth_train_b2").get<int64_t>()) << name;
+    EXPECT_EQ(
+        rec.live(),
+        footprint_test::models_expected().at(name).at("forward_growth_train_b2").get<int64_t>())
+        << name;
   }
 }

@@ -6,19 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "footprint/footprint.h"
+#include "test_util.h"
 
 namespace fp = footprint;
 using nlohmann::json;
 
 namespace {
-
-const json& expected() {
-  static const json j = [] {
-    std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
-    return json::parse(f);
-  }();
-  return j;
-}
 
 fp::ParamReport report(const std::string& file) {
   return fp::params(fp::read_model(std::string(FOOTPRINT_MODELS) + "/" + file));
@@ -37,7 +30,7 @@ class RealModel : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RealModel, CountsEqualPyTorch) {
   const Case& c = GetParam();
-  const json& e = expected().at(c.model);
+  const json& e = footprint_test::models_expected().at(c.model);
   auto r = report(c.file);
   EXPECT_EQ(r.params.numel, e.at("params").get<int64_t>())
       << "sum(p.numel() for p in model.parameters())";
@@ -105,7 +98,8 @@ TEST(RealModels, TiedEmbeddingCountedOnceWhereTheFormatKeepsTheTie) {
 }
 
 TEST(RealModels, Bf16BytesAreTwoPerElement) {
-  int64_t params = expected().at("transformer_bf16").at("params").get<int64_t>();
+  int64_t params =
+      footprint_test::models_expected().at("transformer_bf16").at("params").get<int64_t>();
   for (const char* file :
        {"transformer_bf16.pt", "transformer_bf16.pth", "transformer_bf16.safetensors"}) {
     auto r = report(file);
@@ -121,8 +115,8 @@ TEST(RealModels, NestedCheckpointsSayWhatWasCounted) {
   for (const auto& n : r.notes) notes += n + "\n";
   EXPECT_NE(notes.find("'model' entry"), std::string::npos) << notes;
   // SGD with momentum keeps one momentum buffer per parameter tensor after a step.
-  std::string momentum =
-      std::to_string(expected().at("resnet18").at("param_tensors").get<int64_t>());
+  std::string momentum = std::to_string(
+      footprint_test::models_expected().at("resnet18").at("param_tensors").get<int64_t>());
   EXPECT_NE(notes.find("'optimizer' entry holds " + momentum + " more tensor(s)"),
             std::string::npos)
       << notes;
@@ -157,7 +151,7 @@ TEST(RealModels, Llama7BShardedAtFullSize) {
 TEST(RealModels, KeepVarsStateDictRecordsParameters) {
   // state_dict(keep_vars=True) pickles nn.Parameters as such: parameters, their requires_grad and
   // hence the buffers are known. Only persistent buffers are in a state_dict.
-  const auto& e = expected().at("mixed");
+  const auto& e = footprint_test::models_expected().at("mixed");
   auto r = report("mixed_keepvars.pth");
   EXPECT_EQ(r.roles, fp::RoleSource::kRecorded);
   EXPECT_EQ(r.params.numel, e.at("params").get<int64_t>());

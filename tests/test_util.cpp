@@ -10,6 +10,15 @@
 #include <stdexcept>
 
 namespace footprint_test {
+
+const nlohmann::json& models_expected() {
+  static const nlohmann::json j = [] {
+    std::ifstream f(std::string(FOOTPRINT_MODELS) + "/expected.json");
+    return nlohmann::json::parse(f);
+  }();
+  return j;
+}
+
 namespace {
 
 std::string le32(uint32_t v) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,6 +11,10 @@
 #include "footprint/error.h"
 
 namespace footprint_test {
+
+// What PyTorch said about the generated models: FOOTPRINT_MODELS/expected.json, written by
+// tests/gen/make_models.py at test time. Read once.
+const nlohmann::json& models_expected();
 
 // The message of the footprint::Error that f() throws, or "" if it throws none.
 template <typename F>

@@ -391,10 +391,19 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
   return std::move(c.trace);
 }
 
-void prepare(const CaptureOptions& o) {
+// The runtime, the mode, and the module's tensors on the capture's device at its dtype.
+template <class Module>
+void prepare(Module& module, const CaptureOptions& o) {
   detail::install_meta_runtime();
   if (o.device == CaptureDevice::kCpu) detail::install_cpu_tracking();
   if (o.inputs.empty()) throw Error("no input shape given: pass one, as in --input 1x3x224x224");
+  module.train(o.train);
+  std::optional<c10::ScalarType> dtype;
+  if (o.dtype) dtype = detail::scalar_type_from(*o.dtype);
+  if (o.device == CaptureDevice::kMeta)
+    detail::to_meta(module, dtype);
+  else if (dtype)
+    module.to(*dtype);
 }
 
 // The Model as the capture sees it: floating tensors at the requested dtype.
@@ -408,17 +417,7 @@ Model model_at(Model model, const std::optional<DType>& dtype) {
 }  // namespace
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
-  prepare(o);
-  if (o.train)
-    module.train();
-  else
-    module.eval();
-  std::optional<c10::ScalarType> dtype;
-  if (o.dtype) dtype = detail::scalar_type_from(*o.dtype);
-  if (o.device == CaptureDevice::kMeta)
-    detail::to_meta(module, dtype);
-  else if (dtype)
-    module.to(*dtype);
+  prepare(module, o);
   Capture c;
   c.types = model_from(module).module_types;
   c.trace.calls.push_back({"", module.type()->name() ? module.type()->name()->name() : "", -1});
@@ -428,14 +427,7 @@ Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
 }
 
 Trace capture(torch::nn::Module& module, const ForwardFn& forward, const CaptureOptions& o) {
-  prepare(o);
-  module.train(o.train);
-  std::optional<c10::ScalarType> dtype;
-  if (o.dtype) dtype = detail::scalar_type_from(*o.dtype);
-  if (o.device == CaptureDevice::kMeta)
-    detail::to_meta(module, dtype);
-  else if (dtype)
-    module.to(*dtype);
+  prepare(module, o);
   Capture c;
   Model model = model_from(module);
   c.types = model.module_types;
