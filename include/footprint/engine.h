@@ -30,13 +30,15 @@ enum class CaptureDevice {
 
 struct CaptureOptions {
   std::vector<InputSpec> inputs;
-  bool train = false;  // train(), forward, the loss, backward; else eval() and no_grad
+  // train(), forward, the loss, backward; else eval() and no_grad. The loss is
+  // ../shared/MEASUREMENT.md's: cross-entropy against class 0 for a 2-D floating output (a
+  // classifier), else output.float().square().mean().
+  bool train = false;
   std::optional<DType> dtype;
   CaptureDevice device = CaptureDevice::kMeta;
 };
 
-// The loss a training capture uses, as ../shared/MEASUREMENT.md defines it: cross-entropy
-// against class 0 for a 2-D floating output (a classifier), else output.float().square().mean().
+// A C++ module's forward, called with the input tensors.
 using ForwardFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& options);

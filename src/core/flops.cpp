@@ -3,7 +3,6 @@
 #include "footprint/flops.h"
 
 #include <functional>
-#include <numeric>
 #include <string>
 #include <unordered_map>
 

@@ -68,6 +68,13 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
   // FLOPs and memory traffic at the counted level.
   FlopCount fc = count_flops(trace);
   std::map<std::pair<std::string, Phase>, OpRow> by_op;
+  auto op_row = [&](const TraceOp& op) -> OpRow& {
+    auto& o = by_op[{op.name, op.phase}];
+    o.name = op.name;
+    o.phase = op.phase;
+    o.count++;
+    return o;
+  };
   for (const auto& counted : fc.counted) {
     const TraceOp& op = trace.ops[counted.op];
     int64_t read = 0, write = 0;
@@ -92,10 +99,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
         break;
     }
     if (counted.kind == RuleKind::kView || counted.kind == RuleKind::kAlloc) continue;
-    auto& o = by_op[{op.name, op.phase}];
-    o.name = op.name;
-    o.phase = op.phase;
-    o.count++;
+    auto& o = op_row(op);
     o.cost += counted.cost;
     o.read_bytes += read;
     o.write_bytes += write;
@@ -116,11 +120,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
     g.count++;
     g.where.insert(where(trace, op));
     mark(op);
-    auto& o = by_op[{op.name, op.phase}];
-    o.name = op.name;
-    o.phase = op.phase;
-    o.count++;
-    o.uncounted = true;
+    op_row(op).uncounted = true;
   }
   for (const auto& op : trace.ops) {
     if (!op.guessed) continue;

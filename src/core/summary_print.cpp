@@ -96,10 +96,8 @@ Table op_table(const Summary& s, bool human) {
   auto bytes = [human](int64_t n) { return human ? human_bytes(n) : std::to_string(n); };
   Table t;
   t.title = human ? "By op, at the level FLOPs are counted:" : "";
-  t.columns = {"op", "phase", "calls", "MACs", "FLOPs", "read", "write"};
-  if (!human)
-    for (auto& c : t.columns)
-      for (auto& ch : c) ch = static_cast<char>(std::tolower(ch));
+  t.columns = {"op",   "phase", "calls", human ? "MACs" : "macs", human ? "FLOPs" : "flops",
+               "read", "write"};
   t.numeric = {false, false, true, true, true, true, true};
   for (const auto& r : s.by_op)
     t.rows.push_back({r.name, std::string(phase_name(r.phase)), std::to_string(r.count),
