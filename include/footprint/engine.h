@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 
+#include "footprint/memory.h"
 #include "footprint/summary.h"
 #include "footprint/trace.h"
 
@@ -36,6 +37,16 @@ struct CaptureOptions {
   bool train = false;
   std::optional<DType> dtype;
   CaptureDevice device = CaptureDevice::kMeta;
+  // Training only. With an optimizer, each iteration is zero_grad, forward, loss, backward (then
+  // the output and loss are dropped), and the optimizer's step, as ../shared/MEASUREMENT.md runs
+  // it.
+  std::optional<OptimizerSpec> optimizer;
+  int iterations = 1;       // 2 shows the optimizer's steady state
+  bool set_to_none = true;  // zero_grad(set_to_none=...)
+  LossKind loss = LossKind::kAuto;
+  // The optimizer's per-parameter step counters are device tensors: true for a CPU run; on CUDA
+  // they are host tensors except with fused.
+  bool counters_on_device = false;
 };
 
 // A C++ module's forward, called with the input tensors.
@@ -54,6 +65,19 @@ Summary summary(Holder& holder, const SummaryOptions& options) {
       *holder, [&](const std::vector<torch::Tensor>& x) { return holder->forward(x.at(0)); },
       options);
 }
+
+// The memory of inference or of a training step (footprint/memory.h), captured on meta.
+MemoryReport memory(torch::jit::Module& module, const MemoryScenario& scenario);
+MemoryReport memory(torch::nn::Module& module, const ForwardFn& forward,
+                    const MemoryScenario& scenario);
+// `footprint memory FILE`: a TorchScript file, as summary_file reads it.
+MemoryReport memory_file(const std::string& path, const MemoryScenario& scenario);
+
+// The largest batch that fits (FitResult in footprint/memory.h).
+FitResult fit_file(const std::string& path, const MemoryScenario& scenario,
+                   int64_t max_batch = int64_t(1) << 20);
+// The seeds' formulas for `--method seed`: an inference capture of the same module.
+SeedEstimate seed_file(const std::string& path, const std::vector<InputSpec>& inputs);
 
 // `footprint summary FILE`: reads a TorchScript file and summarises it. Other files get an error
 // that says what the file is and what summary needs.

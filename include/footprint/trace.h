@@ -15,8 +15,10 @@
 
 namespace footprint {
 
-enum class Phase { kForward, kLoss, kBackward };
-std::string_view phase_name(Phase p);  // "forward", "loss", "backward"
+// A training step is zero_grad, forward, loss, backward and the optimizer's step; kSetup is what
+// comes before the first iteration (the inputs, the labels, state an optimizer makes when built).
+enum class Phase { kForward, kLoss, kBackward, kStep, kZeroGrad, kSetup };
+std::string_view phase_name(Phase p);  // "forward", "loss", "backward", "step", "zero_grad", "setup"
 
 struct TensorMeta {
   std::vector<int64_t> shape;
@@ -50,6 +52,7 @@ struct TraceOp {
   int parent = -1;    // the enclosing op, -1 at the top level
   int call = 0;       // index into Trace::calls
   int64_t seq = -1;   // autograd sequence number: a backward node has its forward op's
+  int iteration = 0;  // the training iteration, from 0
   bool node = false;  // an autograd node (ConvolutionBackward0, AccumulateGrad)
   // The op had no kernel for the capture device: its outputs' shapes were guessed from its
   // inputs (docs/engine.md).
@@ -63,11 +66,14 @@ struct MemoryEvent {
   uint64_t id = 0;  // an allocation and its free share it
   int64_t bytes = 0;
   int op = -1;  // the innermost op running when it happened; -1 for none
+  Phase phase = Phase::kForward;
+  int iteration = 0;
 };
 
 struct Trace {
   std::string device;  // "meta" or "cpu"
   bool train = false;
+  int iterations = 1;  // training iterations run (the optimizer's state appears in the first)
   std::vector<ModuleCall> calls;  // calls[0] is the root module's
   std::vector<TraceOp> ops;       // in the order they started
   std::vector<MemoryEvent> memory;

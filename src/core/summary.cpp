@@ -77,6 +77,8 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
   };
   for (const auto& counted : fc.counted) {
     const TraceOp& op = trace.ops[counted.op];
+    // One pass of forward, loss and backward: the first iteration's, without the optimizer.
+    if (op.iteration > 0 || op.phase > Phase::kBackward) continue;
     int64_t read = 0, write = 0;
     if (counted.kind == RuleKind::kCompute || counted.kind == RuleKind::kCopy) {
       read = tensor_bytes(op.inputs);
@@ -96,6 +98,8 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
       case Phase::kBackward:
         row.backward += counted.cost;
         s.backward += counted.cost;
+        break;
+      default:
         break;
     }
     if (counted.kind == RuleKind::kView || counted.kind == RuleKind::kAlloc) continue;
@@ -159,7 +163,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
     s.peak_live = std::max(s.peak_live, live);
     if (e.bytes <= 0 || e.op < 0) continue;
     const TraceOp& op = trace.ops[e.op];
-    if (op.phase != Phase::kForward) continue;
+    if (op.phase != Phase::kForward || op.iteration > 0) continue;
     self[op.call].activation_bytes += e.bytes;
     s.forward_allocated += e.bytes;
   }
@@ -168,7 +172,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
   std::vector<int> last(n_calls, -1);
   for (size_t i = 0; i < trace.ops.size(); ++i) {
     const auto& op = trace.ops[i];
-    if (op.parent != -1 || op.phase != Phase::kForward) continue;
+    if (op.parent != -1 || op.phase != Phase::kForward || op.iteration > 0) continue;
     for_call_and_parents(op.call, [&](int c) { last[c] = int(i); });
   }
 

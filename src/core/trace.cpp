@@ -11,6 +11,12 @@ std::string_view phase_name(Phase p) {
       return "loss";
     case Phase::kBackward:
       return "backward";
+    case Phase::kStep:
+      return "step";
+    case Phase::kZeroGrad:
+      return "zero_grad";
+    case Phase::kSetup:
+      return "setup";
   }
   return "?";
 }

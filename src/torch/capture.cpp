@@ -28,6 +28,7 @@
 #include "footprint/read.h"
 #include "footprint/torch.h"
 #include "torch/meta.h"
+#include "torch/optim.h"
 
 #ifndef NDEBUG
 #error "capture.cpp calls RecordFunction::inputs(), which needs NDEBUG with Debian's LibTorch"
@@ -43,6 +44,9 @@ constexpr const char* kNoMetaKernel = "no kernel for the meta device";
 struct Capture {
   Trace trace;
   Phase phase = Phase::kForward;
+  int iteration = 0;
+  // Where each phase began: (events recorded so far, phase, iteration).
+  std::vector<std::tuple<size_t, Phase, int>> marks;
   std::vector<int> open;    // the ops running, innermost last
   std::vector<int> frames;  // the TorchScript frames open: the call each resolved to, or -1
   // C++ modules: parameter -> the path of the module holding it.
@@ -182,6 +186,7 @@ std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
   TraceOp op;
   op.name = fn.name();
   op.phase = c->phase;
+  op.iteration = c->iteration;
   op.parent = c->open.empty() ? -1 : c->open.back();
   op.seq = fn.seqNr();
   op.node = fn.scope() == at::RecordScope::BACKWARD_FUNCTION;
@@ -313,16 +318,25 @@ at::Tensor first_tensor(const c10::IValue& v) {
 }
 
 // ../shared/MEASUREMENT.md's loss: cross-entropy for classifiers, else y.float().square().mean().
-at::Tensor make_loss(const at::Tensor& y) {
-  if (y.dim() == 2 && y.is_floating_point())
+at::Tensor make_loss(const at::Tensor& y, LossKind kind, const at::Tensor& labels) {
+  bool classifier = y.dim() == 2 && y.is_floating_point();
+  if (kind == LossKind::kCrossEntropy && !classifier)
+    throw Error(
+        fmt::format("the cross-entropy loss needs a 2-D (batch x classes) floating output; "
+                    "the model returned {} {}",
+                    fmt::join(y.sizes(), "x"), c10::toString(y.scalar_type())));
+  if (kind == LossKind::kCrossEntropy || (kind == LossKind::kAuto && classifier)) {
+    if (labels.defined() && labels.size(0) == y.size(0)) return at::cross_entropy_loss(y, labels);
     return at::cross_entropy_loss(y, at::zeros({y.size(0)}, y.options().dtype(at::kLong)));
+  }
   return y.to(at::kFloat).square().mean();
 }
 
 // Runs `body` (forward and, for training, loss and backward) under the observer and the
 // recorder, and returns the trace.
 Trace run_capture(Capture& c, const CaptureOptions& o,
-                  const std::function<c10::IValue(const std::vector<at::Tensor>&)>& forward) {
+                  const std::function<c10::IValue(const std::vector<at::Tensor>&)>& forward,
+                  const std::vector<at::Tensor>& parameters) {
   // No inlining: one interpreter frame per module call. Restored however this returns.
   struct NoOptimize {
     bool before = torch::jit::getGraphExecutorOptimize();
@@ -336,24 +350,62 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                         ? detail::MemoryRecorder::Device::kMeta
                                         : detail::MemoryRecorder::Device::kCpu);
     c.recorder = &recorder;
+    size_t kept = SIZE_MAX;
+    auto set_phase = [&](Phase phase, int iteration) {
+      c.phase = phase;
+      c.iteration = iteration;
+      c.marks.emplace_back(recorder.events().size(), phase, iteration);
+    };
     try {
-      // The inputs are allocated (and recorded, as no op's) before the observer starts.
+      // The inputs (and labels) are allocated, and recorded as no op's, before the observer starts.
+      set_phase(Phase::kSetup, 0);
       std::vector<at::Tensor> inputs;
       for (const auto& spec : o.inputs) inputs.push_back(make_input(spec, o));
+      at::Tensor labels;
+      if (o.train && !o.inputs.empty() && !o.inputs[0].shape.empty() &&
+          o.loss != LossKind::kMeanSquare)
+        labels = at::zeros({o.inputs[0].shape[0]},
+                           at::TensorOptions().dtype(at::kLong).device(inputs[0].device()));
+      std::unique_ptr<detail::PyOptimizer> optimizer;
+      if (o.train && o.optimizer) {
+        std::vector<at::Tensor> trainable;
+        for (const auto& p : parameters)
+          if (p.requires_grad()) trainable.push_back(p);
+        optimizer = std::make_unique<detail::PyOptimizer>(*o.optimizer, std::move(trainable),
+                                                          o.counters_on_device);
+      }
       detail::take_guessed_op();  // forget a guess made before this capture
       Observe observe(c);
-      c.phase = Phase::kForward;
       if (!o.train) {
+        set_phase(Phase::kForward, 0);
         torch::NoGradGuard no_grad;
         forward(inputs);
       } else {
-        at::Tensor y = first_tensor(forward(inputs));
-        c.phase = Phase::kLoss;
-        if (!y.defined()) throw Error("the model returned no tensor to compute a loss from");
-        at::Tensor loss = make_loss(y);
-        c.phase = Phase::kBackward;
-        if (loss.requires_grad()) loss.backward();
+        int iterations = optimizer ? std::max(1, o.iterations) : 1;
+        c.trace.iterations = iterations;
+        for (int it = 0; it < iterations; ++it) {
+          if (optimizer) {
+            set_phase(Phase::kZeroGrad, it);
+            optimizer->zero_grad(o.set_to_none);
+          }
+          {
+            set_phase(Phase::kForward, it);
+            at::Tensor y = first_tensor(forward(inputs));
+            set_phase(Phase::kLoss, it);
+            if (!y.defined()) throw Error("the model returned no tensor to compute a loss from");
+            at::Tensor loss = make_loss(y, o.loss, labels);
+            set_phase(Phase::kBackward, it);
+            if (loss.requires_grad()) loss.backward();
+          }  // del y, loss
+          if (optimizer) {
+            set_phase(Phase::kStep, it);
+            optimizer->step();
+          }
+        }
       }
+      // What the run leaves (inputs, gradients, the optimizer's state) is freed from here on, by
+      // this function's teardown: not part of the run.
+      kept = recorder.events().size();
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {  // c10::Error, or TorchScript's JITException
@@ -363,7 +415,19 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       c.trace.stopped = line;
     }
     c.recorder = nullptr;
-    for (const auto& e : recorder.events()) c.trace.memory.push_back({e.id, e.bytes, e.op});
+    size_t mark = 0;
+    Phase phase = Phase::kSetup;
+    int iteration = 0;
+    const auto& events = recorder.events();
+    for (size_t i = 0; i < events.size() && i < kept; ++i) {
+      while (mark < c.marks.size() && std::get<0>(c.marks[mark]) <= i) {
+        phase = std::get<1>(c.marks[mark]);
+        iteration = std::get<2>(c.marks[mark]);
+        ++mark;
+      }
+      const auto& e = events[i];
+      c.trace.memory.push_back({e.id, e.bytes, e.op, phase, iteration});
+    }
   }
 
   // Backward ops belong to the module whose forward op created their autograd node: the node's
@@ -421,9 +485,14 @@ Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
   Capture c;
   c.types = model_from(module).module_types;
   c.trace.calls.push_back({"", module.type()->name() ? module.type()->name()->name() : "", -1});
-  return run_capture(c, o, [&](const std::vector<at::Tensor>& inputs) {
-    return module.forward(std::vector<c10::IValue>(inputs.begin(), inputs.end()));
-  });
+  std::vector<at::Tensor> parameters;
+  for (const auto& p : module.parameters()) parameters.push_back(p);
+  return run_capture(
+      c, o,
+      [&](const std::vector<at::Tensor>& inputs) {
+        return module.forward(std::vector<c10::IValue>(inputs.begin(), inputs.end()));
+      },
+      parameters);
 }
 
 Trace capture(torch::nn::Module& module, const ForwardFn& forward, const CaptureOptions& o) {
@@ -439,7 +508,8 @@ Trace capture(torch::nn::Module& module, const ForwardFn& forward, const Capture
   }
   c.trace.calls.push_back({"", c.types.count("") ? c.types.at("") : module.name(), -1});
   return run_capture(
-      c, o, [&](const std::vector<at::Tensor>& inputs) { return c10::IValue(forward(inputs)); });
+      c, o, [&](const std::vector<at::Tensor>& inputs) { return c10::IValue(forward(inputs)); },
+      module.parameters());
 }
 
 Summary summary(torch::jit::Module& module, const SummaryOptions& options) {
@@ -455,20 +525,171 @@ Summary summary(torch::nn::Module& module, const ForwardFn& forward,
   return summarize(model, capture(module, forward, o), options);
 }
 
-Summary summary_file(const std::string& path, const SummaryOptions& options) {
+namespace {
+
+// A TorchScript file, loaded; other files get an error naming what they are.
+torch::jit::Module load_script(const std::string& path, const char* command) {
   Model model = read_model(path);  // checks the file without running anything
   if (model.format != "TorchScript")
     throw Error(fmt::format(
-        "{}: is a {}, which holds weights but no code; footprint summary runs the model's code, "
+        "{}: is a {}, which holds weights but no code; footprint {} runs the model's code, "
         "so it needs TorchScript (torch.jit.script or torch.jit.trace, then .save)",
-        path, model.format));
-  torch::jit::Module module;
+        path, model.format, command));
   try {
-    module = torch::jit::load(path);
+    return torch::jit::load(path);
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: LibTorch {} cannot load it as TorchScript: {}", path,
                             TORCH_VERSION, error_line(e)));
   }
+}
+
+std::optional<DType> dtype_of(PrecisionMode p) {
+  switch (p) {
+    case PrecisionMode::kFp16:
+      return DType::kFloat16;
+    case PrecisionMode::kBf16:
+      return DType::kBFloat16;
+    default:
+      return std::nullopt;
+  }
+}
+
+CaptureOptions capture_options(const MemoryScenario& s) {
+  CaptureOptions o;
+  o.inputs = s.inputs;
+  o.train = s.train;
+  o.dtype = dtype_of(s.precision);
+  o.device = CaptureDevice::kMeta;
+  bool cpu = s.memory.target == Target::kCpu;
+  if (s.train) {
+    // PyTorch 2.x picks foreach where every parameter is on CUDA, else the for-loop.
+    o.optimizer = s.optimizer.value_or(parse_optimizer("adamw", cpu ? "for-loop" : "foreach"));
+    o.iterations = 2;
+  }
+  o.set_to_none = s.set_to_none;
+  o.loss = s.loss;
+  o.counters_on_device = cpu;
+  return o;
+}
+
+template <class Capture>
+MemoryReport memory_with(const Model& stored, const MemoryScenario& s, Capture&& run) {
+  CaptureOptions o = capture_options(s);
+  Model model = model_at(stored, o.dtype);
+  MemoryReport r = analyze_memory(model, run(o), s.memory);
+  r.inputs = s.inputs;
+  r.precision = std::string(precision_mode_name(s.precision));
+  r.set_to_none = s.set_to_none;
+  if (o.optimizer) r.optimizer = optimizer_name(*o.optimizer);
+  return r;
+}
+
+}  // namespace
+
+MemoryReport memory(torch::jit::Module& module, const MemoryScenario& s) {
+  return memory_with(model_from(module), s,
+                     [&](const CaptureOptions& o) { return capture(module, o); });
+}
+
+MemoryReport memory(torch::nn::Module& module, const ForwardFn& forward, const MemoryScenario& s) {
+  return memory_with(model_from(module), s,
+                     [&](const CaptureOptions& o) { return capture(module, forward, o); });
+}
+
+MemoryReport memory_file(const std::string& path, const MemoryScenario& s) {
+  torch::jit::Module module = load_script(path, "memory");
+  try {
+    MemoryReport r = memory(module, s);
+    r.source = path;
+    return r;
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+FitResult fit_file(const std::string& path, const MemoryScenario& scenario, int64_t max_batch) {
+  if (scenario.memory.target == Target::kCuda && !scenario.memory.gpu && !scenario.memory.capacity)
+    throw Error("fit needs a device: pass --gpu with a name (h100) or a size (24GiB)");
+  if (scenario.memory.target == Target::kCpu && !scenario.memory.capacity)
+    throw Error("fit on --device cpu needs --gpu SIZE as the memory to fit in (e.g. 64GiB)");
+  for (const auto& in : scenario.inputs)
+    if (in.shape.empty()) throw Error("fit varies the first dimension of each input; one is 0-D");
+  torch::jit::Module module = load_script(path, "fit");
+  Model stored = model_from(module);
+  FitResult result;
+  std::map<int64_t, MemoryReport> seen;
+  auto at = [&](int64_t batch) -> const MemoryReport& {
+    auto it = seen.find(batch);
+    if (it != seen.end()) return it->second;
+    MemoryScenario s = scenario;
+    for (auto& in : s.inputs) in.shape[0] = batch;
+    ++result.captures;
+    MemoryReport r;
+    try {
+      r = memory_with(stored, s, [&](const CaptureOptions& o) { return capture(module, o); });
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: at batch {}: {}", path, batch, e.what()));
+    }
+    r.source = path;
+    return seen.emplace(batch, std::move(r)).first->second;
+  };
+  auto need = [](const MemoryReport& r) {
+    return r.capacity - r.margin;  // what the run needs of the device
+  };
+  auto fits = [](const MemoryReport& r) { return r.fits.value_or(false); };
+  int64_t lo = 1, hi = 0;  // lo fits; hi (when known) does not
+  if (!fits(at(1))) {
+    result.batch = 0;
+    result.fits = at(1);
+    result.next = at(1);
+    return result;
+  }
+  // Memory grows about linearly with the batch: aim at the limit from the last two points, then
+  // close the bracket [lo, hi) the same way, halving where the line stops helping.
+  int64_t a = 1, b = 2;
+  while (hi == 0 || hi - lo > 1) {
+    int64_t guess;
+    const MemoryReport& ra = at(a);
+    const MemoryReport& rb = at(b);
+    double slope = double(need(rb) - need(ra)) / double(b - a);
+    int64_t capacity = ra.capacity;
+    if (slope > 0)
+      guess = a + int64_t((double(capacity - need(ra))) / slope);
+    else
+      guess = hi ? (lo + hi) / 2 : lo * 2;
+    if (hi == 0) {
+      guess = std::clamp<int64_t>(guess, lo + 1, std::min(max_batch, lo * 64));
+    } else {
+      guess = std::clamp<int64_t>(guess, lo + 1, hi - 1);
+      if (guess == a || guess == b) guess = (lo + hi) / 2;
+    }
+    if (seen.count(guess)) guess = hi ? (lo + hi) / 2 : std::min(max_batch, guess * 2);
+    if (fits(at(guess))) {
+      lo = guess;
+      if (lo >= max_batch) break;
+    } else {
+      hi = guess;
+    }
+    a = b;
+    b = guess;
+    if (a == b) a = lo;
+  }
+  result.batch = lo;
+  result.fits = at(lo);
+  result.next = at(lo + 1);
+  return result;
+}
+
+SeedEstimate seed_file(const std::string& path, const std::vector<InputSpec>& inputs) {
+  torch::jit::Module module = load_script(path, "memory --method seed");
+  Model model = model_from(module);
+  SummaryOptions o;
+  o.inputs = inputs;
+  return seed_estimate(model, summary(module, o));
+}
+
+Summary summary_file(const std::string& path, const SummaryOptions& options) {
+  torch::jit::Module module = load_script(path, "summary");
   try {
     Summary s = summary(module, options);
     s.source = path;

@@ -63,6 +63,44 @@ stderr says why); 2 for a usage error; 3 when the summary is printed but not exa
 FLOP rule, or with no meta kernel (shapes guessed, or the run stopped there). Each such op is
 named on stderr and marked * in the table.)";
 
+constexpr const char* kMemoryHelp = R"(Examples:
+  footprint memory resnet50.pt --input 1x3x224x224                     inference, on CUDA
+  footprint memory resnet50.pt --input 64x3x224x224 --train --gpu h100  AdamW (foreach), fp32
+  footprint memory model.pt --input 8x3x224x224 --train --optimizer momentum --impl for-loop
+  footprint memory model.pt --input 8x3x224x224 --train --device cpu    a CPU run (PyTorch 1.13)
+  footprint memory model.pt --input 32x3x224x224 --train --gpu 24GiB --alloc-conf max_split_size_mb:128
+  footprint memory twoconv.pt --input 1x1x32x32 --method seed           the seeds' formulas beside
+
+The model's TorchScript code runs on the meta device, and every allocation and free is recorded:
+parameters and buffers, the input, what each forward op keeps for backward, temporaries,
+gradients and the optimizer's state, as torch.optim's Python code makes them. A training step is
+../shared/MEASUREMENT.md's: zero_grad(set_to_none=True), forward, the loss, backward, step; it is
+run twice, because the optimizer's state appears inside the first step (iteration 1) and the
+steady state is iteration 2. On CUDA the sequence is replayed through a model of PyTorch's caching
+allocator: "allocated" is what torch.cuda.max_memory_allocated() reports (blocks rounded to 512 B),
+"reserved" is max_memory_reserved(), and the device needs reserved + the CUDA context. --device cpu
+estimates a CPU run (bytes as requested; the profiler's count).
+
+Defaults follow PyTorch 2.x: --impl auto is foreach on CUDA and for-loop on CPU. Sizes use binary
+units (1 MiB = 1024^2 bytes); JSON has exact bytes. docs/memory.md has the model, the checks
+against real runs, and the GPU profiles' sources.
+
+Exit status: 0; 1 when the file cannot be read or the model fails (one line on stderr); 2 for a
+usage error.)";
+
+constexpr const char* kFitHelp = R"(Examples:
+  footprint fit resnet50.pt --input 3x224x224 --gpu 24GiB --train
+  footprint fit resnet50.pt --input 3x224x224 --gpu a100-40gb --train --optimizer sgd
+  footprint fit bert.pt --input "128:int64;128:int64" --gpu t4
+
+--input is one sample, without the batch dimension. footprint finds the largest batch whose run
+fits the device, as footprint memory estimates it, and checks both sides: batch N fits and N+1 does
+not, each captured in full (aiming from a straight line through the peaks it has seen, so a few
+captures suffice). Prints N and both estimates.
+
+Exit status: 0 (also when not even batch 1 fits: the answer is then 0); 1 for errors; 2 for a
+usage error.)";
+
 // --input values: each may hold several inputs separated by ';'.
 std::string check_inputs(const std::string& text) {
   try {
@@ -104,7 +142,7 @@ int run_engine(char** argv) {
 
 }  // namespace
 
-int run(int argc, char** argv, const SummaryFn& summary_fn) {
+int run(int argc, char** argv, const Engine* engine) {
   CLI::App app{"footprint: what a PyTorch model is made of, and whether it will fit.", "footprint"};
   app.set_version_flag("--version", std::string("footprint ") + FOOTPRINT_VERSION);
   app.require_subcommand(1);
@@ -176,6 +214,115 @@ int run(int argc, char** argv, const SummaryFn& summary_fn) {
       ->check(CLI::IsMember({"table", "json", "csv", "md"}));
   summary->footer(kSummaryHelp);
 
+  // memory and fit share their options.
+  struct MemoryArgs {
+    std::string file, optimizer = "adamw", impl = "auto", precision = "fp32", loss = "auto",
+                      zero_grad = "none", gpu, device = "cuda", alloc_conf, method = "footprint",
+                      format = "table";
+    std::vector<std::string> inputs;
+    bool train = false;
+    int modules = 8;
+    double context_mib = -1;
+  } ma;
+  auto memory_options = [&](CLI::App* c, bool fit) {
+    c->add_option("FILE", ma.file, "A TorchScript file (torch.jit.script or trace, saved)")
+        ->required();
+    c->add_option("--input", ma.inputs,
+                  fit ? "One sample's shape, without the batch: 3x224x224, or 128:int64; "
+                        "';' between several inputs"
+                      : "Input shape with the batch, as 8x3x224x224 (128:int64 for integer "
+                        "inputs; ';' between several)")
+        ->required()
+        ->check(check_inputs);
+    c->add_flag("--train", ma.train,
+                "A training step (zero_grad, forward, loss, backward, optimizer step), twice");
+    c->add_option("--optimizer", ma.optimizer,
+                  "sgd, momentum, nesterov, adam, adamw, amsgrad, adagrad, rmsprop, "
+                  "rmsprop-centered (torch.optim's defaults; momentum 0.9, AdamW weight decay "
+                  "0.01)")
+        ->default_val("adamw");
+    c->add_option("--impl", ma.impl,
+                  "The optimizer's implementation: auto (PyTorch 2.x: foreach on CUDA, for-loop "
+                  "on CPU), for-loop, foreach, fused")
+        ->default_val("auto")
+        ->check(CLI::IsMember({"auto", "for-loop", "foreach", "fused"}));
+    c->add_option("--precision", ma.precision,
+                  "fp32; fp16 or bf16 (parameters, inputs and activations); bf16-amp or fp16-amp "
+                  "(autocast over fp32 weights)")
+        ->default_val("fp32")
+        ->check(CLI::IsMember({"fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"}));
+    c->add_option("--loss", ma.loss,
+                  "auto: cross-entropy for a 2-D output (a classifier), else mean of squares")
+        ->default_val("auto")
+        ->check(CLI::IsMember({"auto", "cross-entropy", "mean-square"}));
+    c->add_option("--zero-grad", ma.zero_grad,
+                  "none: zero_grad(set_to_none=True), PyTorch 2.x's default; zeros: keep the "
+                  "gradients and zero them")
+        ->default_val("none")
+        ->check(CLI::IsMember({"none", "zeros"}));
+    c->add_option("--gpu", ma.gpu,
+                  "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, rtx3090, t4, v100-16gb, "
+                  "v100-32gb, or a size (24GiB, 16000MiB)");
+    c->add_option("--device", ma.device, "cuda, or cpu to estimate a CPU run")
+        ->default_val("cuda")
+        ->check(CLI::IsMember({"cuda", "cpu"}));
+    c->add_option("--context", ma.context_mib,
+                  "MiB the CUDA context and libraries take outside the allocator (default: the "
+                  "GPU profile's)");
+    c->add_option("--alloc-conf", ma.alloc_conf,
+                  "PYTORCH_CUDA_ALLOC_CONF: max_split_size_mb, roundup_power2_divisions, "
+                  "expandable_segments");
+    c->add_option("--format", ma.format, "Output format")
+        ->default_val("table")
+        ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+  };
+  CLI::App* memory = app.add_subcommand(
+      "memory", "Peak memory of inference or a training step, by category, and whether it fits.");
+  memory_options(memory, false);
+  memory
+      ->add_option("--method", ma.method,
+                   "seed: also print the seeds' formulas (parameters x 4 bytes; "
+                   "pytorch_modelsize) beside the estimate")
+      ->default_val("footprint")
+      ->check(CLI::IsMember({"footprint", "seed"}));
+  memory->add_option("--modules", ma.modules, "Rows of the largest modules at the peak")
+      ->default_val(8)
+      ->check(CLI::Range(0, 100000));
+  memory->footer(kMemoryHelp);
+  CLI::App* fit = app.add_subcommand("fit", "The largest batch that fits a GPU.");
+  memory_options(fit, true);
+  fit->footer(kFitHelp);
+
+  auto scenario = [&](bool per_sample) {
+    MemoryScenario s;
+    for (const auto& text : ma.inputs)
+      for (auto& in : parse_inputs(text)) {
+        if (per_sample) in.shape.insert(in.shape.begin(), 1);
+        s.inputs.push_back(std::move(in));
+      }
+    s.train = ma.train;
+    bool cpu = ma.device == "cpu";
+    s.memory.target = cpu ? Target::kCpu : Target::kCuda;
+    if (ma.train)
+      s.optimizer = parse_optimizer(ma.optimizer, ma.impl != "auto" ? ma.impl
+                                                  : cpu             ? "for-loop"
+                                                                    : "foreach");
+    s.precision = *precision_mode_parse(ma.precision);
+    s.loss = *loss_parse(ma.loss);
+    s.set_to_none = ma.zero_grad == "none";
+    if (!ma.gpu.empty()) {
+      DeviceProfile p = device_parse(ma.gpu);
+      if (cpu) {
+        s.memory.capacity = p.total;
+      } else {
+        if (ma.context_mib >= 0) p.context = int64_t(ma.context_mib * 1024 * 1024);
+        s.memory.gpu = p;
+      }
+    }
+    if (!ma.alloc_conf.empty()) s.memory.allocator = parse_allocator_config(ma.alloc_conf);
+    return s;
+  };
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,14 +330,31 @@ int run(int argc, char** argv, const SummaryFn& summary_fn) {
   }
 
   try {
+    if ((memory->parsed() || fit->parsed()) && !engine) return run_engine(argv);
+    if (memory->parsed()) {
+      MemoryScenario s = scenario(false);
+      MemoryPrintOptions print;
+      print.format = *format_parse(ma.format);
+      print.modules = ma.modules;
+      if (ma.method == "seed") print.seed = engine->seed(ma.file, s.inputs);
+      MemoryReport r = engine->memory(ma.file, s);
+      fmt::print("{}", print_memory(r, print));
+      return 0;
+    }
+    if (fit->parsed()) {
+      MemoryScenario s = scenario(true);
+      FitResult r = engine->fit(ma.file, s);
+      fmt::print("{}", print_fit(r, *format_parse(ma.format)));
+      return 0;
+    }
     if (summary->parsed()) {
-      if (!summary_fn) return run_engine(argv);
+      if (!engine) return run_engine(argv);
       SummaryOptions options;
       for (const auto& text : input_texts)
         for (auto& in : parse_inputs(text)) options.inputs.push_back(std::move(in));
       options.train = train;
       if (!run_dtype.empty()) options.dtype = dtype_parse(run_dtype);
-      Summary s = summary_fn(file, options);
+      Summary s = engine->summary(file, options);
       SummaryPrintOptions print;
       print.format = *format_parse(format);
       print.depth = summary_depth;

@@ -6,13 +6,19 @@
 #include <functional>
 #include <string>
 
+#include "footprint/memory.h"
 #include "footprint/summary.h"
 
 namespace footprint::cli {
 
-// Runs a model file for the summary; null in the program without LibTorch.
-using SummaryFn = std::function<Summary(const std::string& path, const SummaryOptions& options)>;
+// The commands that run a model file; the program without LibTorch passes none.
+struct Engine {
+  std::function<Summary(const std::string& path, const SummaryOptions& options)> summary;
+  std::function<MemoryReport(const std::string& path, const MemoryScenario& scenario)> memory;
+  std::function<FitResult(const std::string& path, const MemoryScenario& scenario)> fit;
+  std::function<SeedEstimate(const std::string& path, const std::vector<InputSpec>& inputs)> seed;
+};
 
-int run(int argc, char** argv, const SummaryFn& summary);
+int run(int argc, char** argv, const Engine* engine);
 
 }  // namespace footprint::cli

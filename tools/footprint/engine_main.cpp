@@ -1,7 +1,15 @@
-// footprint-engine: the command with LibTorch, which `footprint` runs for `summary`.
+// footprint-engine: the command with LibTorch, which `footprint` runs for `summary`, `memory` and
+// `fit`.
 #include "cli.h"
 #include "footprint/engine.h"
 
 int main(int argc, char** argv) {
-  return footprint::cli::run(argc, argv, &footprint::summary_file);
+  footprint::cli::Engine engine;
+  engine.summary = &footprint::summary_file;
+  engine.memory = &footprint::memory_file;
+  engine.fit = [](const std::string& path, const footprint::MemoryScenario& s) {
+    return footprint::fit_file(path, s);
+  };
+  engine.seed = &footprint::seed_file;
+  return footprint::cli::run(argc, argv, &engine);
 }

@@ -1,0 +1,98 @@
+// footprint/allocator.h: a model of PyTorch's CUDA caching allocator, replaying a sequence of
+// allocations and frees (src/core/allocator.cpp documents each rule and the source it follows).
+//
+//   footprint::CachingAllocator a({});
+//   auto x = a.allocate(3 << 20);        // a 20 MiB segment, a 3 MiB block
+//   a.free(x);
+//   a.stats().reserved_peak;             // torch.cuda.max_memory_reserved()
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <vector>
+
+namespace footprint {
+
+// PYTORCH_CUDA_ALLOC_CONF's options that change sizes.
+struct AllocatorConfig {
+  int64_t max_split_size = 0;  // bytes; 0 = unlimited (the default)
+  // roundup_power2_divisions: one value for all sizes (0 or 1 = off, the default).
+  int64_t roundup_power2_divisions = 0;
+  bool expandable_segments = false;
+  // Bytes the allocator may reserve before an allocation fails (0 = unlimited).
+  int64_t capacity = 0;
+};
+
+// "max_split_size_mb:128,roundup_power2_divisions:4,expandable_segments:True", as in
+// PYTORCH_CUDA_ALLOC_CONF. Throws Error naming the option it does not know.
+AllocatorConfig parse_allocator_config(std::string_view text);
+
+struct AllocatorStats {
+  int64_t allocated = 0;       // bytes in blocks handed out (rounded sizes)
+  int64_t allocated_peak = 0;  // torch.cuda.max_memory_allocated()
+  int64_t reserved = 0;        // bytes in segments (cudaMalloc'd)
+  int64_t reserved_peak = 0;   // torch.cuda.max_memory_reserved()
+  int64_t requested_peak = 0;  // the peak of the sizes asked for, before rounding
+  int64_t segments = 0;        // cudaMalloc calls
+  int64_t frees_of_cache = 0;  // times cached segments were released to retry (near capacity)
+  bool out_of_memory = false;  // an allocation failed: capacity was too small
+  int64_t oom_request = 0;     // the request that failed
+};
+
+class CachingAllocator {
+ public:
+  explicit CachingAllocator(AllocatorConfig config);
+  ~CachingAllocator();
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  // Returns a handle for free(), or -1 when the request cannot be met within the capacity (the
+  // stats say so; later calls keep working).
+  int64_t allocate(int64_t bytes);
+  void free(int64_t handle);
+  // The size of the block behind a handle: the rounded request, or more when the remainder of a
+  // block was too small to split off (what allocated_bytes counts).
+  int64_t block_size(int64_t handle) const;
+  // torch.cuda.empty_cache(): releases every segment with nothing allocated in it.
+  void empty_cache();
+  const AllocatorStats& stats() const { return stats_; }
+  // Resets the peaks to the current values (torch.cuda.reset_peak_memory_stats()).
+  void reset_peaks();
+
+  // The size a request is rounded to, and the segment a new block of that size would get.
+  int64_t round_size(int64_t bytes) const;
+  static int64_t segment_size(int64_t rounded);
+
+ private:
+  struct Block;
+  struct Segment;
+  struct Pool;
+  Block* find_free(Pool& pool, int64_t size);
+  Block* new_segment(Pool& pool, int64_t size);
+  Block* grow_expandable(Pool& pool, int64_t size);
+  bool release_cached(int64_t at_least);
+  Block* split(Pool& pool, Block* block, int64_t size);
+  void count_alloc(int64_t rounded, int64_t requested);
+
+  AllocatorConfig config_;
+  std::unique_ptr<Pool> small_, large_;
+  std::vector<std::unique_ptr<Segment>> segments_;
+  std::map<int64_t, std::pair<Block*, int64_t>> live_;  // handle -> block, requested bytes
+  int64_t next_handle_ = 0;
+  int64_t next_address_ = 0;
+  int64_t requested_ = 0;
+  AllocatorStats stats_;
+};
+
+// Replays allocation events (bytes > 0 allocates, < 0 frees the same id) and returns the stats.
+struct AllocEvent {
+  uint64_t id = 0;
+  int64_t bytes = 0;
+};
+AllocatorStats replay(const std::vector<AllocEvent>& events, const AllocatorConfig& config);
+
+}  // namespace footprint

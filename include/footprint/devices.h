@@ -1,0 +1,28 @@
+// footprint/devices.h: GPUs as footprint knows them: the memory a process can use, and what the
+// CUDA context and libraries take outside the caching allocator. Sources are in devices.cpp and
+// docs/memory.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace footprint {
+
+struct DeviceProfile {
+  std::string key;               // "h100", as --gpu takes it
+  std::string name;              // "NVIDIA H100 80GB HBM3"
+  int64_t total = 0;             // bytes: cudaMemGetInfo's total (nvidia-smi's memory.total)
+  int64_t context = 0;           // bytes the CUDA context and loaded kernels take, outside PyTorch
+  int64_t cublas_workspace = 0;  // bytes cuBLAS allocates through the caching allocator
+  std::string source;            // where the numbers come from
+};
+
+const std::vector<DeviceProfile>& device_profiles();
+// "h100", "a100-40gb", ... or a size ("24GiB", "80GB", "16000MiB"): a GPU of that total with the
+// context of a typical recent GPU. Throws Error listing the known names.
+DeviceProfile device_parse(std::string_view text);
+
+}  // namespace footprint

@@ -1,0 +1,93 @@
+// GPU profiles (footprint/devices.h).
+//
+// total: the device memory as nvidia-smi reports memory.total (MiB) for the common board of each
+// name, in published nvidia-smi outputs and NVIDIA's datasheets; cudaMemGetInfo's total is the same
+// figure in bytes. context: what a PyTorch 2.x process on CUDA 12 with lazy module loading holds
+// outside the caching allocator once its first kernels ran (the CUDA context, cuBLAS and cuDNN
+// handles and the kernels loaded): nvidia-smi's used memory minus torch.cuda.memory_reserved() as
+// published for these GPU generations. It varies by a few hundred MiB with the driver, the CUDA
+// version and the libraries a model touches; override it with --context. cublas_workspace: cuBLAS
+// takes its workspace from the caching allocator on first use (PyTorch's CublasHandlePool.cpp,
+// getChosenWorkspaceSize: ":4096:2:16:8" = 2 x 4 MiB + 8 x 16 KiB by default, ":4096:8" = 32 MiB
+// on Hopper).
+// None of these numbers was measured by footprint yet: bench/cuda/measure.py records total, the
+// context and the cuBLAS workspace on a real GPU (tests/reference/cuda/).
+#include "footprint/devices.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <string>
+
+#include "footprint/error.h"
+
+namespace footprint {
+namespace {
+
+constexpr int64_t MiB = 1 << 20;
+constexpr int64_t kCublasDefault = 2 * 4096 * 1024 + 8 * 16 * 1024;  // ":4096:2:16:8"
+constexpr int64_t kCublasHopper = 8 * 4096 * 1024;                   // ":4096:8"
+constexpr const char* kSource =
+    "memory.total: nvidia-smi as published for the board; context: typical PyTorch 2.x + "
+    "CUDA 12 (not measured by footprint)";
+
+}  // namespace
+
+const std::vector<DeviceProfile>& device_profiles() {
+  static const std::vector<DeviceProfile> profiles{
+      {"h100", "NVIDIA H100 80GB HBM3", 81559 * MiB, 520 * MiB, kCublasHopper, kSource},
+      {"h200", "NVIDIA H200 141GB HBM3e", 143771 * MiB, 520 * MiB, kCublasHopper, kSource},
+      {"a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MiB, 420 * MiB, kCublasDefault, kSource},
+      {"a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MiB, 420 * MiB, kCublasDefault, kSource},
+      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasDefault, kSource},
+      {"rtx4090", "NVIDIA GeForce RTX 4090", 24564 * MiB, 400 * MiB, kCublasDefault, kSource},
+      {"rtx3090", "NVIDIA GeForce RTX 3090", 24576 * MiB, 380 * MiB, kCublasDefault, kSource},
+      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasDefault, kSource},
+      {"v100-16gb", "Tesla V100-SXM2-16GB", 16160 * MiB, 330 * MiB, kCublasDefault, kSource},
+      {"v100-32gb", "Tesla V100-SXM2-32GB", 32768 * MiB, 330 * MiB, kCublasDefault, kSource},
+  };
+  return profiles;
+}
+
+DeviceProfile device_parse(std::string_view text) {
+  std::string s;
+  for (char ch : text) s += char(std::tolower(static_cast<unsigned char>(ch)));
+  for (const auto& p : device_profiles()) {
+    if (s == p.key) return p;
+  }
+  if (s == "a100") return device_parse("a100-80gb");
+  if (s == "v100") return device_parse("v100-32gb");
+  // A size: digits, an optional fraction, a unit.
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  std::string number = s.substr(0, i), unit = s.substr(i);
+  static const std::vector<std::pair<std::string, double>> units{{"gib", double(1 << 30)},
+                                                                 {"gb", 1e9},
+                                                                 {"mib", double(MiB)},
+                                                                 {"mb", 1e6},
+                                                                 {"g", double(1 << 30)}};
+  for (const auto& [name, scale] : units) {
+    if (unit != name || number.empty()) continue;
+    double v = 0;
+    try {
+      v = std::stod(number);
+    } catch (const std::exception&) {
+      break;
+    }
+    if (v <= 0) break;
+    DeviceProfile p;
+    p.key = std::string(text);
+    p.name = fmt::format("a GPU with {} of memory", text);
+    p.total = int64_t(v * scale);
+    p.context = 400 * MiB;
+    p.cublas_workspace = kCublasDefault;
+    p.source = "the size given; context: typical PyTorch 2.x + CUDA 12 (not measured)";
+    return p;
+  }
+  std::string known;
+  for (const auto& p : device_profiles()) known += (known.empty() ? "" : ", ") + p.key;
+  throw Error(fmt::format("--gpu '{}': not a GPU footprint knows ({}) or a size such as 24GiB",
+                          text, known));
+}
+
+}  // namespace footprint

@@ -1,0 +1,594 @@
+// The memory model (footprint/memory.h, docs/memory.md): a Trace's allocations and frees, with
+// the model's parameters and buffers live from the start, sorted into categories by when each
+// tensor is made and freed, summed over time, and replayed through the CUDA caching allocator.
+#include "footprint/memory.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "footprint/error.h"
+
+namespace footprint {
+
+std::string_view category_name(Category c) {
+  switch (c) {
+    case Category::kParameters:
+      return "parameters";
+    case Category::kBuffers:
+      return "buffers";
+    case Category::kGradients:
+      return "gradients";
+    case Category::kOptimizerState:
+      return "optimizer state";
+    case Category::kActivations:
+      return "activations";
+    case Category::kTransient:
+      return "transient";
+    case Category::kInput:
+      return "input";
+    case Category::kOutput:
+      return "output";
+    case Category::kCount:
+      break;
+  }
+  return "?";
+}
+
+std::optional<LossKind> loss_parse(std::string_view s) {
+  if (s == "auto") return LossKind::kAuto;
+  if (s == "cross-entropy") return LossKind::kCrossEntropy;
+  if (s == "mean-square") return LossKind::kMeanSquare;
+  return std::nullopt;
+}
+
+std::optional<PrecisionMode> precision_mode_parse(std::string_view s) {
+  for (auto p : {PrecisionMode::kFp32, PrecisionMode::kFp16, PrecisionMode::kBf16,
+                 PrecisionMode::kBf16Amp, PrecisionMode::kFp16Amp})
+    if (s == precision_mode_name(p)) return p;
+  return std::nullopt;
+}
+
+std::string_view precision_mode_name(PrecisionMode p) {
+  switch (p) {
+    case PrecisionMode::kFp32:
+      return "fp32";
+    case PrecisionMode::kFp16:
+      return "fp16";
+    case PrecisionMode::kBf16:
+      return "bf16";
+    case PrecisionMode::kBf16Amp:
+      return "bf16-amp";
+    case PrecisionMode::kFp16Amp:
+      return "fp16-amp";
+  }
+  return "?";
+}
+
+OptimizerSpec parse_optimizer(std::string_view name, std::string_view impl) {
+  OptimizerSpec o;
+  if (name == "sgd") {
+    o.kind = OptimizerKind::kSgd;
+  } else if (name == "momentum") {
+    o.kind = OptimizerKind::kSgd;
+    o.momentum = 0.9;
+  } else if (name == "nesterov") {
+    o.kind = OptimizerKind::kSgd;
+    o.momentum = 0.9;
+    o.nesterov = true;
+  } else if (name == "adam") {
+    o.kind = OptimizerKind::kAdam;
+  } else if (name == "adamw") {
+    o.kind = OptimizerKind::kAdamW;
+    o.weight_decay = 0.01;
+  } else if (name == "amsgrad") {
+    o.kind = OptimizerKind::kAdamW;
+    o.weight_decay = 0.01;
+    o.amsgrad = true;
+  } else if (name == "adagrad") {
+    o.kind = OptimizerKind::kAdagrad;
+  } else if (name == "rmsprop") {
+    o.kind = OptimizerKind::kRmsprop;
+  } else if (name == "rmsprop-centered") {
+    o.kind = OptimizerKind::kRmsprop;
+    o.centered = true;
+  } else {
+    throw Error(
+        fmt::format("--optimizer '{}': expected sgd, momentum, nesterov, adam, adamw, "
+                    "amsgrad, adagrad, rmsprop or rmsprop-centered",
+                    name));
+  }
+  if (impl == "for-loop") {
+    o.impl = OptimizerImpl::kForLoop;
+  } else if (impl == "foreach") {
+    o.impl = OptimizerImpl::kForeach;
+  } else if (impl == "fused") {
+    o.impl = OptimizerImpl::kFused;
+    if (o.kind == OptimizerKind::kRmsprop)
+      throw Error(
+          "--impl fused: torch.optim.RMSprop has no fused implementation; use foreach or "
+          "for-loop");
+  } else {
+    throw Error(fmt::format("--impl '{}': expected for-loop, foreach or fused", impl));
+  }
+  return o;
+}
+
+std::string optimizer_name(const OptimizerSpec& o) {
+  std::string name;
+  switch (o.kind) {
+    case OptimizerKind::kSgd:
+      name = o.nesterov ? "SGD (nesterov)" : o.momentum != 0 ? "SGD (momentum)" : "SGD";
+      break;
+    case OptimizerKind::kAdam:
+      name = o.amsgrad ? "Adam (amsgrad)" : "Adam";
+      break;
+    case OptimizerKind::kAdamW:
+      name = o.amsgrad ? "AdamW (amsgrad)" : "AdamW";
+      break;
+    case OptimizerKind::kAdagrad:
+      name = "Adagrad";
+      break;
+    case OptimizerKind::kRmsprop:
+      name = o.centered ? "RMSprop (centered)" : "RMSprop";
+      break;
+  }
+  const char* impl = o.impl == OptimizerImpl::kForLoop   ? "for-loop"
+                     : o.impl == OptimizerImpl::kForeach ? "foreach"
+                                                         : "fused";
+  return fmt::format("{}, {}", name, impl);
+}
+
+int optimizer_state_tensors(const OptimizerSpec& o) {
+  switch (o.kind) {
+    case OptimizerKind::kSgd:
+      return o.momentum != 0 ? 1 : 0;
+    case OptimizerKind::kAdam:
+    case OptimizerKind::kAdamW:
+      return o.amsgrad ? 3 : 2;
+    case OptimizerKind::kAdagrad:
+      return 1;
+    case OptimizerKind::kRmsprop:
+      return 1 + (o.momentum > 0) + o.centered;
+  }
+  return 0;
+}
+
+namespace {
+
+// Where each (phase, iteration) ends: the index of the first event after it.
+struct PhaseBounds {
+  std::map<std::pair<int, int>, size_t> end;  // (iteration, phase) -> first event after
+  std::map<std::pair<int, int>, size_t> begin;
+  size_t after(int iteration, Phase p, size_t fallback) const {
+    auto it = end.find({iteration, int(p)});
+    return it == end.end() ? fallback : it->second;
+  }
+  size_t start(int iteration, Phase p, size_t fallback) const {
+    auto it = begin.find({iteration, int(p)});
+    return it == begin.end() ? fallback : it->second;
+  }
+};
+
+PhaseBounds phase_bounds(const std::vector<MemoryEvent>& ev) {
+  PhaseBounds b;
+  for (size_t i = 0; i < ev.size(); ++i) {
+    std::pair<int, int> key{ev[i].iteration, int(ev[i].phase)};
+    b.begin.emplace(key, i);
+    b.end[key] = i + 1;
+  }
+  return b;
+}
+
+// The category of an allocation made at event i and freed at event `freed` (SIZE_MAX: never).
+Category categorize(const std::vector<MemoryEvent>& ev, bool train, const PhaseBounds& b, size_t i,
+                    size_t freed) {
+  const MemoryEvent& e = ev[i];
+  const size_t n = ev.size();
+  switch (e.phase) {
+    case Phase::kSetup:
+      return Category::kInput;
+    case Phase::kZeroGrad:
+      return Category::kTransient;
+    case Phase::kStep:
+      return freed < b.after(e.iteration, Phase::kStep, n) ? Category::kTransient
+                                                           : Category::kOptimizerState;
+    case Phase::kBackward:
+      return freed < b.after(e.iteration, Phase::kBackward, n) ? Category::kTransient
+                                                               : Category::kGradients;
+    case Phase::kForward:
+    case Phase::kLoss: {
+      if (!train) return freed == SIZE_MAX ? Category::kOutput : Category::kTransient;
+      // Freed before backward began: a temporary. Freed during backward: saved for it.
+      size_t backward_begins = b.start(e.iteration, Phase::kBackward, n);
+      size_t backward_ends = b.after(e.iteration, Phase::kBackward, n);
+      if (freed < backward_begins) return Category::kTransient;
+      if (freed < backward_ends) return Category::kActivations;
+      return Category::kOutput;
+    }
+  }
+  return Category::kTransient;
+}
+
+int64_t round_up_512(int64_t n) {
+  return (n + 511) / 512 * 512;
+}
+
+bool uses_blas(const Trace& t) {
+  static const std::set<std::string> blas{"aten::mm",      "aten::addmm",  "aten::bmm",
+                                          "aten::baddbmm", "aten::matmul", "aten::linear",
+                                          "aten::addmv",   "aten::mv"};
+  for (const auto& op : t.ops)
+    if (blas.count(op.name)) return true;
+  return false;
+}
+
+// CPU kernels' scratch, which the meta device does not allocate (docs/memory.md, "CPU"): PyTorch
+// 1.13's choice between oneDNN (mkldnn) and THNN convolution at one thread (Convolution.cpp,
+// ConvParams::use_mkldnn), and the buffers each allocates, as measured op by op against the meta
+// capture (tests/engine_test.cpp, MetaAgainstCpu): oneDNN reorders the weight and, from 16 input
+// channels on, the input to a 16-channel-blocked layout and computes into a blocked output; its
+// backward does the same for the gradients, twice over. THNN unfolds the input into columns
+// unless the kernel is 1x1 with stride 1 and no padding. Kernels with no conv scratch model
+// (transposed, 3-D, half precision) add nothing.
+int64_t pad16(int64_t c) {
+  return (c + 15) / 16 * 16;
+}
+
+int64_t cpu_conv_scratch(const TraceOp& conv, bool backward) {
+  // aten::convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding,
+  // groups); aten::convolution_backward(grad_output, input, weight, bias_sizes, stride, padding,
+  // dilation, transposed, output_padding, groups, output_mask).
+  size_t base = backward ? 1 : 0;
+  if (conv.inputs.size() < base + 9) return 0;
+  const OpValue& in = conv.inputs[base];
+  const OpValue& w = conv.inputs[base + 1];
+  if (!in.is_tensor() || !w.is_tensor() || in.tensor().shape.size() != 4 ||
+      w.tensor().shape.size() != 4 || in.tensor().dtype != DType::kFloat32)
+    return 0;
+  auto ints = [&](size_t i) {
+    return i < conv.inputs.size() ? conv.inputs[i].ints : std::vector<int64_t>{};
+  };
+  std::vector<int64_t> stride = ints(base + 3), padding = ints(base + 4), dilation = ints(base + 5);
+  bool transposed = !ints(base + 6).empty() && ints(base + 6)[0];
+  int64_t groups = ints(base + 8).empty() ? 1 : ints(base + 8)[0];
+  if (transposed) return 0;
+  auto any_not = [](const std::vector<int64_t>& v, int64_t x) {
+    for (int64_t e : v)
+      if (e != x) return true;
+    return false;
+  };
+  const auto& x = in.tensor().shape;  // N, C, H, W
+  const auto& k = w.tensor().shape;   // OC, C/groups, kh, kw
+  bool strided = any_not(stride, 1), dilated = any_not(dilation, 1), padded = any_not(padding, 0);
+  bool mkldnn =
+      (strided || dilated || x[0] >= 16 || k[3] != 1 || k[2] != 1) &&
+      (groups > 1 || (k[3] > 3 && k[2] > 3) || x[0] > 1 || x[0] * x[1] * x[2] * x[3] > 20480);
+  int64_t out_hw = 0;
+  if (backward && conv.inputs[0].is_tensor() && conv.inputs[0].tensor().shape.size() == 4) {
+    const auto& g = conv.inputs[0].tensor().shape;
+    out_hw = g[2] * g[3];
+  } else if (!conv.outputs.empty() && conv.outputs[0].is_tensor() &&
+             conv.outputs[0].tensor().shape.size() == 4) {
+    const auto& y = conv.outputs[0].tensor().shape;
+    out_hw = y[2] * y[3];
+  }
+  const int64_t N = x[0], C = x[1], OC = k[0];
+  if (mkldnn) {
+    bool depthwise = groups > 1;
+    int64_t ic = depthwise ? k[1] : (C < 16 ? C : pad16(C));
+    int64_t weight = (depthwise ? OC : pad16(OC)) * ic * k[2] * k[3] * 4;
+    int64_t input = C >= 16 || depthwise ? N * pad16(C) * x[2] * x[3] * 4 : 0;
+    int64_t output = N * pad16(OC) * out_hw * 4;
+    if (!backward) return weight + input + output;
+    // Backward: the reordered weight; below 16 input channels (plain layout) also the blocked
+    // gradient of the output and the input, as measured (docs/memory.md).
+    bool grad_input =
+        !conv.inputs.empty() && conv.inputs.back().ints.size() >= 1 && conv.inputs.back().ints[0];
+    if (!grad_input) return output + input + weight;
+    if (C >= 16) return weight;
+    return output + N * C * x[2] * x[3] * 4 + weight;
+  }
+  bool columns = k[2] != 1 || k[3] != 1 || strided || padded || dilated;
+  int64_t cols = columns ? N * (C / groups) * k[2] * k[3] * out_hw * 4 : 0;
+  if (!backward) return cols;
+  return columns ? cols : N * OC * out_hw * 4;
+}
+
+// The events with each convolution's CPU scratch added: allocated after the op's first event and
+// freed after its last.
+std::vector<MemoryEvent> with_cpu_scratch(const Trace& t) {
+  std::vector<int> top(t.ops.size(), -1);
+  std::vector<int64_t> scratch(t.ops.size(), 0);
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    top[i] = t.ops[i].parent < 0 ? int(i) : top[t.ops[i].parent];
+    const std::string& name = t.ops[i].name;
+    if (name == "aten::convolution" || name == "aten::convolution_backward") {
+      // Once per top-level op: its outermost convolution.
+      int64_t& s = scratch[top[i]];
+      if (s == 0) s = cpu_conv_scratch(t.ops[i], name == "aten::convolution_backward");
+    }
+  }
+  std::vector<size_t> first(t.ops.size(), SIZE_MAX), last(t.ops.size(), 0);
+  for (size_t i = 0; i < t.memory.size(); ++i) {
+    int op = t.memory[i].op;
+    if (op < 0 || size_t(op) >= t.ops.size()) continue;
+    int tp = top[op];
+    if (first[tp] == SIZE_MAX) first[tp] = i;
+    last[tp] = i;
+  }
+  std::vector<std::vector<MemoryEvent>> after(t.memory.size());
+  uint64_t id = uint64_t(1) << 62;
+  for (size_t op = 0; op < t.ops.size(); ++op) {
+    if (scratch[op] <= 0 || first[op] == SIZE_MAX) continue;
+    MemoryEvent e = t.memory[first[op]];
+    e.id = ++id;
+    e.bytes = scratch[op];
+    e.op = int(op);
+    after[first[op]].push_back(e);
+    e.bytes = -scratch[op];
+    after[last[op]].push_back(e);
+  }
+  std::vector<MemoryEvent> out;
+  out.reserve(t.memory.size());
+  for (size_t i = 0; i < t.memory.size(); ++i) {
+    out.push_back(t.memory[i]);
+    for (const auto& e : after[i]) out.push_back(e);
+  }
+  return out;
+}
+
+struct Baseline {
+  int64_t parameters = 0, buffers = 0, trainable = 0, trainable_count = 0;
+  std::vector<std::pair<int64_t, Category>> tensors;  // one per storage, in model order
+};
+
+Baseline baseline(const Model& model) {
+  Baseline b;
+  std::set<std::string> seen;
+  for (const auto& t : model.tensors) {
+    std::string key = t.storage.empty() ? "" : t.storage;
+    if (!key.empty() && !seen.insert(key).second) continue;
+    int64_t bytes = t.bytes();
+    bool param = t.role == TensorRole::kParameter;
+    (param ? b.parameters : b.buffers) += bytes;
+    if (param && t.trainable) {
+      b.trainable += bytes;
+      b.trainable_count += t.numel();
+    }
+    if (bytes > 0) b.tensors.push_back({bytes, param ? Category::kParameters : Category::kBuffers});
+  }
+  return b;
+}
+
+}  // namespace
+
+MemoryReport analyze_memory(const Model& model, const Trace& captured, const MemoryOptions& o) {
+  // On CPU, the convolutions' scratch joins the sequence.
+  std::vector<MemoryEvent> cpu_events;
+  if (o.target == Target::kCpu) cpu_events = with_cpu_scratch(captured);
+  const Trace& trace = captured;
+  const auto& ev = o.target == Target::kCpu ? cpu_events : captured.memory;
+  MemoryReport r;
+  r.source = model.source;
+  r.train = trace.train;
+  r.target = o.target;
+  r.iterations = trace.iterations;
+  r.stopped = trace.stopped;
+  r.gpu = o.gpu;
+  const bool cuda = o.target == Target::kCuda;
+
+  // The device: its capacity for the process, and what lies outside the allocator.
+  if (o.gpu) {
+    r.device_overhead = o.gpu->context;
+    r.capacity = o.gpu->total;
+  }
+  if (o.capacity) r.capacity = *o.capacity;
+
+  AllocatorConfig config = o.allocator;
+  if (cuda && r.capacity > 0)
+    config.capacity = std::max<int64_t>(0, r.capacity - r.device_overhead);
+  CachingAllocator allocator(config);
+
+  Baseline base = baseline(model);
+  r.parameter_count = base.trainable_count;
+
+  // Frees per allocation id, and each allocation's category.
+  const size_t n = ev.size();
+  std::unordered_map<uint64_t, size_t> open;
+  std::vector<size_t> freed_at(n, SIZE_MAX);
+  for (size_t i = 0; i < n; ++i) {
+    if (ev[i].bytes > 0) {
+      open[ev[i].id] = i;
+    } else {
+      auto it = open.find(ev[i].id);
+      if (it != open.end()) {
+        freed_at[it->second] = i;
+        open.erase(it);
+      }
+    }
+  }
+  PhaseBounds bounds = phase_bounds(ev);
+  std::vector<Category> category(n, Category::kTransient);
+  for (size_t i = 0; i < n; ++i)
+    if (ev[i].bytes > 0) category[i] = categorize(ev, trace.train, bounds, i, freed_at[i]);
+
+  // The walk: live bytes per category, and the peaks. `stop` ends a second walk at the peak.
+  struct Walk {
+    CategoryBytes live{};
+    int64_t total = 0;
+    PeakPoint peak;
+    size_t peak_event = SIZE_MAX;
+    std::vector<int64_t> iteration_peak;
+    std::map<std::pair<int, int>, int64_t> phase_peak;
+    std::unordered_map<uint64_t, std::pair<int64_t, size_t>> live_blocks;  // id -> size, event
+  };
+  auto walk = [&](size_t stop, CachingAllocator* a) {
+    Walk w;
+    auto add = [&](int64_t bytes, Category c) {
+      w.live[int(c)] += bytes;
+      w.total += bytes;
+    };
+    for (const auto& [bytes, c] : base.tensors) {
+      int64_t size = bytes;
+      if (a) size = a->block_size(a->allocate(bytes));
+      add(size, c);
+    }
+    if (cuda && a && uses_blas(trace)) {
+      int64_t ws = o.gpu ? o.gpu->cublas_workspace : 2 * 4096 * 1024 + 8 * 16 * 1024;
+      add(a->block_size(a->allocate(ws)), Category::kTransient);
+    }
+    w.peak.bytes = w.total;
+    w.peak.by_category = w.live;
+    w.peak.phase = Phase::kSetup;
+    std::unordered_map<uint64_t, int64_t> handles;
+    for (size_t i = 0; i < n && i <= stop; ++i) {
+      const MemoryEvent& e = ev[i];
+      if (e.bytes > 0) {
+        int64_t size = e.bytes;
+        if (a) {
+          int64_t h = a->allocate(e.bytes);
+          size = h >= 0 ? a->block_size(h) : round_up_512(e.bytes);
+          handles[e.id] = h;
+        }
+        add(size, category[i]);
+        w.live_blocks[e.id] = {size, i};
+      } else {
+        auto it = w.live_blocks.find(e.id);
+        if (it == w.live_blocks.end()) continue;
+        add(-it->second.first, category[it->second.second]);
+        w.live_blocks.erase(it);
+        if (a) {
+          auto h = handles.find(e.id);
+          if (h != handles.end() && h->second >= 0) a->free(h->second);
+          if (h != handles.end()) handles.erase(h);
+        }
+      }
+      if (e.iteration >= int(w.iteration_peak.size())) w.iteration_peak.resize(e.iteration + 1, 0);
+      w.iteration_peak[e.iteration] = std::max(w.iteration_peak[e.iteration], w.total);
+      auto& pp = w.phase_peak[{e.iteration, int(e.phase)}];
+      pp = std::max(pp, w.total);
+      if (w.total > w.peak.bytes) {
+        w.peak.bytes = w.total;
+        w.peak.by_category = w.live;
+        w.peak.phase = e.phase;
+        w.peak.iteration = e.iteration;
+        w.peak_event = i;
+      }
+    }
+    return w;
+  };
+  Walk full = walk(SIZE_MAX, cuda ? &allocator : nullptr);
+  r.peak = full.peak;
+  r.iteration_peak = full.iteration_peak;
+  for (const auto& [key, peak] : full.phase_peak)
+    r.phases.push_back({Phase(key.second), key.first, peak});
+  if (full.peak_event != SIZE_MAX) {
+    const MemoryEvent& e = ev[full.peak_event];
+    if (e.op >= 0 && size_t(e.op) < trace.ops.size()) {
+      // The top-level op, which names what the user wrote.
+      int op = e.op;
+      while (trace.ops[op].parent >= 0) op = trace.ops[op].parent;
+      r.peak.op = trace.ops[op].name;
+      int call = trace.ops[e.op].call;
+      if (call >= 0 && size_t(call) < trace.calls.size()) r.peak.module = trace.calls[call].path;
+    }
+    // What is live at the peak, by the module that allocated it.
+    CachingAllocator again(config);
+    Walk at = walk(full.peak_event, cuda ? &again : nullptr);
+    std::map<int, int64_t> by_call;
+    for (const auto& [id, block] : at.live_blocks) {
+      const MemoryEvent& a = ev[block.second];
+      Category c = category[block.second];
+      if (c != Category::kActivations && c != Category::kTransient && c != Category::kOutput)
+        continue;
+      int call = a.op >= 0 && size_t(a.op) < trace.ops.size() ? trace.ops[a.op].call : 0;
+      by_call[call] += block.first;
+    }
+    std::map<std::string, ModuleBytes> by_module;
+    for (const auto& [call, bytes] : by_call) {
+      const ModuleCall& mc = trace.calls[size_t(call) < trace.calls.size() ? call : 0];
+      auto& m = by_module[mc.path];
+      m.module = mc.path;
+      m.type = mc.type;
+      m.bytes += bytes;
+    }
+    for (auto& [path, m] : by_module) r.modules.push_back(m);
+    std::sort(r.modules.begin(), r.modules.end(),
+              [](const ModuleBytes& a, const ModuleBytes& b) { return a.bytes > b.bytes; });
+  }
+
+  // Model states at the end: what stays between iterations.
+  r.model_states[int(Category::kParameters)] = base.parameters;
+  r.model_states[int(Category::kBuffers)] = base.buffers;
+  CategoryBytes end{};
+  for (size_t i = 0; i < n; ++i)
+    if (ev[i].bytes > 0 && freed_at[i] == SIZE_MAX) end[int(category[i])] += ev[i].bytes;
+  r.model_states[int(Category::kOptimizerState)] = end[int(Category::kOptimizerState)];
+  // Gradients: live after the last backward (set_to_none frees them only at the next zero_grad).
+  if (trace.train) r.model_states[int(Category::kGradients)] = end[int(Category::kGradients)];
+
+  if (cuda) {
+    r.allocator = allocator.stats();
+    if (r.capacity > 0) {
+      int64_t need = r.allocator.reserved_peak + r.device_overhead;
+      r.fits = !r.allocator.out_of_memory && need <= r.capacity;
+      r.margin = r.capacity - need;
+    }
+  } else {
+    r.allocator.allocated_peak = r.peak.bytes;
+    r.allocator.requested_peak = r.peak.bytes;
+    if (r.capacity > 0) {
+      r.fits = r.peak.bytes <= r.capacity;
+      r.margin = r.capacity - r.peak.bytes;
+    }
+  }
+  if (!trace.stopped.empty())
+    r.notes.push_back("the capture stopped early (" + trace.stopped +
+                      "): the numbers cover what ran before it and are a lower bound");
+  return r;
+}
+
+SeedEstimate seed_estimate(const Model& model, const Summary& summary, int bits) {
+  SeedEstimate s;
+  // The module that holds the last parameter, in registration order: pytorch_modelsize keeps only
+  // the last module's parameters (its loop resets `sizes` per module).
+  std::string last;
+  std::set<std::string> seen;
+  for (const auto& t : model.tensors) {
+    if (t.role != TensorRole::kParameter) continue;
+    if (!t.storage.empty() && !seen.insert(t.storage).second) continue;
+    s.parameters += t.numel();
+    auto dot = t.name.rfind('.');
+    last = dot == std::string::npos ? "" : t.name.substr(0, dot);
+  }
+  s.parameter_bytes = s.parameters * bits / 8;
+  int64_t last_params = 0;
+  for (const auto& t : model.tensors) {
+    if (t.role != TensorRole::kParameter) continue;
+    auto dot = t.name.rfind('.');
+    std::string owner = dot == std::string::npos ? "" : t.name.substr(0, dot);
+    if (owner == last || owner.rfind(last + ".", 0) == 0) last_params += t.numel();
+  }
+  s.seed_param_bits = last_params * bits;
+  for (const auto& in : summary.inputs) {
+    int64_t numel = 1;
+    for (int64_t d : in.shape) numel *= d;
+    s.seed_input_bits += numel * bits;
+  }
+  for (size_t i = 1; i < summary.rows.size(); ++i)
+    for (const auto& shape : summary.rows[i].output_shapes) {
+      int64_t numel = 1;
+      for (int64_t d : shape) numel *= d;
+      s.seed_output_bits += 2 * numel * bits;
+    }
+  s.seed_total_bits = s.seed_param_bits + s.seed_input_bits + s.seed_output_bits;
+  s.seed_megabytes = double(s.seed_total_bits) / 8 / (1024.0 * 1024.0);
+  s.fixed_total_bits = s.parameters * bits + s.seed_input_bits + s.seed_output_bits;
+  return s;
+}
+
+}  // namespace footprint
