@@ -11,3 +11,5 @@ echo "== params on sharded LLaMA-7B (13.5 GB of sparse shards, $(du -sh "$data" 
 echo "== summary of resnet50 in training mode"
 /usr/bin/python3 "$here/tests/gen/make_models.py" "$build/tests/models" > /dev/null
 /usr/bin/python3 "$here/bench/summary_cli.py" "$build/footprint" "$build/tests/models" 5
+echo "== memory and fit of resnet50 in training"
+/usr/bin/python3 "$here/bench/memory_cli.py" "$build/footprint" "$build/tests/models" 5

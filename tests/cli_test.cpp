@@ -298,3 +298,66 @@ TEST(CliSummary, BadInputGetsOneLine) {
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.out.find("Examples:"), std::string::npos);
 }
+
+// `footprint memory` and `fit` run footprint-engine. The numbers are tests/memory_test.cpp's hand
+// calculations; here: the command line, the formats and the errors.
+TEST(CliMemory, JsonAndTheSeedsFormulas) {
+  auto r = run_footprint("memory " + shell_quote(kModels + "/hybrid_network.pt") +
+                         " --input 1x1x28x28 --train --optimizer adamw --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["optimizer"], "AdamW, foreach");
+  EXPECT_EQ(j["model_states"]["parameters"], 135048);       // 33,762 x 4 B
+  EXPECT_EQ(j["model_states"]["optimizer state"], 270096);  // exp_avg + exp_avg_sq
+  EXPECT_EQ(j["iteration_peaks"].size(), 2u);
+  EXPECT_GE(j["reserved_peak"].get<int64_t>(), j["allocated_peak"].get<int64_t>());
+  // The article's (0.5694580078125, 4776960) for its two-conv model at 1x1x32x32.
+  auto seed = run_footprint("memory " + shell_quote(kModels + "/two_conv.pt") +
+                            " --input 1x1x32x32 --method seed");
+  ASSERT_EQ(seed.status, 0) << seed.err;
+  EXPECT_NE(seed.out.find("(0.5694580078125, 4776960)"), std::string::npos) << seed.out;
+  auto text = run_footprint("memory " + shell_quote(kModels + "/hybrid_network.pt") +
+                            " --input 8x1x28x28 --train --gpu t4");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("Fits, with"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("16.00 bytes per trainable parameter"), std::string::npos) << text.out;
+}
+
+TEST(CliMemory, FitPrintsTheBracket) {
+  auto r = run_footprint("fit " + shell_quote(kModels + "/resnet18.pt") +
+                         " --input 3x224x224 --train --gpu 2GiB --format json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  int64_t batch = j["batch"];
+  EXPECT_GT(batch, 1);
+  EXPECT_EQ(j["fits"]["batch"], batch);
+  EXPECT_EQ(j["next"]["batch"], batch + 1);
+  EXPECT_EQ(j["fits"]["fits"], true);
+  EXPECT_EQ(j["next"]["fits"], false);
+}
+
+TEST(CliMemory, BadInputGetsOneLine) {
+  auto one_line = [](const footprint_test::RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.status, 1) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  };
+  const std::string model = shell_quote(kModels + "/hybrid_network.pt");
+  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --gpu h1000"),
+           "--gpu 'h1000': not a GPU footprint knows (h100, h200");
+  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --train --optimizer lamb"),
+           "--optimizer 'lamb': expected sgd, momentum");
+  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --alloc-conf foo:1"),
+           "allocator option 'foo'");
+  one_line(
+      run_footprint("memory " + shell_quote(kModels + "/resnet18.pth") + " --input 1x3x224x224"),
+      "needs TorchScript");
+  one_line(run_footprint("fit " + model + " --input 1x28x28"), "fit needs a device");
+  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --precision bf16-amp --train"),
+           "autocast is not modelled yet");
+  EXPECT_EQ(run_footprint("memory " + model + " --input 1x1x28x28 --impl fast").status, 2);
+  auto help = run_footprint("memory --help");
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("Examples:"), std::string::npos);
+}

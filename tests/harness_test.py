@@ -39,7 +39,7 @@ def main():
     check("linear inference allocated_peak", inf["allocated_peak"], 530448)
 
     # HybridNetwork, batch 2: 33,762 parameters x 4 = 135,048 + input 2*1*28*28*4 = 6,272 + labels 16.
-    hyb = runs[("hybrid_network", "train", "sgd")]["repeats"][0]["phases"]
+    hyb = runs[("hybrid_network", "train", "momentum")]["repeats"][0]["phases"]
     check("hybrid live before training", hyb["iter1.zero_grad"]["allocated_before"], 141336)
     # SGD with momentum creates one buffer per parameter inside iteration 1's step:
     # the step ends 135,048 bytes higher than it began.

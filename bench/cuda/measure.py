@@ -64,6 +64,7 @@ MODELS = {
     "hybrid_network": (HybridNetwork, (1, 28, 28), "image", True),
     "resnet18": (vision("resnet18"), (3, 224, 224), "image", True),
     "resnet50": (vision("resnet50"), (3, 224, 224), "image", True),
+    "vgg11": (vision("vgg11"), (3, 224, 224), "image", True),
     "vgg16": (vision("vgg16"), (3, 224, 224), "image", True),
     "mobilenet_v2": (vision("mobilenet_v2"), (3, 224, 224), "image", True),
     "densenet121": (vision("densenet121"), (3, 224, 224), "image", True),
@@ -85,6 +86,8 @@ def make_optimizer(name, impl, params):
     elif impl == "forloop":
         kwargs["foreach"] = False
     if name == "sgd":
+        return torch.optim.SGD(params, lr=0.01, **kwargs), {"lr": 0.01}
+    if name == "momentum":
         return torch.optim.SGD(params, lr=0.01, momentum=0.9, **kwargs), {"lr": 0.01, "momentum": 0.9}
     if name == "adam":
         return torch.optim.Adam(params, lr=1e-3, **kwargs), {"lr": 1e-3}
@@ -281,11 +284,14 @@ def measure(spec, device, repeat):
 
 def plan(models, device, quick):
     runs = []
-    opts = [("sgd", "foreach"), ("adam", "foreach"), ("adamw", "foreach"), ("adamw", "fused")]
-    if device.type == "cpu":
-        opts = [("sgd", "forloop"), ("adamw", "forloop")] if quick else [("sgd", "forloop"), ("adam", "forloop"), ("adamw", "forloop"), ("adamw", "foreach")]
+    opts = [("momentum", "foreach"), ("adam", "foreach"), ("adamw", "foreach"), ("adamw", "fused")]
     precisions = ["fp32"] if quick else ["fp32", "bf16-amp"]
-    batches = [2] if quick else ([8, 32] if device.type == "cuda" else [2, 8])
+    batches = [2] if quick else [8, 32]
+    if device.type == "cpu":  # issue 4's ground truth: python3-torch 1.13 defaults (for-loop)
+        opts = [("momentum", "forloop"), ("adamw", "forloop")] if quick else \
+            [("sgd", "forloop"), ("momentum", "forloop"), ("adam", "forloop"), ("adamw", "forloop")]
+        precisions = ["fp32"]
+        batches = [2] if quick else [1, 8]
     for m in models:
         for b in batches:
             for p in precisions:
@@ -359,14 +365,17 @@ def cublas_warmup(device):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", choices=["cuda", "cpu"], required=True)
-    ap.add_argument("--out", required=True, help="the JSON file to write")
+    ap.add_argument("--out", help="the JSON file to write (required unless --export-only)")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated; default: all")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="one batch, fp32, two optimizers (a harness test)")
     ap.add_argument("--limits", action="store_true", help="CUDA: add the runs just under and over the GPU's limit")
     ap.add_argument("--export", help="write each model's TorchScript here")
+    ap.add_argument("--export-only", action="store_true", help="only export (with --export); measure nothing")
     args = ap.parse_args()
 
+    if not args.out and not args.export_only:
+        ap.error("--out is required")
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(1)
@@ -379,6 +388,12 @@ def main():
             models.append(m)
         except ImportError as e:
             skipped[m] = f"skipped: {e}"
+    if args.export_only:
+        os.makedirs(args.export, exist_ok=True)
+        for m in models:
+            if not os.path.exists(os.path.join(args.export, m + ".pt")):
+                export(m, args.export)
+        return
     report = {"environment": environment(device), "skipped": skipped, "runs": [], "exports": {}}
     if device.type == "cuda":
         report["cublas_warmup"] = cublas_warmup(device)

@@ -133,11 +133,12 @@ struct MemoryReport {
   // max_memory_reserved() would say, and the device.
   AllocatorStats allocator;
   std::optional<DeviceProfile> gpu;
-  int64_t capacity = 0;         // bytes the process may use on the device (0: unknown)
-  int64_t device_overhead = 0;  // CUDA context and library workspaces outside the allocator
-  std::optional<bool> fits;     // when a capacity is known
-  int64_t margin = 0;           // capacity - (reserved peak + overhead); negative when not
-  std::string stopped;          // the capture stopped early: the numbers are a lower bound
+  int64_t capacity = 0;                 // bytes the process may use on the device (0: unknown)
+  int64_t device_overhead = 0;          // CUDA context and library workspaces outside the allocator
+  std::optional<bool> fits;             // when a capacity is known
+  int64_t margin = 0;                   // capacity - (reserved peak + overhead); negative when not
+  int64_t unlimited_reserved_peak = 0;  // with a capacity: what it would reserve with no limit
+  std::string stopped;                  // the capture stopped early: the numbers are a lower bound
   std::vector<std::string> notes;
 };
 

@@ -18,7 +18,8 @@ namespace footprint {
 // A training step is zero_grad, forward, loss, backward and the optimizer's step; kSetup is what
 // comes before the first iteration (the inputs, the labels, state an optimizer makes when built).
 enum class Phase { kForward, kLoss, kBackward, kStep, kZeroGrad, kSetup };
-std::string_view phase_name(Phase p);  // "forward", "loss", "backward", "step", "zero_grad", "setup"
+std::string_view phase_name(
+    Phase p);  // "forward", "loss", "backward", "step", "zero_grad", "setup"
 
 struct TensorMeta {
   std::vector<int64_t> shape;

@@ -283,7 +283,9 @@ int64_t cpu_conv_scratch(const TraceOp& conv, bool backward) {
     int64_t weight = (depthwise ? OC : pad16(OC)) * ic * k[2] * k[3] * 4;
     int64_t input = C >= 16 || depthwise ? N * pad16(C) * x[2] * x[3] * 4 : 0;
     int64_t output = N * pad16(OC) * out_hw * 4;
-    if (!backward) return weight + input + output;
+    // Forward: the reordered weight, and the larger of the reordered input and the blocked
+    // output (the first is freed before the second is made, as measured).
+    if (!backward) return weight + std::max(input, output);
     // Backward: the reordered weight; below 16 input channels (plain layout) also the blocked
     // gradient of the output and the input, as measured (docs/memory.md).
     bool grad_input =
@@ -534,9 +536,24 @@ MemoryReport analyze_memory(const Model& model, const Trace& captured, const Mem
   if (cuda) {
     r.allocator = allocator.stats();
     if (r.capacity > 0) {
-      int64_t need = r.allocator.reserved_peak + r.device_overhead;
-      r.fits = !r.allocator.out_of_memory && need <= r.capacity;
+      // Near the limit the allocator releases its cache and retries, so the run fits when no
+      // allocation failed. What it would reserve with no limit is the need reported.
+      AllocatorConfig unlimited = config;
+      unlimited.capacity = 0;
+      CachingAllocator free_run(unlimited);
+      walk(SIZE_MAX, &free_run);
+      int64_t need = free_run.stats().reserved_peak + r.device_overhead;
+      r.fits = !r.allocator.out_of_memory;
       r.margin = r.capacity - need;
+      if (*r.fits && r.margin < 0) {
+        r.margin = r.capacity - r.device_overhead - r.allocator.reserved_peak;
+        r.notes.push_back(
+            "it fits only because the allocator releases cached segments near the limit "
+            "(reserved with no limit: " +
+            human_bytes(free_run.stats().reserved_peak) + ")");
+      }
+      r.allocator.reserved_peak = std::max(r.allocator.reserved_peak, int64_t(0));
+      r.unlimited_reserved_peak = free_run.stats().reserved_peak;
     }
   } else {
     r.allocator.allocated_peak = r.peak.bytes;

@@ -219,7 +219,7 @@ std::string print_fit(const FitResult& f, Format format) {
   const MemoryReport& r = f.fits;
   bool cuda = r.target == Target::kCuda;
   auto need = [&](const MemoryReport& m) {
-    return cuda ? m.allocator.reserved_peak + m.device_overhead : m.peak.bytes;
+    return cuda ? m.unlimited_reserved_peak + m.device_overhead : m.peak.bytes;
   };
   if (format == Format::kJson) {
     ordered_json j;
@@ -253,10 +253,17 @@ std::string print_fit(const FitResult& f, Format format) {
   }
   const char* kind = cuda ? "reserved peak + CUDA context" : "allocated peak";
   out += fmt::format("Largest batch that fits: {}\n", f.batch);
-  out += fmt::format("  batch {}: needs {} ({}), {} to spare\n", f.batch, human_bytes(need(f.fits)),
-                     kind, human_bytes(f.fits.margin));
-  out += fmt::format("  batch {}: needs {}, {} short\n", f.batch + 1, human_bytes(need(f.next)),
-                     human_bytes(-f.next.margin));
+  if (need(f.fits) > r.capacity)
+    out += fmt::format(
+        "  batch {}: would reserve {} ({}) with no limit; fits by releasing cached segments\n",
+        f.batch, human_bytes(need(f.fits)), kind);
+  else
+    out += fmt::format("  batch {}: needs {} ({}), {} to spare\n", f.batch,
+                       human_bytes(need(f.fits)), kind, human_bytes(f.fits.margin));
+  out += fmt::format("  batch {}: needs {}: {}\n", f.batch + 1, human_bytes(need(f.next)),
+                     f.next.allocator.out_of_memory
+                         ? "out of memory"
+                         : fmt::format("{} short", human_bytes(-f.next.margin)));
   out += fmt::format("({} batch sizes captured)\n", f.captures);
   return out;
 }

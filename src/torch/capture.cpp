@@ -368,6 +368,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                            at::TensorOptions().dtype(at::kLong).device(inputs[0].device()));
       std::unique_ptr<detail::PyOptimizer> optimizer;
       if (o.train && o.optimizer) {
+        set_phase(Phase::kStep, 0);  // state made at construction (Adagrad) is the optimizer's
         std::vector<at::Tensor> trainable;
         for (const auto& p : parameters)
           if (p.requires_grad()) trainable.push_back(p);
@@ -555,6 +556,11 @@ std::optional<DType> dtype_of(PrecisionMode p) {
 }
 
 CaptureOptions capture_options(const MemoryScenario& s) {
+  if (s.precision == PrecisionMode::kBf16Amp || s.precision == PrecisionMode::kFp16Amp)
+    throw Error(
+        fmt::format("--precision {}: autocast is not modelled yet (the meta device has no autocast "
+                    "dispatch); use bf16 or fp16 for pure low precision",
+                    precision_mode_name(s.precision)));
   CaptureOptions o;
   o.inputs = s.inputs;
   o.train = s.train;

@@ -140,8 +140,22 @@ class NoMetaKernel(nn.Module):
         return self.b(torch.logit(torch.sigmoid(self.a(x))))
 
 
-# TorchScript only: the summary tests work their numbers out by hand.
-SUMMARY_MODELS = {"twice": Twice, "matmul_attention": MatmulAttention, "no_meta_kernel": NoMetaKernel}
+class TwoConv(nn.Module):
+    """The second seed's model (pytorch_modelsize's article), with the super().__init__() it lacks."""
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(1, 16, kernel_size=3, padding=5)
+        self.conv1 = nn.Conv2d(16, 32, kernel_size=3)
+
+    def forward(self, x):
+        h = self.conv0(x)
+        h = self.conv1(h)
+        return h
+
+
+# TorchScript only: the summary and memory tests work their numbers out by hand.
+SUMMARY_MODELS = {"twice": Twice, "matmul_attention": MatmulAttention, "no_meta_kernel": NoMetaKernel,
+                  "two_conv": TwoConv}
 
 # What a real forward says at 1x3x224x224, for tests/engine_test.cpp.
 SUMMARY_CHECKED = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121")

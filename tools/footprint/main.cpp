@@ -1,4 +1,5 @@
-// footprint: the command without LibTorch. `summary`, `memory` and `fit` are run by footprint-engine (cli.cpp).
+// footprint: the command without LibTorch. `summary`, `memory` and `fit` are run by
+// footprint-engine (cli.cpp).
 #include "cli.h"
 
 int main(int argc, char** argv) {

@@ -1,0 +1,152 @@
+// The memory model on real TorchScript files, against hand calculations: bytes per parameter in
+// model states, the seed's pytorch_modelsize numbers, the CUDA allocator's reserved bytes for a
+// tiny model, and fit's bracket. (The CPU estimates against real runs: tests/memory_cpu_test.py.)
+#include <gtest/gtest.h>
+
+#include "footprint/engine.h"
+#include "footprint/error.h"
+#include "test_util.h"
+
+namespace fp = footprint;
+
+namespace {
+
+const std::string kModels = FOOTPRINT_MODELS;
+constexpr int64_t MiB = 1024 * 1024;
+
+fp::MemoryScenario training(const std::string& input, const std::string& optimizer,
+                            const std::string& impl, fp::Target target) {
+  fp::MemoryScenario s;
+  s.inputs = fp::parse_inputs(input);
+  s.train = true;
+  s.optimizer = fp::parse_optimizer(optimizer, impl);
+  s.memory.target = target;
+  return s;
+}
+
+int64_t kept(const fp::MemoryReport& r, fp::Category c) {
+  return r.model_states[int(c)];
+}
+
+}  // namespace
+
+// HybridNetwork: 33,762 trainable fp32 parameters = 135,048 B in 30 tensors. AdamW keeps exp_avg
+// and exp_avg_sq (2 x 135,048), and the gradients are 135,048: 4 + 4 + 8 = 16 bytes per
+// parameter, the figure of EleutherAI's Transformer Math and ZeRO's 16 Psi for fp32 Adam. On CUDA
+// the step counters are host tensors; on CPU they are 30 more 4-byte tensors.
+TEST(Memory, AdamWKeepsSixteenBytesPerParameter) {
+  auto cuda = fp::memory_file(kModels + "/hybrid_network.pt",
+                              training("1x1x28x28", "adamw", "foreach", fp::Target::kCuda));
+  EXPECT_EQ(cuda.parameter_count, 33762);
+  EXPECT_EQ(kept(cuda, fp::Category::kParameters), 135048);
+  EXPECT_EQ(kept(cuda, fp::Category::kGradients), 135048);
+  EXPECT_EQ(kept(cuda, fp::Category::kOptimizerState), 2 * 135048);
+  auto cpu = fp::memory_file(kModels + "/hybrid_network.pt",
+                             training("1x1x28x28", "adamw", "for-loop", fp::Target::kCpu));
+  EXPECT_EQ(kept(cpu, fp::Category::kOptimizerState), 2 * 135048 + 30 * 4);
+  // Pure bf16: every one of those tensors at 2 bytes: 8 bytes per parameter.
+  auto s = training("1x1x28x28", "adamw", "foreach", fp::Target::kCuda);
+  s.precision = fp::PrecisionMode::kBf16;
+  auto bf16 = fp::memory_file(kModels + "/hybrid_network.pt", s);
+  EXPECT_EQ(kept(bf16, fp::Category::kParameters) + kept(bf16, fp::Category::kGradients) +
+                kept(bf16, fp::Category::kOptimizerState),
+            8 * 33762);
+}
+
+// SGD with momentum keeps one buffer per parameter; plain SGD none. Adagrad makes its sum when it
+// is built, before iteration 1.
+TEST(Memory, OptimizerStatePerKind) {
+  const std::string f = kModels + "/hybrid_network.pt";
+  auto sgd = fp::memory_file(f, training("2x1x28x28", "sgd", "foreach", fp::Target::kCuda));
+  EXPECT_EQ(kept(sgd, fp::Category::kOptimizerState), 0);
+  auto momentum =
+      fp::memory_file(f, training("2x1x28x28", "momentum", "for-loop", fp::Target::kCuda));
+  EXPECT_EQ(kept(momentum, fp::Category::kOptimizerState), 135048);
+  auto rms =
+      fp::memory_file(f, training("2x1x28x28", "rmsprop-centered", "foreach", fp::Target::kCuda));
+  EXPECT_EQ(kept(rms, fp::Category::kOptimizerState), 2 * 135048);  // square_avg, grad_avg
+  auto adagrad = fp::memory_file(f, training("2x1x28x28", "adagrad", "fused", fp::Target::kCuda));
+  // fused: the step counters live on the device (30 x 4 B).
+  EXPECT_EQ(kept(adagrad, fp::Category::kOptimizerState), 135048 + 30 * 4);
+  // The input is live all along: 2 x 1 x 28 x 28 x 4 B = 6,272 B, rounded to 6,656 (13 x 512);
+  // the labels 2 x 8 B, rounded to 512.
+  EXPECT_EQ(sgd.peak.by_category[int(fp::Category::kInput)], 6656 + 512);
+}
+
+// foreach makes its temporaries for all parameters at once, the for-loop for one at a time:
+// Adam's step peaks higher with foreach by about the parameters' bytes (sqrt of every exp_avg_sq).
+TEST(Memory, ForeachStepTemporariesSpanTheWholeGroup) {
+  const std::string f = kModels + "/resnet18.pt";
+  auto phase_peak = [](const fp::MemoryReport& r, fp::Phase p, int iteration) {
+    for (const auto& ph : r.phases)
+      if (ph.phase == p && ph.iteration == iteration) return ph.peak;
+    return int64_t(-1);
+  };
+  auto loop = fp::memory_file(f, training("1x3x224x224", "adam", "for-loop", fp::Target::kCpu));
+  auto each = fp::memory_file(f, training("1x3x224x224", "adam", "foreach", fp::Target::kCpu));
+  int64_t params = kept(loop, fp::Category::kParameters);
+  int64_t extra = phase_peak(each, fp::Phase::kStep, 1) - phase_peak(loop, fp::Phase::kStep, 1);
+  // The for-loop's own peak is two or three of the largest parameter (conv 512x512x3x3: 9 MiB);
+  // foreach's is every parameter's sqrt at once (44.6 MiB): between them lies params minus 3 x 9.
+  EXPECT_GT(extra, params - 3 * 9437184);
+  EXPECT_LT(extra, params);
+}
+
+// The second seed: pytorch_modelsize on its two-conv model at 1x1x32x32 prints
+// (0.5694580078125, 4776960): input 1*1*32*32*32 = 32,768 bits; outputs (16*40*40 + 32*38*38) *
+// 32 * 2 = 4,595,712 bits; parameters 148,480 bits = conv1's 4,640 only (its loop resets the list
+// per module). Every parameter (4,800 x 32 = 153,600 bits) gives 4,782,080.
+TEST(Memory, SeedFormulaReproducesTheArticle) {
+  auto s = fp::seed_file(kModels + "/two_conv.pt", fp::parse_inputs("1x1x32x32"));
+  EXPECT_EQ(s.seed_input_bits, 32768);
+  EXPECT_EQ(s.seed_output_bits, 4595712);
+  EXPECT_EQ(s.seed_param_bits, 148480);
+  EXPECT_EQ(s.seed_total_bits, 4776960);
+  EXPECT_DOUBLE_EQ(s.seed_megabytes, 0.5694580078125);
+  EXPECT_EQ(s.parameters, 4800);
+  EXPECT_EQ(s.fixed_total_bits, 4782080);
+}
+
+// Twice (Linear(8, 8) twice, Linear(8, 2)) at batch 1 on CUDA: its four parameter tensors (256,
+// 32, 64 and 8 B), the input and every activation are under 1 MiB: small pool, one 2 MiB segment.
+// Linear calls cuBLAS, whose workspace (2 x 4 MiB + 8 x 16 KiB = 8,519,680 B) is a large-pool
+// request under 10 MiB: one 20 MiB segment. Reserved: 22 MiB.
+TEST(Memory, CudaReservedForATinyModel) {
+  fp::MemoryScenario s;
+  s.inputs = fp::parse_inputs("1x8");
+  auto r = fp::memory_file(kModels + "/twice.pt", s);
+  EXPECT_EQ(r.allocator.reserved_peak, 22 * MiB);
+  EXPECT_EQ(r.allocator.segments, 2);
+  // Allocated: 4 x 512 (parameters) + 8,519,680 + 512 (input) + the activations, each 512 B:
+  // at least one and at most the four the forward makes.
+  EXPECT_EQ(r.allocator.allocated_peak % 512, 0);
+  EXPECT_GE(r.allocator.allocated_peak, 2048 + 8519680 + 512 + 512);
+  EXPECT_LE(r.allocator.allocated_peak, 2048 + 8519680 + 512 + 4 * 512);
+  EXPECT_FALSE(r.fits.has_value());  // no device given
+}
+
+// fit: batch N fits and N + 1 does not, both captured in full.
+TEST(Memory, FitBracketsTheLimit) {
+  auto s = training("1x3x224x224", "adamw", "foreach", fp::Target::kCuda);
+  s.memory.gpu = fp::device_parse("2GiB");
+  auto f = fp::fit_file(kModels + "/resnet18.pt", s);
+  ASSERT_GT(f.batch, 1);
+  EXPECT_TRUE(f.fits.fits.value_or(false));
+  EXPECT_FALSE(f.next.fits.value_or(true));
+  EXPECT_EQ(f.fits.inputs[0].shape[0], f.batch);
+  EXPECT_EQ(f.next.inputs[0].shape[0], f.batch + 1);
+  EXPECT_LE(f.captures, 12);
+}
+
+TEST(Memory, ErrorsSayWhatIsExpected) {
+  fp::MemoryScenario s;
+  s.inputs = fp::parse_inputs("1x3x224x224");
+  EXPECT_THROW(fp::memory_file(kModels + "/resnet18.safetensors", s), fp::Error);
+  EXPECT_THROW(fp::parse_optimizer("lamb"), fp::Error);
+  EXPECT_THROW(fp::parse_optimizer("rmsprop", "fused"), fp::Error);
+  EXPECT_THROW(fp::device_parse("h1000"), fp::Error);
+  EXPECT_EQ(fp::device_parse("24GiB").total, 24 * 1024 * MiB);
+  EXPECT_EQ(fp::device_parse("H100").key, "h100");
+  s.train = true;
+  EXPECT_THROW(fp::fit_file(kModels + "/resnet18.pt", s), fp::Error);  // no --gpu
+}
