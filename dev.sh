@@ -55,6 +55,10 @@ case "${1:-}" in
     echo
     echo "== Its layers, run on the meta device (the seed's torchstat and thop, corrected)"
     "$BUILD_DIR/footprint" summary "$BUILD_DIR/example/hybrid_network.pt" --input 1x1x28x28
+    echo
+    echo "== Its training step's memory (AdamW, batch 64) on a T4, down to the CUDA allocator"
+    "$BUILD_DIR/footprint" memory "$BUILD_DIR/example/hybrid_network.pt" --input 64x1x28x28 \
+      --train --optimizer adamw --gpu t4 --modules 3
     ;;
   test)
     setup

@@ -321,6 +321,10 @@ TEST(CliMemory, JsonAndTheSeedsFormulas) {
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("Fits, with"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("16.00 bytes per trainable parameter"), std::string::npos) << text.out;
+  auto amp = run_footprint("memory " + shell_quote(kModels + "/hybrid_network.pt") +
+                           " --input 8x1x28x28 --train --precision bf16-amp --format json");
+  ASSERT_EQ(amp.status, 0) << amp.err;
+  EXPECT_EQ(nlohmann::json::parse(amp.out)["precision"], "bf16-amp");
 }
 
 TEST(CliMemory, FitPrintsTheBracket) {
@@ -354,8 +358,7 @@ TEST(CliMemory, BadInputGetsOneLine) {
       run_footprint("memory " + shell_quote(kModels + "/resnet18.pth") + " --input 1x3x224x224"),
       "needs TorchScript");
   one_line(run_footprint("fit " + model + " --input 1x28x28"), "fit needs a device");
-  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --precision bf16-amp --train"),
-           "autocast is not modelled yet");
+  EXPECT_EQ(run_footprint("memory " + model + " --input 1x1x28x28 --precision fp8").status, 2);
   EXPECT_EQ(run_footprint("memory " + model + " --input 1x1x28x28 --impl fast").status, 2);
   auto help = run_footprint("memory --help");
   EXPECT_EQ(help.status, 0);

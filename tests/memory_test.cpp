@@ -150,3 +150,35 @@ TEST(Memory, ErrorsSayWhatIsExpected) {
   s.train = true;
   EXPECT_THROW(fp::fit_file(kModels + "/resnet18.pt", s), fp::Error);  // no --gpu
 }
+
+// Autocast (bf16) keeps fp32 weights, gradients and AdamW state: still 16 bytes per parameter.
+// Twice calls fc twice: autocast casts its weight to bf16 once and reuses the cached copy
+// (cached_cast), so one 8x8 cast, where a cache-less cast would make two.
+TEST(Memory, AutocastCastsEachWeightOnce) {
+  auto s = training("1x1x28x28", "adamw", "foreach", fp::Target::kCuda);
+  s.precision = fp::PrecisionMode::kBf16Amp;
+  auto r = fp::memory_file(kModels + "/hybrid_network.pt", s);
+  EXPECT_EQ(kept(r, fp::Category::kParameters) + kept(r, fp::Category::kGradients) +
+                kept(r, fp::Category::kOptimizerState),
+            16 * 33762);
+
+  auto module = torch::jit::load(kModels + "/twice.pt");
+  fp::CaptureOptions o;
+  o.inputs = fp::parse_inputs("4x8");
+  o.autocast = fp::DType::kBFloat16;
+  fp::Trace t = fp::capture(module, o);
+  int casts_8x8 = 0;
+  for (const auto& op : t.ops)
+    if (op.name == "aten::_to_copy" && !op.inputs.empty() && op.inputs[0].is_tensor() &&
+        op.inputs[0].tensor().shape == std::vector<int64_t>{8, 8} &&
+        op.outputs[0].tensor().dtype == fp::DType::kBFloat16)
+      ++casts_8x8;
+  EXPECT_EQ(casts_8x8, 1);
+  // The output of the last linear is bf16: [4, 2] x 2 bytes.
+  const fp::TraceOp* last = nullptr;
+  for (const auto& op : t.ops)
+    if (op.parent == -1 && op.name == "aten::linear") last = &op;
+  ASSERT_NE(last, nullptr);
+  EXPECT_EQ(last->outputs[0].tensor().dtype, fp::DType::kBFloat16);
+  EXPECT_EQ(last->outputs[0].tensor().bytes(), 4 * 2 * 2);
+}

@@ -282,7 +282,7 @@ def measure(spec, device, repeat):
 
 # ---------------------------------------------------------------- the plan
 
-def plan(models, device, quick):
+def plan(models, device, quick, precisions_arg=None):
     runs = []
     opts = [("momentum", "foreach"), ("adam", "foreach"), ("adamw", "foreach"), ("adamw", "fused")]
     precisions = ["fp32"] if quick else ["fp32", "bf16-amp"]
@@ -292,6 +292,8 @@ def plan(models, device, quick):
             [("sgd", "forloop"), ("momentum", "forloop"), ("adam", "forloop"), ("adamw", "forloop")]
         precisions = ["fp32"]
         batches = [2] if quick else [1, 8]
+    if precisions_arg:
+        precisions = precisions_arg.split(",")
     for m in models:
         for b in batches:
             for p in precisions:
@@ -371,6 +373,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one batch, fp32, two optimizers (a harness test)")
     ap.add_argument("--limits", action="store_true", help="CUDA: add the runs just under and over the GPU's limit")
     ap.add_argument("--export", help="write each model's TorchScript here")
+    ap.add_argument("--precisions", help="comma-separated: fp32, bf16-amp (default: the plan's)")
     ap.add_argument("--export-only", action="store_true", help="only export (with --export); measure nothing")
     args = ap.parse_args()
 
@@ -397,7 +400,7 @@ def main():
     report = {"environment": environment(device), "skipped": skipped, "runs": [], "exports": {}}
     if device.type == "cuda":
         report["cublas_warmup"] = cublas_warmup(device)
-    runs = plan(models, device, args.quick)
+    runs = plan(models, device, args.quick, args.precisions)
     if args.limits and device.type == "cuda":
         for m in models:
             runs += limit_runs(m, device, 8)

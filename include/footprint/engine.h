@@ -37,6 +37,9 @@ struct CaptureOptions {
   bool train = false;
   std::optional<DType> dtype;
   CaptureDevice device = CaptureDevice::kMeta;
+  // Autocast to this dtype (kFloat16 or kBFloat16) around forward and the loss, as
+  // torch.autocast("cuda", dtype) does, with fp32 weights (src/torch/autocast.h).
+  std::optional<DType> autocast;
   // Training only. With an optimizer, each iteration is zero_grad, forward, loss, backward (then
   // the output and loss are dropped), and the optimizer's step, as ../shared/MEASUREMENT.md runs
   // it.

@@ -27,6 +27,7 @@
 #include "footprint/error.h"
 #include "footprint/read.h"
 #include "footprint/torch.h"
+#include "torch/autocast.h"
 #include "torch/meta.h"
 #include "torch/optim.h"
 
@@ -377,9 +378,14 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       }
       detail::take_guessed_op();  // forget a guess made before this capture
       Observe observe(c);
+      auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
+        if (o.autocast) scope.emplace(detail::scalar_type_from(*o.autocast));
+      };
       if (!o.train) {
         set_phase(Phase::kForward, 0);
         torch::NoGradGuard no_grad;
+        std::optional<detail::AutocastScope> amp;
+        autocast(amp);
         forward(inputs);
       } else {
         int iterations = optimizer ? std::max(1, o.iterations) : 1;
@@ -391,10 +397,13 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
           }
           {
             set_phase(Phase::kForward, it);
+            std::optional<detail::AutocastScope> amp;
+            autocast(amp);
             at::Tensor y = first_tensor(forward(inputs));
             set_phase(Phase::kLoss, it);
             if (!y.defined()) throw Error("the model returned no tensor to compute a loss from");
             at::Tensor loss = make_loss(y, o.loss, labels);
+            amp.reset();  // autocast's exit: backward runs outside it
             set_phase(Phase::kBackward, it);
             if (loss.requires_grad()) loss.backward();
           }  // del y, loss
@@ -556,15 +565,12 @@ std::optional<DType> dtype_of(PrecisionMode p) {
 }
 
 CaptureOptions capture_options(const MemoryScenario& s) {
-  if (s.precision == PrecisionMode::kBf16Amp || s.precision == PrecisionMode::kFp16Amp)
-    throw Error(
-        fmt::format("--precision {}: autocast is not modelled yet (the meta device has no autocast "
-                    "dispatch); use bf16 or fp16 for pure low precision",
-                    precision_mode_name(s.precision)));
   CaptureOptions o;
   o.inputs = s.inputs;
   o.train = s.train;
   o.dtype = dtype_of(s.precision);
+  if (s.precision == PrecisionMode::kBf16Amp) o.autocast = DType::kBFloat16;
+  if (s.precision == PrecisionMode::kFp16Amp) o.autocast = DType::kFloat16;
   o.device = CaptureDevice::kMeta;
   bool cpu = s.memory.target == Target::kCpu;
   if (s.train) {

@@ -1,0 +1,22 @@
+// Autocast on the meta device. PyTorch's autocast only casts CUDA (or CPU) tensors, so footprint
+// replays its policy itself: a boxed kernel on an autocast dispatch key that no backend of this
+// LibTorch uses (AutocastXPU), switched on per thread. The op lists and the cache of cast weights
+// follow PyTorch 2.x's CUDA autocast (aten/src/ATen/autocast_mode.cpp).
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+namespace footprint::detail {
+
+// While alive, ops on this thread run under autocast to `lower` (kHalf or kBFloat16). On leaving,
+// the cast weights' cache is cleared, as torch.autocast's exit does. Throws footprint::Error when
+// this LibTorch leaves no autocast key free.
+class AutocastScope {
+ public:
+  explicit AutocastScope(c10::ScalarType lower);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+};
+
+}  // namespace footprint::detail
