@@ -251,19 +251,26 @@ std::string print_fit(const FitResult& f, Format format) {
     out += fmt::format("Not even batch 1 fits: it needs {}.\n", human_bytes(need(r)));
     return out;
   }
-  const char* kind = cuda ? "reserved peak + CUDA context" : "allocated peak";
   out += fmt::format("Largest batch that fits: {}\n", f.batch);
-  if (need(f.fits) > r.capacity)
-    out += fmt::format(
-        "  batch {}: would reserve {} ({}) with no limit; fits by releasing cached segments\n",
-        f.batch, human_bytes(need(f.fits)), kind);
-  else
-    out += fmt::format("  batch {}: needs {} ({}), {} to spare\n", f.batch,
-                       human_bytes(need(f.fits)), kind, human_bytes(f.fits.margin));
-  out += fmt::format("  batch {}: needs {}: {}\n", f.batch + 1, human_bytes(need(f.next)),
-                     f.next.allocator.out_of_memory
-                         ? "out of memory"
-                         : fmt::format("{} short", human_bytes(-f.next.margin)));
+  auto line = [&](const MemoryReport& m, int64_t batch) {
+    if (!cuda)
+      return fmt::format("  batch {}: allocated peak {}: {}\n", batch,
+                         human_bytes(m.peak.bytes), m.fits.value_or(false) ? "fits" : "does not fit");
+    std::string verdict;
+    if (m.allocator.out_of_memory)
+      verdict = fmt::format("out of memory (with no limit it would reserve {})",
+                            human_bytes(m.unlimited_reserved_peak));
+    else if (m.unlimited_reserved_peak + m.device_overhead > m.capacity)
+      verdict = "fits, by releasing cached segments near the limit";
+    else
+      verdict = fmt::format("fits, {} to spare", human_bytes(m.margin));
+    return fmt::format("  batch {}: allocated peak {}, reserved {} + context {}: {}\n", batch,
+                       human_bytes(m.allocator.allocated_peak),
+                       human_bytes(m.allocator.reserved_peak), human_bytes(m.device_overhead),
+                       verdict);
+  };
+  out += line(f.fits, f.batch);
+  out += line(f.next, f.batch + 1);
   out += fmt::format("({} batch sizes captured)\n", f.captures);
   return out;
 }

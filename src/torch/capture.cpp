@@ -645,8 +645,11 @@ FitResult fit_file(const std::string& path, const MemoryScenario& scenario, int6
     r.source = path;
     return seen.emplace(batch, std::move(r)).first->second;
   };
+  // Aim with the allocated peak, which grows smoothly with the batch (what the allocator
+  // reserves on top jumps with its segments); the bracket is decided by the full replay.
   auto need = [](const MemoryReport& r) {
-    return r.capacity - r.margin;  // what the run needs of the device
+    return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead
+                                     : r.peak.bytes;
   };
   auto fits = [](const MemoryReport& r) { return r.fits.value_or(false); };
   int64_t lo = 1, hi = 0;  // lo fits; hi (when known) does not
