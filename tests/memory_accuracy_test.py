@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Holds footprint's memory estimates against real runs measured by bench/cuda/measure.py as
+../shared/MEASUREMENT.md says.
+
+    /usr/bin/python3 tests/memory_accuracy_test.py FOOTPRINT OUTDIR [--cuda] [--table FILE]
+
+CPU (default): tests/reference/cpu/torch-1.13.json, python3-torch 1.13's profiler, one thread;
+inference and training steps with SGD, momentum, Adam and AdamW (for-loop, 1.13's CPU default) at
+batch 1 and 8, fp32, and bf16 autocast for resnet18. Compared: `footprint memory --device cpu`'s
+allocated peak.
+
+--cuda: every tests/reference/cuda/*.json (a real GPU; PyTorch 2.x). Compared: the allocated and
+the reserved peak of `footprint memory --gpu SIZE`, where SIZE is the measured device total, and
+whether it fits. With no such file in the repo the test is skipped (exit 77).
+
+Each model is exported to TorchScript from the same code (OUTDIR). A run fails when its error is
+beyond TOLERANCE, or beyond the error it is known to have (KNOWN, explained in docs/memory.md):
+the tolerances are the accuracy reached so far, and only ever tighten.
+"""
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MEASURE = os.path.join(HERE, "..", "bench", "cuda", "measure.py")
+CPU_REFERENCE = os.environ.get("FOOTPRINT_CPU_REFERENCE",
+                               os.path.join(HERE, "reference", "cpu", "torch-1.13.json"))
+TOLERANCE = 0.03
+# Runs whose error is known and explained (docs/memory.md, "Where the CPU estimate is off"), held
+# to the error they have now so that none gets worse: (model, mode, batch[, precision]) -> |error|.
+KNOWN = {
+    # TorchScript frees bottleneck_output at its last use; eager Python keeps the local through
+    # conv2 (-3.74% and -10.95% measured).
+    ("densenet121", "inference", 1): 0.038,
+    ("densenet121", "inference", 8): 0.110,
+    # oneDNN's depthwise 7x7 backward scratchpad, not modelled (-3.82 to -6.57%).
+    ("convnext_tiny", "train", 1): 0.066,
+    # Small oneDNN convolutions' blocked copies in backward, under-counted (-15.42 to -18.28%).
+    ("hybrid_network", "train", 8): 0.183,
+    # CPU bf16 convolutions' scratch is not modelled (-5.33%; training -2.1 to -3.1%).
+    ("resnet18", "inference", 1, "bf16-amp"): 0.054,
+    ("resnet18", "train", 1, "bf16-amp"): 0.031,
+    ("resnet18", "train", 8, "bf16-amp"): 0.032,
+}
+
+
+def input_text(spec):
+    sys.path.insert(0, os.path.dirname(MEASURE))
+    import measure  # noqa: E402  the harness's own table of models and shapes
+    _, shape, kind, _ = measure.MODELS[spec["model"]]
+    dims = "x".join(str(d) for d in (spec["batch"],) + tuple(shape))
+    return dims + (":int64" if kind == "tokens" else "")
+
+
+def allowed(spec):
+    key = (spec["model"], spec["mode"], spec["batch"])
+    return KNOWN.get(key + (spec.get("precision", "fp32"),), KNOWN.get(key, TOLERANCE))
+
+
+def main():
+    footprint, outdir = sys.argv[1], sys.argv[2]
+    cuda = "--cuda" in sys.argv
+    table_out = sys.argv[sys.argv.index("--table") + 1] if "--table" in sys.argv else None
+    files = sorted(glob.glob(os.path.join(HERE, "reference", "cuda", "*.json"))) if cuda else [CPU_REFERENCE]
+    if not files:
+        print("no CUDA measurements in tests/reference/cuda/: nothing to compare (bench/cuda/README.md)")
+        sys.exit(77)
+    rows, failures = [], []
+    for path in files:
+        ref = json.load(open(path))
+        runs = [r for r in ref["runs"] if "oom" not in r["repeats"][0]]
+        models = sorted({r["spec"]["model"] for r in runs})
+        export = os.path.join(outdir, "models_" + os.path.basename(path)[:-5])
+        subprocess.run([sys.executable, MEASURE, "--device", "cpu", "--models", ",".join(models),
+                        "--export", export, "--export-only"], check=True)
+        total = ref["environment"].get("device_total")
+        for run in runs:
+            spec = run["spec"]
+            if not run["identical"]:
+                failures.append(f"{spec}: the measurement's repeats differ")
+            cmd = [footprint, "memory", os.path.join(export, spec["model"] + ".pt"), "--input", input_text(spec),
+                   "--format", "json", "--precision", spec.get("precision", "fp32")]
+            cmd += ["--gpu", f"{total / 2**20:.0f}MiB"] if cuda and total else ["--device", "cpu"]
+            if spec["mode"] == "train":
+                cmd += ["--train", "--optimizer", spec["optimizer"],
+                        "--impl", {"forloop": "for-loop"}.get(spec["impl"], spec["impl"])]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                failures.append(f"{' '.join(cmd)}: exit {out.returncode}: {out.stderr.strip()}")
+                continue
+            got = json.loads(out.stdout)
+            measured = run["repeats"][0]
+            pairs = [("allocated", measured["allocated_peak"], got["allocated_peak"])]
+            if cuda:
+                pairs.append(("reserved", measured["reserved_peak"], got["reserved_peak"]))
+            for what, m, e in pairs:
+                error = (e - m) / m
+                rows.append((spec, what, m, e, error))
+                if abs(error) > allowed(spec):
+                    failures.append(f"{spec['model']} {spec['mode']} {spec['optimizer']} {spec.get('precision')} "
+                                    f"batch {spec['batch']} {what}: estimate {e}, measured {m}, error {error:+.2%}")
+    lines = ["| model | run | precision | batch | peak | measured | footprint | error |",
+             "|---|---|---|---:|---|---:|---:|---:|"]
+    for spec, what, m, e, error in rows:
+        run = "inference" if spec["mode"] == "inference" else spec["optimizer"]
+        lines.append(f"| {spec['model']} | {run} | {spec.get('precision', 'fp32')} | {spec['batch']} | {what} | "
+                     f"{m:,} | {e:,} | {error:+.2%} |")
+    errors = [abs(r[4]) for r in rows]
+    if errors:
+        lines.append("")
+        lines.append(f"{len(errors)} comparisons: median |error| {statistics.median(errors):.2%}, "
+                     f"max {max(errors):.2%}; within 3%: {sum(e <= 0.03 for e in errors)}")
+    print("\n".join(lines))
+    if table_out:
+        with open(table_out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    if failures:
+        print("\n".join(failures))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
