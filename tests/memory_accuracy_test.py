@@ -38,8 +38,6 @@ KNOWN = {
     ("densenet121", "inference", 8): 0.110,
     # oneDNN's depthwise 7x7 backward scratchpad, not modelled (-3.82 to -6.57%).
     ("convnext_tiny", "train", 1): 0.066,
-    # Small oneDNN convolutions' blocked copies in backward, under-counted (-15.42 to -18.28%).
-    ("hybrid_network", "train", 8): 0.183,
     # CPU bf16 convolutions' scratch is not modelled (-5.33%; training -2.1 to -3.1%).
     ("resnet18", "inference", 1, "bf16-amp"): 0.054,
     ("resnet18", "train", 1, "bf16-amp"): 0.031,

@@ -286,13 +286,17 @@ int64_t cpu_conv_scratch(const TraceOp& conv, bool backward) {
     // Forward: the reordered weight, and the larger of the reordered input and the blocked
     // output (the first is freed before the second is made, as measured).
     if (!backward) return weight + std::max(input, output);
-    // Backward: the reordered weight; below 16 input channels (plain layout) also the blocked
-    // gradient of the output and the input, as measured (docs/memory.md).
+    // Backward, as measured op by op (docs/memory.md): below 16 input channels (plain layout) the
+    // blocked output gradient, the input and the weight.
     bool grad_input =
         !conv.inputs.empty() && conv.inputs.back().ints.size() >= 1 && conv.inputs.back().ints[0];
     if (!grad_input) return output + input + weight;
-    if (C >= 16) return weight;
-    return output + N * C * x[2] * x[3] * 4 + weight;
+    if (C < 16) return output + N * C * x[2] * x[3] * 4 + weight;
+    // From 16 channels on, the larger of its two stages: the input's gradient (output gradient,
+    // weight and input gradient, all blocked, beside the plain results) and the weight's
+    // (the blocked weight gradient).
+    int64_t plain_weight = k[0] * k[1] * k[2] * k[3] * 4 + OC * 4;
+    return std::max(output + weight + input - plain_weight, weight);
   }
   bool columns = k[2] != 1 || k[3] != 1 || strided || padded || dilated;
   int64_t cols = columns ? N * (C / groups) * k[2] * k[3] * out_hw * 4 : 0;
