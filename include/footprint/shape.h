@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,5 +25,7 @@ constexpr size_t kMaxInputText = 4096;  // characters of one --input
 
 // Throws footprint::Error naming the text, the bad piece and what was expected.
 std::vector<InputSpec> parse_inputs(std::string_view text);
+// The inputs as --input writes them: "1x3x224x224; 2x128:int64".
+std::string inputs_text(const std::vector<InputSpec>& inputs);
 
 }  // namespace footprint

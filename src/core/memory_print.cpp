@@ -13,16 +13,6 @@ namespace {
 using detail::Table;
 using nlohmann::ordered_json;
 
-std::string inputs_text(const std::vector<InputSpec>& inputs) {
-  std::string out;
-  for (const auto& in : inputs) {
-    std::string dims;
-    for (int64_t d : in.shape) dims += (dims.empty() ? "" : "x") + std::to_string(d);
-    out += (out.empty() ? "" : "; ") + dims;
-  }
-  return out;
-}
-
 std::string where(const PeakPoint& p, bool train) {
   std::string at = train ? fmt::format("iteration {} {}", p.iteration + 1, phase_name(p.phase))
                          : std::string(phase_name(p.phase));
@@ -254,8 +244,8 @@ std::string print_fit(const FitResult& f, Format format) {
   out += fmt::format("Largest batch that fits: {}\n", f.batch);
   auto line = [&](const MemoryReport& m, int64_t batch) {
     if (!cuda)
-      return fmt::format("  batch {}: allocated peak {}: {}\n", batch,
-                         human_bytes(m.peak.bytes), m.fits.value_or(false) ? "fits" : "does not fit");
+      return fmt::format("  batch {}: allocated peak {}: {}\n", batch, human_bytes(m.peak.bytes),
+                         m.fits.value_or(false) ? "fits" : "does not fit");
     std::string verdict;
     if (m.allocator.out_of_memory)
       verdict = fmt::format("out of memory (with no limit it would reserve {})",

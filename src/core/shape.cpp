@@ -73,4 +73,15 @@ std::vector<InputSpec> parse_inputs(std::string_view text) {
   return out;
 }
 
+std::string inputs_text(const std::vector<InputSpec>& inputs) {
+  std::string out;
+  for (const auto& in : inputs) {
+    std::string dims;
+    for (int64_t d : in.shape) dims += (dims.empty() ? "" : "x") + std::to_string(d);
+    out += (out.empty() ? "" : "; ") + dims +
+           (in.dtype ? ":" + std::string(dtype_name(*in.dtype)) : "");
+  }
+  return out;
+}
+
 }  // namespace footprint

@@ -23,17 +23,6 @@ std::string shapes_text(const std::vector<std::vector<int64_t>>& shapes) {
   return out.empty() ? "-" : out;
 }
 
-std::string inputs_text(const Summary& s) {
-  std::string out;
-  for (const auto& in : s.inputs) {
-    std::string dims;
-    for (int64_t d : in.shape) dims += (dims.empty() ? "" : "x") + std::to_string(d);
-    out += (out.empty() ? "" : "; ") + dims +
-           (in.dtype ? ":" + std::string(dtype_name(*in.dtype)) : "");
-  }
-  return out;
-}
-
 // The module's name at its depth, indented: "    conv1 (Conv2d)"; "*" marks a gap.
 std::string layer_label(const SummaryRow& r, bool human) {
   if (!human) return r.path;
@@ -112,7 +101,7 @@ std::string totals_text(const Summary& s) {
   auto line = [&](const std::string& label, const std::string& value) {
     out += fmt::format("{:<22} {}\n", label + ":", value);
   };
-  line("Input", inputs_text(s) + " (" + human_bytes(s.input_bytes) + ")");
+  line("Input", inputs_text(s.inputs) + " (" + human_bytes(s.input_bytes) + ")");
   line("Parameters", fmt::format("{} ({}), trainable {}", with_commas(s.params),
                                  human_bytes(s.param_bytes), with_commas(s.trainable)));
   auto cost = [](const Cost& c) {

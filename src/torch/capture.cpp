@@ -281,13 +281,6 @@ std::string error_line(const std::exception& e) {
   return line;
 }
 
-std::string inputs_text(const std::vector<InputSpec>& inputs) {
-  std::string out;
-  for (const auto& in : inputs)
-    out += (out.empty() ? "" : ";") + fmt::format("{}", fmt::join(in.shape, "x"));
-  return out;
-}
-
 at::Tensor make_input(const InputSpec& spec, const CaptureOptions& o) {
   DType dtype = spec.dtype.value_or(o.dtype.value_or(DType::kFloat32));
   auto options = at::TensorOptions()
