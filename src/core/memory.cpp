@@ -372,12 +372,11 @@ Baseline baseline(const Model& model) {
 
 }  // namespace
 
-MemoryReport analyze_memory(const Model& model, const Trace& captured, const MemoryOptions& o) {
+MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& o) {
   // On CPU, the convolutions' scratch joins the sequence.
   std::vector<MemoryEvent> cpu_events;
-  if (o.target == Target::kCpu) cpu_events = with_cpu_scratch(captured);
-  const Trace& trace = captured;
-  const auto& ev = o.target == Target::kCpu ? cpu_events : captured.memory;
+  if (o.target == Target::kCpu) cpu_events = with_cpu_scratch(trace);
+  const auto& ev = o.target == Target::kCpu ? cpu_events : trace.memory;
   MemoryReport r;
   r.source = model.source;
   r.train = trace.train;
