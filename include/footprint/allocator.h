@@ -57,11 +57,7 @@ class CachingAllocator {
   // The size of the block behind a handle: the rounded request, or more when the remainder of a
   // block was too small to split off (what allocated_bytes counts).
   int64_t block_size(int64_t handle) const;
-  // torch.cuda.empty_cache(): releases every segment with nothing allocated in it.
-  void empty_cache();
   const AllocatorStats& stats() const { return stats_; }
-  // Resets the peaks to the current values (torch.cuda.reset_peak_memory_stats()).
-  void reset_peaks();
 
   // The size a request is rounded to, and the segment a new block of that size would get.
   int64_t round_size(int64_t bytes) const;

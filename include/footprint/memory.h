@@ -50,8 +50,6 @@ struct OptimizerSpec {
 // naming the known ones.
 OptimizerSpec parse_optimizer(std::string_view name, std::string_view impl = "foreach");
 std::string optimizer_name(const OptimizerSpec& o);  // "AdamW (foreach)"
-// Tensors of state per parameter tensor, as torch.optim creates them (the step counters apart).
-int optimizer_state_tensors(const OptimizerSpec& o);
 
 // How the training step runs: MEASUREMENT.md's, with the choices a user has.
 enum class LossKind {

@@ -20,7 +20,7 @@
 //      max_split_size). The remainder goes back to the pool as a free block.
 //   6. free_block: a freed block merges with its free neighbours in the same segment
 //      (try_merge_blocks) and goes back to its pool. Segments are kept (cached), never released,
-//      until empty_cache.
+//      until the process needs the memory (rule 7).
 //   7. When cudaMalloc would exceed the device (the capacity), release_cached_blocks frees every
 //      segment with nothing allocated in it, and the allocation is tried again; if it still does
 //      not fit, it is an out-of-memory error.
@@ -325,20 +325,6 @@ void CachingAllocator::free(int64_t handle) {
 int64_t CachingAllocator::block_size(int64_t handle) const {
   auto it = live_.find(handle);
   return it == live_.end() ? 0 : it->second.first->size;
-}
-
-void CachingAllocator::empty_cache() {
-  int64_t capacity = config_.capacity;
-  config_.capacity = 1;  // release_cached only runs with a capacity
-  release_cached(0);
-  config_.capacity = capacity;
-  --stats_.frees_of_cache;
-}
-
-void CachingAllocator::reset_peaks() {
-  stats_.allocated_peak = stats_.allocated;
-  stats_.reserved_peak = stats_.reserved;
-  stats_.requested_peak = requested_;
 }
 
 AllocatorStats replay(const std::vector<AllocEvent>& events, const AllocatorConfig& config) {

@@ -142,21 +142,6 @@ std::string optimizer_name(const OptimizerSpec& o) {
   return fmt::format("{}, {}", name, impl);
 }
 
-int optimizer_state_tensors(const OptimizerSpec& o) {
-  switch (o.kind) {
-    case OptimizerKind::kSgd:
-      return o.momentum != 0 ? 1 : 0;
-    case OptimizerKind::kAdam:
-    case OptimizerKind::kAdamW:
-      return o.amsgrad ? 3 : 2;
-    case OptimizerKind::kAdagrad:
-      return 1;
-    case OptimizerKind::kRmsprop:
-      return 1 + (o.momentum > 0) + o.centered;
-  }
-  return 0;
-}
-
 namespace {
 
 // Where each (phase, iteration) ends: the index of the first event after it.
@@ -555,8 +540,14 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
             "(reserved with no limit: " +
             human_bytes(free_run.stats().reserved_peak) + ")");
       }
-      r.allocator.reserved_peak = std::max(r.allocator.reserved_peak, int64_t(0));
       r.unlimited_reserved_peak = free_run.stats().reserved_peak;
+      if (r.allocator.out_of_memory) {
+        // The peaks the run would reach, had the device been large enough.
+        int64_t request = r.allocator.oom_request;
+        r.allocator = free_run.stats();
+        r.allocator.out_of_memory = true;
+        r.allocator.oom_request = request;
+      }
     }
   } else {
     r.allocator.allocated_peak = r.peak.bytes;

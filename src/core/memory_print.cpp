@@ -95,6 +95,7 @@ ordered_json report_json(const MemoryReport& r, const MemoryPrintOptions& o) {
     j["requested_peak"] = r.allocator.requested_peak;
     j["segments"] = r.allocator.segments;
     j["out_of_memory"] = r.allocator.out_of_memory;
+    if (r.allocator.out_of_memory) j["oom_request"] = r.allocator.oom_request;
     j["device_overhead"] = r.device_overhead;
   } else {
     j["allocated_peak"] = r.peak.bytes;
@@ -145,6 +146,7 @@ std::string text(const MemoryReport& r, const MemoryPrintOptions& o) {
   out += detail::render_text(category_table(r, true));
   out += "\n";
   const char* alloc_note = cuda ? " (torch.cuda.max_memory_allocated)" : "";
+  if (r.allocator.out_of_memory) out += "With no memory limit (the run itself fails on this device):\n";
   out += fmt::format("Peak allocated: {}{}\n  at {}\n", human_bytes(r.allocator.allocated_peak),
                      alloc_note, where(r.peak, r.train));
   if (r.train && r.iteration_peak.size() > 1)
@@ -163,7 +165,10 @@ std::string text(const MemoryReport& r, const MemoryPrintOptions& o) {
       out += fmt::format("Fits, with {} to spare.\n", human_bytes(r.margin));
     else if (r.fits)
       out += fmt::format("Does not fit: {} short{}.\n", human_bytes(-r.margin),
-                         r.allocator.out_of_memory ? " (the allocator runs out of memory)" : "");
+                         r.allocator.out_of_memory
+                             ? fmt::format(" (the allocator runs out of memory at a request of {})",
+                                           human_bytes(r.allocator.oom_request))
+                             : "");
   }
   if (r.train && r.parameter_count > 0) {
     auto per = [&](Category c) { return double(r.model_states[int(c)]) / r.parameter_count; };
