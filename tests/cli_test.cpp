@@ -22,6 +22,14 @@ footprint_test::RunResult run_footprint(const std::string& args) {
   return run(shell_quote(kCli) + " " + args);
 }
 
+// Exit 1, nothing on stdout, one line on stderr that says `what`.
+void one_line(const footprint_test::RunResult& r, const std::string& what) {
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+}
+
 class CliBadInput : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = footprint_test::make_temp_dir(); }
@@ -278,12 +286,6 @@ TEST(CliSummary, AnOpWithNoMetaKernelIsNamedTheRestPrintedExit3) {
 }
 
 TEST(CliSummary, BadInputGetsOneLine) {
-  auto one_line = [](const footprint_test::RunResult& r, const std::string& what) {
-    EXPECT_EQ(r.status, 1) << r.err;
-    EXPECT_TRUE(r.out.empty()) << r.out;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
-  };
   one_line(run_footprint("summary /nonexistent.pt --input 1x3"), "/nonexistent.pt: no such file");
   one_line(run_footprint("summary " + shell_quote(kModels + "/resnet18.safetensors") +
                          " --input 1x3x224x224"),
@@ -341,12 +343,6 @@ TEST(CliMemory, FitPrintsTheBracket) {
 }
 
 TEST(CliMemory, BadInputGetsOneLine) {
-  auto one_line = [](const footprint_test::RunResult& r, const std::string& what) {
-    EXPECT_EQ(r.status, 1) << r.err;
-    EXPECT_TRUE(r.out.empty()) << r.out;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
-  };
   const std::string model = shell_quote(kModels + "/hybrid_network.pt");
   one_line(run_footprint("memory " + model + " --input 1x1x28x28 --gpu h1000"),
            "--gpu 'h1000': not a GPU footprint knows (h100, h200");

@@ -1,6 +1,7 @@
 // The memory model on real TorchScript files, against hand calculations: bytes per parameter in
 // model states, the seed's pytorch_modelsize numbers, the CUDA allocator's reserved bytes for a
-// tiny model, and fit's bracket. (The CPU estimates against real runs: tests/memory_accuracy_test.py.)
+// tiny model, and fit's bracket. (The CPU estimates against real runs:
+// tests/memory_accuracy_test.py.)
 #include <gtest/gtest.h>
 
 #include "footprint/engine.h"

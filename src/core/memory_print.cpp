@@ -146,7 +146,8 @@ std::string text(const MemoryReport& r, const MemoryPrintOptions& o) {
   out += detail::render_text(category_table(r, true));
   out += "\n";
   const char* alloc_note = cuda ? " (torch.cuda.max_memory_allocated)" : "";
-  if (r.allocator.out_of_memory) out += "With no memory limit (the run itself fails on this device):\n";
+  if (r.allocator.out_of_memory)
+    out += "With no memory limit (the run itself fails on this device):\n";
   out += fmt::format("Peak allocated: {}{}\n  at {}\n", human_bytes(r.allocator.allocated_peak),
                      alloc_note, where(r.peak, r.train));
   if (r.train && r.iteration_peak.size() > 1)
