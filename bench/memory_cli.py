@@ -8,19 +8,10 @@ footprint spares the user: measuring by running).
 Targets (issue 4): the training-memory estimate at batch 64 under 2 s; fit under 5 s.
 """
 import os
-import statistics
-import subprocess
 import sys
 import time
 
-
-def measure(cmd, runs):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), max(times)
+from summary_cli import measure  # same directory: median and max wall, peak RSS
 
 
 def real_step(batch):
@@ -44,10 +35,10 @@ def main():
     model = os.path.join(models, "resnet50.pt")
     mem = [footprint, "memory", model, "--input", "64x3x224x224", "--train", "--gpu", "h100"]
     fit = [footprint, "fit", model, "--input", "3x224x224", "--train", "--gpu", "24GiB"]
-    m_med, m_max = measure(mem, runs)
-    f_med, f_max = measure(fit, runs)
+    m_med, m_max, rss = measure(mem, runs)
+    f_med, f_max, _ = measure(fit, runs)
     print(f"footprint memory resnet50 --train batch 64 (2 iterations, AdamW foreach, H100): "
-          f"median {m_med:.3f} s  max {m_max:.3f} s  (target < 2 s)")
+          f"median {m_med:.3f} s  max {m_max:.3f} s  peak RSS {rss:.0f} MiB  (target < 2 s)")
     print(f"footprint fit resnet50 --train --gpu 24GiB: median {f_med:.3f} s  max {f_max:.3f} s  (target < 5 s)")
     real = real_step(8)
     print(f"python3-torch: one real CPU training step of resnet50 at batch 8: {real:.2f} s")

@@ -29,6 +29,12 @@ int64_t kept(const fp::MemoryReport& r, fp::Category c) {
   return r.model_states[int(c)];
 }
 
+// Parameters, gradients and optimizer state kept between steps.
+int64_t model_states(const fp::MemoryReport& r) {
+  return kept(r, fp::Category::kParameters) + kept(r, fp::Category::kGradients) +
+         kept(r, fp::Category::kOptimizerState);
+}
+
 }  // namespace
 
 // HybridNetwork: 33,762 trainable fp32 parameters = 135,048 B in 30 tensors. AdamW keeps exp_avg
@@ -49,9 +55,7 @@ TEST(Memory, AdamWKeepsSixteenBytesPerParameter) {
   auto s = training("1x1x28x28", "adamw", "foreach", fp::Target::kCuda);
   s.precision = fp::PrecisionMode::kBf16;
   auto bf16 = fp::memory_file(kModels + "/hybrid_network.pt", s);
-  EXPECT_EQ(kept(bf16, fp::Category::kParameters) + kept(bf16, fp::Category::kGradients) +
-                kept(bf16, fp::Category::kOptimizerState),
-            8 * 33762);
+  EXPECT_EQ(model_states(bf16), 8 * 33762);
 }
 
 // SGD with momentum keeps one buffer per parameter; plain SGD none. Adagrad makes its sum when it
@@ -159,9 +163,7 @@ TEST(Memory, AutocastCastsEachWeightOnce) {
   auto s = training("1x1x28x28", "adamw", "foreach", fp::Target::kCuda);
   s.precision = fp::PrecisionMode::kBf16Amp;
   auto r = fp::memory_file(kModels + "/hybrid_network.pt", s);
-  EXPECT_EQ(kept(r, fp::Category::kParameters) + kept(r, fp::Category::kGradients) +
-                kept(r, fp::Category::kOptimizerState),
-            16 * 33762);
+  EXPECT_EQ(model_states(r), 16 * 33762);
 
   auto module = torch::jit::load(kModels + "/twice.pt");
   fp::CaptureOptions o;

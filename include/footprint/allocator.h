@@ -38,7 +38,6 @@ struct AllocatorStats {
   int64_t reserved_peak = 0;   // torch.cuda.max_memory_reserved()
   int64_t requested_peak = 0;  // the peak of the sizes asked for, before rounding
   int64_t segments = 0;        // cudaMalloc calls
-  int64_t frees_of_cache = 0;  // times cached segments were released to retry (near capacity)
   bool out_of_memory = false;  // an allocation failed: capacity was too small
   int64_t oom_request = 0;     // the request that failed
 };
@@ -70,7 +69,7 @@ class CachingAllocator {
   Block* find_free(Pool& pool, int64_t size);
   Block* new_segment(Pool& pool, int64_t size);
   Block* grow_expandable(Pool& pool, int64_t size);
-  bool release_cached(int64_t at_least);
+  bool release_cached();
   Block* split(Pool& pool, Block* block, int64_t size);
   void count_alloc(int64_t rounded, int64_t requested);
 

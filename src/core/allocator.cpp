@@ -85,6 +85,7 @@ struct CachingAllocator::Block {
 };
 
 struct CachingAllocator::Segment {
+  int64_t base = 0;  // where its address range starts
   int64_t size = 0;  // mapped bytes
   bool expandable = false;
   bool small = false;
@@ -168,9 +169,9 @@ CachingAllocator::Block* CachingAllocator::grow_expandable(Pool& pool, int64_t s
     seg->expandable = true;
     seg->small = pool.small;
     pool.expandable = seg.get();
-    // A range far from any other: the address only orders blocks.
+    // A range of its own, far beyond any fixed segment's: addresses only order blocks.
+    seg->base = next_address_;
     next_address_ += int64_t(1) << 50;
-    seg->size = 0;
     segments_.push_back(std::move(seg));
   }
   Segment* seg = pool.expandable;
@@ -182,7 +183,7 @@ CachingAllocator::Block* CachingAllocator::grow_expandable(Pool& pool, int64_t s
   stats_.reserved += grow;
   stats_.reserved_peak = std::max(stats_.reserved_peak, stats_.reserved);
   ++stats_.segments;
-  int64_t base = tail ? tail->address + tail->size : next_address_;
+  int64_t base = tail ? tail->address + tail->size : seg->base;
   seg->size += grow;
   if (have > 0) {
     pool.free.erase(tail);
@@ -202,7 +203,7 @@ CachingAllocator::Block* CachingAllocator::grow_expandable(Pool& pool, int64_t s
 }
 
 // Rule 7: release every segment with nothing allocated in it.
-bool CachingAllocator::release_cached(int64_t at_least) {
+bool CachingAllocator::release_cached() {
   int64_t released = 0;
   for (auto it = segments_.begin(); it != segments_.end();) {
     Segment* seg = it->get();
@@ -237,8 +238,7 @@ bool CachingAllocator::release_cached(int64_t at_least) {
     }
   }
   stats_.reserved -= released;
-  ++stats_.frees_of_cache;
-  return released >= at_least && released > 0;
+  return released > 0;
 }
 
 CachingAllocator::Block* CachingAllocator::split(Pool& pool, Block* b, int64_t size) {
@@ -279,7 +279,7 @@ int64_t CachingAllocator::allocate(int64_t bytes) {
     return config_.expandable_segments ? grow_expandable(pool, size) : new_segment(pool, size);
   };
   if (!b) b = fresh();
-  if (!b && config_.capacity > 0 && release_cached(0)) b = find_free(pool, size);
+  if (!b && config_.capacity > 0 && release_cached()) b = find_free(pool, size);
   if (!b && config_.capacity > 0) b = fresh();
   if (!b) {
     stats_.out_of_memory = true;
