@@ -18,6 +18,7 @@
 #include <functional>
 #include <string>
 
+#include "footprint/llm.h"
 #include "footprint/memory.h"
 #include "footprint/summary.h"
 #include "footprint/trace.h"
@@ -81,6 +82,11 @@ FitResult fit_file(const std::string& path, const MemoryScenario& scenario,
                    int64_t max_batch = int64_t(1) << 20);
 // The seeds' formulas for `--method seed`: an inference capture of the same module.
 SeedEstimate seed_file(const std::string& path, const std::vector<InputSpec>& inputs);
+
+// `footprint llm CONFIG.json`: the model a transformers config describes, built as C++ modules
+// and captured on meta (footprint/llm.h).
+LlmReport llm(const TransformerConfig& config, const LlmScenario& scenario);
+LlmReport llm_file(const std::string& path, const LlmScenario& scenario);
 
 // `footprint summary FILE`: reads a TorchScript file and summarises it. Other files get an error
 // that says what the file is and what summary needs.

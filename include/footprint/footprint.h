@@ -6,6 +6,7 @@
 #include "footprint/error.h"
 #include "footprint/flops.h"
 #include "footprint/hf_config.h"
+#include "footprint/llm.h"
 #include "footprint/model.h"
 #include "footprint/params.h"
 #include "footprint/read.h"

@@ -29,6 +29,11 @@ struct TransformerConfig {
   bool mlp_bias = false;
   double norm_eps = 1e-5;
   std::string hidden_act;
+  // Dropout probabilities, applied in training: on the embeddings (gpt2's embd_pdrop), on each
+  // sublayer's output (resid_pdrop, hidden_dropout_prob) and on the attention weights.
+  double embedding_dropout = 0;
+  double hidden_dropout = 0;
+  double attention_dropout = 0;
   std::optional<DType> torch_dtype;  // as saved, when the config says
 };
 

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,7 @@ enum class LossKind {
   kAuto,          // cross-entropy for a 2-D floating output (a classifier), else mean square
   kCrossEntropy,  // F.cross_entropy(y, labels)
   kMeanSquare,    // y.float().square().mean()
+  kOutput,        // the forward returns its own loss (footprint llm's models)
 };
 std::optional<LossKind> loss_parse(std::string_view s);  // "auto", "cross-entropy", "mean-square"
 
@@ -86,6 +88,15 @@ struct MemoryOptions {
   AllocatorConfig allocator;         // the CUDA caching allocator's settings
   std::optional<DeviceProfile> gpu;  // for the device total and whether it fits
   std::optional<int64_t> capacity;   // bytes, overrides the profile's (--gpu 24GiB)
+  // Sharded data parallelism (ZeRO, FSDP) as seen by one rank: each category's bytes divided by
+  // its divisor, rounded up, allocation by allocation; `gathered` bytes are held throughout
+  // besides (the parameters gathered for the layers being computed and their gradients before
+  // the reduce-scatter). With `drop_weight_casts`, autocast's copies of the weights count
+  // nothing: under ZeRO-3/FSDP mixed precision the gathered 16-bit parameters (in `gathered`)
+  // take their place and are freed after each layer.
+  CategoryBytes shard{1, 1, 1, 1, 1, 1, 1, 1};
+  int64_t gathered = 0;
+  bool drop_weight_casts = false;
 };
 
 // The moment of a peak: where it happens and what is live.
@@ -160,6 +171,12 @@ struct FitResult {
   MemoryReport next;  // at batch + 1
   int captures = 0;   // how many batch sizes were tried
 };
+// The largest n in [1, max] that fits, given a probe that runs (and remembers) the estimate at n:
+// aims along a straight line through the last two `need`s and closes the bracket so that n fits
+// and n + 1 does not (or n = max). 0 when not even 1 fits. Memory is assumed to grow with n.
+int64_t largest_fitting(const std::function<bool(int64_t)>& fits,
+                        const std::function<int64_t(int64_t)>& need, int64_t capacity, int64_t max);
+
 // The seeds' formulas (../shared/seeds/), beside the real estimate: `--method seed`.
 struct SeedEstimate {
   // Approach 1 of the first seed: parameters x bytes per element.

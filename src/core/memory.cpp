@@ -405,6 +405,17 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
   std::vector<Category> category(n, Category::kTransient);
   for (size_t i = 0; i < n; ++i)
     if (ev[i].bytes > 0) category[i] = categorize(ev, trace.train, bounds, i, freed_at[i]);
+  // Sharding: this rank's share of each allocation.
+  auto share = [&](int64_t bytes, Category c) {
+    int64_t d = std::max<int64_t>(1, o.shard[int(c)]);
+    return (bytes + d - 1) / d;
+  };
+  auto event_bytes = [&](size_t i) -> int64_t {
+    for (int op = ev[i].op; o.drop_weight_casts && op >= 0 && size_t(op) < trace.ops.size();
+         op = trace.ops[op].parent)
+      if (trace.ops[op].weight_cast) return 0;
+    return share(ev[i].bytes, category[i]);
+  };
 
   // The walk: live bytes per category, and the peaks. `stop` ends a second walk at the peak.
   struct Walk {
@@ -423,10 +434,12 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
       w.total += bytes;
     };
     for (const auto& [bytes, c] : base.tensors) {
-      int64_t size = bytes;
-      if (a) size = a->block_size(a->allocate(bytes));
+      int64_t size = share(bytes, c);
+      if (a) size = a->block_size(a->allocate(size));
       add(size, c);
     }
+    if (o.gathered > 0)
+      add(a ? a->block_size(a->allocate(o.gathered)) : o.gathered, Category::kTransient);
     if (cuda && a && uses_blas(trace)) {
       int64_t ws = o.gpu ? o.gpu->cublas_workspace : 2 * 4096 * 1024 + 8 * 16 * 1024;
       add(a->block_size(a->allocate(ws)), Category::kTransient);
@@ -438,10 +451,11 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
     for (size_t i = 0; i < n && i <= stop; ++i) {
       const MemoryEvent& e = ev[i];
       if (e.bytes > 0) {
-        int64_t size = e.bytes;
+        int64_t size = event_bytes(i);
+        if (size == 0) continue;
         if (a) {
-          int64_t h = a->allocate(e.bytes);
-          size = h >= 0 ? a->block_size(h) : round_up_512(e.bytes);
+          int64_t h = a->allocate(size);
+          size = h >= 0 ? a->block_size(h) : round_up_512(size);
           handles[e.id] = h;
         }
         add(size, category[i]);
@@ -512,11 +526,12 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
   }
 
   // Model states at the end: what stays between iterations.
-  r.model_states[int(Category::kParameters)] = base.parameters;
-  r.model_states[int(Category::kBuffers)] = base.buffers;
+  r.model_states[int(Category::kParameters)] = 0;
+  r.model_states[int(Category::kBuffers)] = 0;
+  for (const auto& [bytes, c] : base.tensors) r.model_states[int(c)] += share(bytes, c);
   CategoryBytes end{};
   for (size_t i = 0; i < n; ++i)
-    if (ev[i].bytes > 0 && freed_at[i] == SIZE_MAX) end[int(category[i])] += ev[i].bytes;
+    if (ev[i].bytes > 0 && freed_at[i] == SIZE_MAX) end[int(category[i])] += event_bytes(i);
   r.model_states[int(Category::kOptimizerState)] = end[int(Category::kOptimizerState)];
   // Gradients: live after the last backward (set_to_none frees them only at the next zero_grad).
   if (trace.train) r.model_states[int(Category::kGradients)] = end[int(Category::kGradients)];
@@ -561,6 +576,48 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
     r.notes.push_back("the capture stopped early (" + trace.stopped +
                       "): the numbers cover what ran before it and are a lower bound");
   return r;
+}
+
+int64_t largest_fitting(const std::function<bool(int64_t)>& fits,
+                        const std::function<int64_t(int64_t)>& need, int64_t capacity,
+                        int64_t max) {
+  std::set<int64_t> probed;
+  auto need_at = [&](int64_t n) {
+    probed.insert(n);
+    return need(n);
+  };
+  auto fits_at = [&](int64_t n) {
+    probed.insert(n);
+    return fits(n);
+  };
+  if (!fits_at(1)) return 0;
+  if (max <= 1) return 1;
+  // Memory grows about linearly: aim at the limit from the last two points, then close the
+  // bracket [lo, hi) the same way, halving where the line stops helping.
+  int64_t lo = 1, hi = 0, a = 1, b = 2;
+  while (hi == 0 || hi - lo > 1) {
+    double slope = double(need_at(b) - need_at(a)) / double(b - a);
+    int64_t guess = slope > 0 ? a + int64_t(double(capacity - need_at(a)) / slope)
+                    : hi      ? (lo + hi) / 2
+                              : lo * 2;
+    if (hi == 0) {
+      guess = std::clamp<int64_t>(guess, lo + 1, std::min(max, lo * 64));
+    } else {
+      guess = std::clamp<int64_t>(guess, lo + 1, hi - 1);
+      if (guess == a || guess == b) guess = (lo + hi) / 2;
+    }
+    if (probed.count(guess)) guess = hi ? (lo + hi) / 2 : std::min(max, guess * 2);
+    if (fits_at(guess)) {
+      lo = guess;
+      if (lo >= max) break;
+    } else {
+      hi = guess;
+    }
+    a = b;
+    b = guess;
+    if (a == b) a = lo;
+  }
+  return lo;
 }
 
 SeedEstimate seed_estimate(const Model& model, const Summary& summary, int bits) {

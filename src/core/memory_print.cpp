@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/memory_json.h"
 #include "core/table.h"
 #include "footprint/memory.h"
 
@@ -51,7 +52,9 @@ ordered_json seed_json(const SeedEstimate& s) {
           {"fixed_total_bits", s.fixed_total_bits}};
 }
 
-ordered_json report_json(const MemoryReport& r, const MemoryPrintOptions& o) {
+}  // namespace
+
+ordered_json memory_report_json(const MemoryReport& r, const MemoryPrintOptions& o) {
   ordered_json j;
   j["source"] = r.source;
   j["mode"] = r.train ? "train" : "inference";
@@ -117,6 +120,8 @@ ordered_json report_json(const MemoryReport& r, const MemoryPrintOptions& o) {
   j["notes"] = r.notes;
   return j;
 }
+
+namespace {
 
 std::string seed_text(const SeedEstimate& s) {
   std::string out;
@@ -200,7 +205,7 @@ std::string text(const MemoryReport& r, const MemoryPrintOptions& o) {
 std::string print_memory(const MemoryReport& r, const MemoryPrintOptions& o) {
   switch (o.format) {
     case Format::kJson:
-      return report_json(r, o).dump(2) + "\n";
+      return memory_report_json(r, o).dump(2) + "\n";
     case Format::kCsv:
       return detail::render_csv(category_table(r, false));
     case Format::kMarkdown:

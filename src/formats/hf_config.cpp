@@ -149,6 +149,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.mlp_bias = f.flag("mlp_bias", false);
     c.norm_eps = f.real("rms_norm_eps", 1e-6);
     c.hidden_act = f.text("hidden_act", "silu");
+    c.attention_dropout = f.real("attention_dropout", 0.0);
   } else if (c.model_type == "gpt2") {
     c.hidden_size = f.required("n_embd", 1, kMaxWidth);
     c.num_layers = f.required("n_layer", 1, kMaxLayers);
@@ -161,6 +162,9 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.attention_bias = c.mlp_bias = true;
     c.norm_eps = f.real("layer_norm_epsilon", 1e-5);
     c.hidden_act = f.text("activation_function", "gelu_new");
+    c.embedding_dropout = f.real("embd_pdrop", 0.1);
+    c.hidden_dropout = f.real("resid_pdrop", 0.1);
+    c.attention_dropout = f.real("attn_pdrop", 0.1);
   } else if (c.model_type == "bert") {
     c.hidden_size = f.required("hidden_size", 1, kMaxWidth);
     c.num_layers = f.required("num_hidden_layers", 1, kMaxLayers);
@@ -174,6 +178,8 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.attention_bias = c.mlp_bias = true;
     c.norm_eps = f.real("layer_norm_eps", 1e-12);
     c.hidden_act = f.text("hidden_act", "gelu");
+    c.hidden_dropout = c.embedding_dropout = f.real("hidden_dropout_prob", 0.1);
+    c.attention_dropout = f.real("attention_probs_dropout_prob", 0.1);
   } else {
     throw Error(fmt::format("{}: model_type '{}' is not supported; supported: {}", name,
                             c.model_type.substr(0, 40), kSupported));

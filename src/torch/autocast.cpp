@@ -136,6 +136,7 @@ struct State {
   bool on = false;
   c10::ScalarType lower = at::kHalf;
   std::unordered_map<const c10::TensorImpl*, at::Tensor> cache;
+  bool casting_weight = false;
 };
 thread_local State t_state;
 
@@ -149,7 +150,9 @@ at::Tensor cast(const at::Tensor& t, at::ScalarType to) {
     auto it = t_state.cache.find(t.unsafeGetTensorImpl());
     if (it != t_state.cache.end()) return it->second;
   }
+  t_state.casting_weight = cacheable;
   at::Tensor out = t.to(to);
+  t_state.casting_weight = false;
   if (cacheable) t_state.cache.emplace(t.unsafeGetTensorImpl(), out);
   return out;
 }
@@ -220,6 +223,22 @@ void install() {
 }
 
 }  // namespace
+
+std::optional<c10::ScalarType> autocast_lower() {
+  if (!t_state.on) return std::nullopt;
+  return t_state.lower;
+}
+
+bool in_weight_cast() {
+  return t_state.casting_weight;
+}
+
+AutocastPause::AutocastPause() : was_on_(t_state.on) {
+  t_state.on = false;
+}
+AutocastPause::~AutocastPause() {
+  t_state.on = was_on_;
+}
 
 AutocastScope::AutocastScope(c10::ScalarType lower) {
   install();

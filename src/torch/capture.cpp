@@ -191,6 +191,7 @@ std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
   op.parent = c->open.empty() ? -1 : c->open.back();
   op.seq = fn.seqNr();
   op.node = fn.scope() == at::RecordScope::BACKWARD_FUNCTION;
+  op.weight_cast = detail::in_weight_cast();
   auto arity = c->arity.find(fn.name());
   if (arity == c->arity.end()) {
     auto schema = fn.operator_schema();
@@ -319,6 +320,7 @@ at::Tensor make_loss(const at::Tensor& y, LossKind kind, const at::Tensor& label
         fmt::format("the cross-entropy loss needs a 2-D (batch x classes) floating output; "
                     "the model returned {} {}",
                     fmt::join(y.sizes(), "x"), c10::toString(y.scalar_type())));
+  if (kind == LossKind::kOutput) return y;
   if (kind == LossKind::kCrossEntropy || (kind == LossKind::kAuto && classifier)) {
     if (labels.defined() && labels.size(0) == y.size(0)) return at::cross_entropy_loss(y, labels);
     return at::cross_entropy_loss(y, at::zeros({y.size(0)}, y.options().dtype(at::kLong)));
@@ -357,7 +359,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       for (const auto& spec : o.inputs) inputs.push_back(make_input(spec, o));
       at::Tensor labels;
       if (o.train && !o.inputs.empty() && !o.inputs[0].shape.empty() &&
-          o.loss != LossKind::kMeanSquare)
+          o.loss != LossKind::kMeanSquare && o.loss != LossKind::kOutput)
         labels = at::zeros({o.inputs[0].shape[0]},
                            at::TensorOptions().dtype(at::kLong).device(inputs[0].device()));
       std::unique_ptr<detail::PyOptimizer> optimizer;
@@ -644,47 +646,10 @@ FitResult fit_file(const std::string& path, const MemoryScenario& scenario, int6
     return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead
                                      : r.peak.bytes;
   };
-  auto fits = [](const MemoryReport& r) { return r.fits.value_or(false); };
-  int64_t lo = 1, hi = 0;  // lo fits; hi (when known) does not
-  if (!fits(at(1))) {
-    result.batch = 0;
-    result.fits = at(1);
-    result.next = at(1);
-    return result;
-  }
-  // Memory grows about linearly with the batch: aim at the limit from the last two points, then
-  // close the bracket [lo, hi) the same way, halving where the line stops helping.
-  int64_t a = 1, b = 2;
-  while (hi == 0 || hi - lo > 1) {
-    int64_t guess;
-    const MemoryReport& ra = at(a);
-    const MemoryReport& rb = at(b);
-    double slope = double(need(rb) - need(ra)) / double(b - a);
-    int64_t capacity = ra.capacity;
-    if (slope > 0)
-      guess = a + int64_t((double(capacity - need(ra))) / slope);
-    else
-      guess = hi ? (lo + hi) / 2 : lo * 2;
-    if (hi == 0) {
-      guess = std::clamp<int64_t>(guess, lo + 1, std::min(max_batch, lo * 64));
-    } else {
-      guess = std::clamp<int64_t>(guess, lo + 1, hi - 1);
-      if (guess == a || guess == b) guess = (lo + hi) / 2;
-    }
-    if (seen.count(guess)) guess = hi ? (lo + hi) / 2 : std::min(max_batch, guess * 2);
-    if (fits(at(guess))) {
-      lo = guess;
-      if (lo >= max_batch) break;
-    } else {
-      hi = guess;
-    }
-    a = b;
-    b = guess;
-    if (a == b) a = lo;
-  }
-  result.batch = lo;
-  result.fits = at(lo);
-  result.next = at(lo + 1);
+  result.batch = largest_fitting([&](int64_t n) { return at(n).fits.value_or(false); },
+                                 [&](int64_t n) { return need(at(n)); }, at(1).capacity, max_batch);
+  result.fits = at(std::max<int64_t>(1, result.batch));
+  result.next = at(result.batch + 1);
   return result;
 }
 

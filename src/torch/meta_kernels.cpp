@@ -123,6 +123,17 @@ at::Tensor hardtanh_backward(const at::Tensor&, const at::Tensor& self, const at
 }
 
 // index_select(self, dim, index): self's shape with dim replaced by the index's length.
+// aten::where.self: the three shapes broadcast, at the type promotion of self and other.
+at::Tensor where(const at::Tensor& condition, const at::Tensor& self, const at::Tensor& other) {
+  auto shape = at::infer_size(at::infer_size(condition.sizes(), self.sizes()), other.sizes());
+  return at::empty(shape, self.options().dtype(at::result_type(self, other)));
+}
+
+// aten::native_dropout_backward: grad * mask * scale, shaped like grad.
+at::Tensor native_dropout_backward(const at::Tensor& grad, const at::Tensor&, double) {
+  return at::empty_like(grad);
+}
+
 at::Tensor index_select(const at::Tensor& self, int64_t dim, const at::Tensor& index) {
   auto shape = self.sizes().vec();
   if (!shape.empty()) shape[c10::maybe_wrap_dim(dim, self.dim())] = index.numel();
@@ -210,6 +221,8 @@ void register_missing_meta_kernels() {
   impl("_adaptive_avg_pool2d_backward", TORCH_FN(adaptive_avg_pool2d_backward));
   impl("hardtanh_backward", TORCH_FN(hardtanh_backward));
   impl("index_select", TORCH_FN(index_select));
+  impl("where.self", TORCH_FN(where));
+  impl("native_dropout_backward", TORCH_FN(native_dropout_backward));
   impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
   impl("mse_loss_backward", TORCH_FN(mse_loss_backward));
   // A LibTorch that has a Meta fallback of its own keeps it (registering a second one throws).

@@ -101,6 +101,34 @@ captures suffice). Prints N and both estimates.
 Exit status: 0 (also when not even batch 1 fits: the answer is then 0); 1 for errors; 2 for a
 usage error.)";
 
+constexpr const char* kLlmHelp = R"(Examples:
+  footprint llm examples/llm/llama-7b.json                          parameters, weights, KV cache, inference
+  footprint llm config.json --weights int4 --batch 8 --context 4096 --gpu rtx4090
+  footprint llm config.json --gpu h100 --fit batch                  the largest batch at this context
+  footprint llm config.json --train --gpu h100                      full fine-tuning, bf16-amp AdamW
+  footprint llm config.json --train --checkpointing --lora 16 --lora-targets q_proj,v_proj --gpu a100-40gb
+  footprint llm llama-2-70b.json --train --shard zero3 --gpus 64 --tp 8 --checkpointing --gpu h100
+
+The config.json of a Hugging Face model (llama, mistral, qwen2, gpt2, bert) is enough: no weights are
+read or downloaded. footprint builds the architecture as C++ modules that follow transformers'
+modeling code op for op, and runs it on the meta device: every op, shape and allocation is the
+real one, and a 70B model costs no memory.
+
+Inference: a static KV cache of batch x context tokens; prefill runs a prompt of the whole context
+and keeps the last position's logits (as generate() does); decode runs one token against the full
+cache. int8/int4 weights are group-quantized projections (one fp16 scale and one zero point per
+--group-size inputs; embeddings, norms and the head stay 16-bit).
+
+Training: one step as ../shared/MEASUREMENT.md runs it, twice (zero_grad, forward with the causal-LM
+loss, backward, optimizer step). --precision bf16-amp is torch.autocast over fp32 weights (16 bytes
+per parameter in model states). Per GPU: --tp T builds one tensor-parallel rank (heads, MLP and
+vocabulary split T ways, as Megatron-LM); --shard divides model states over the gpus/T data-parallel
+ranks (zero1: optimizer state; zero2: + gradients; zero3 and fsdp: + parameters, gathered two layers
+at a time). docs/llm.md explains every number and compares them with the published formulas.
+
+Exit status: 0; 1 when the config cannot be read or the model cannot be built (one line on stderr);
+2 for a usage error.)";
+
 // --input values: each may hold several inputs separated by ';'.
 std::string check_inputs(const std::string& text) {
   try {
@@ -293,6 +321,87 @@ int run(int argc, char** argv, const Engine* engine) {
   memory_options(fit, true);
   fit->footer(kFitHelp);
 
+  struct LlmArgs {
+    std::string config, weights, precision = "bf16-amp", optimizer = "adamw", impl = "auto",
+                                 lora_targets, shard = "none", attention = "auto", gpu,
+                                 device = "cuda", alloc_conf, fit = "none", format = "table";
+    int64_t batch = 1, context = 0, group = 128, lora = 0, gpus = 1, tp = 1;
+    double lora_alpha = 16, cuda_context_mib = -1;
+    bool train = false, checkpointing = false;
+  } la;
+  CLI::App* llm = app.add_subcommand(
+      "llm",
+      "A language model from its config.json: parameters, weights, KV cache, and the memory "
+      "of inference or training per GPU.");
+  llm->add_option("CONFIG", la.config,
+                  "A transformers config.json (llama, mistral, qwen2, gpt2, bert)")
+      ->required();
+  llm->add_option("--batch", la.batch, "Sequences per batch")
+      ->default_val(1)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  llm->add_option("--context", la.context,
+                  "Tokens: the KV cache's length (inference) or the sequence length (training); "
+                  "default: max_position_embeddings, at most 4096")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  llm->add_option("--weights", la.weights,
+                  "Inference weights: fp32, fp16, bf16, int8, int4 (default: the config's "
+                  "torch_dtype when 16-bit, else bf16)")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "int8", "int4"}));
+  llm->add_option("--group-size", la.group, "int8/int4: inputs per quantization group")
+      ->default_val(128)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  llm->add_flag("--train", la.train, "A training step (forward, loss, backward, optimizer step)");
+  llm->add_option("--precision", la.precision,
+                  "Training: bf16-amp or fp16-amp (autocast over fp32 weights), fp32, bf16, fp16")
+      ->default_val("bf16-amp")
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"}));
+  llm->add_option("--optimizer", la.optimizer,
+                  "As footprint memory's: adamw, adam, sgd, momentum, ...")
+      ->default_val("adamw");
+  llm->add_option("--impl", la.impl,
+                  "auto (foreach on CUDA, for-loop on CPU), for-loop, foreach, fused")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "for-loop", "foreach", "fused"}));
+  llm->add_flag("--checkpointing", la.checkpointing,
+                "Gradient checkpointing: each layer recomputed in backward");
+  llm->add_option("--lora", la.lora, "LoRA rank (0: full fine-tuning); the base model is frozen")
+      ->default_val(0)
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+  llm->add_option("--lora-alpha", la.lora_alpha, "LoRA's alpha (scaling = alpha / rank)")
+      ->default_val(16);
+  llm->add_option("--lora-targets", la.lora_targets,
+                  "Projections with adapters, comma-separated (q_proj,v_proj), or all-linear; "
+                  "default: PEFT's for the family");
+  llm->add_option("--shard", la.shard, "none, zero1, zero2, zero3, fsdp (full shard)")
+      ->default_val("none")
+      ->check(CLI::IsMember({"none", "zero1", "zero2", "zero3", "fsdp"}));
+  llm->add_option("--gpus", la.gpus, "GPUs in all (data parallel x tensor parallel)")
+      ->default_val(1)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  llm->add_option("--tp", la.tp, "Tensor-parallel degree")
+      ->default_val(1)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  llm->add_option("--attention", la.attention,
+                  "auto (sdpa on CUDA, eager on CPU), eager (scores kept), sdpa (flash attention)")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "eager", "sdpa"}));
+  llm->add_option("--gpu", la.gpu,
+                  "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, rtx3090, t4, "
+                  "v100-16gb, v100-32gb, or a size (24GiB)");
+  llm->add_option("--device", la.device, "cuda, or cpu to estimate a CPU run (PyTorch 1.13)")
+      ->default_val("cuda")
+      ->check(CLI::IsMember({"cuda", "cpu"}));
+  llm->add_option("--cuda-context", la.cuda_context_mib,
+                  "MiB the CUDA context and libraries take (default: the GPU profile's)");
+  llm->add_option("--alloc-conf", la.alloc_conf, "PYTORCH_CUDA_ALLOC_CONF settings");
+  llm->add_option("--fit", la.fit, "With --gpu: the largest batch, or context, that fits")
+      ->default_val("none")
+      ->check(CLI::IsMember({"none", "batch", "context"}));
+  llm->add_option("--format", la.format, "Output format")
+      ->default_val("table")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+  llm->footer(kLlmHelp);
+
   auto scenario = [&](bool per_sample) {
     MemoryScenario s;
     for (const auto& text : ma.inputs)
@@ -330,7 +439,50 @@ int run(int argc, char** argv, const Engine* engine) {
   }
 
   try {
-    if ((memory->parsed() || fit->parsed()) && !engine) return run_engine(argv);
+    if ((memory->parsed() || fit->parsed() || llm->parsed()) && !engine) return run_engine(argv);
+    if (llm->parsed()) {
+      LlmScenario s;
+      s.batch = la.batch;
+      s.context = la.context;
+      s.train = la.train;
+      if (!la.weights.empty()) s.weights = precision_parse(la.weights);
+      s.group_size = la.group;
+      s.precision = *precision_mode_parse(la.precision);
+      bool cpu = la.device == "cpu";
+      if (la.train)
+        s.optimizer = parse_optimizer(la.optimizer, la.impl != "auto" ? la.impl
+                                                    : cpu             ? "for-loop"
+                                                                      : "foreach");
+      s.checkpointing = la.checkpointing;
+      s.lora_rank = la.lora;
+      s.lora_alpha = la.lora_alpha;
+      for (size_t at = 0; !la.lora_targets.empty() && at <= la.lora_targets.size();) {
+        size_t comma = la.lora_targets.find(',', at);
+        if (comma == std::string::npos) comma = la.lora_targets.size();
+        if (comma > at) s.lora_targets.push_back(la.lora_targets.substr(at, comma - at));
+        at = comma + 1;
+      }
+      s.sharding = *sharding_parse(la.shard);
+      s.gpus = la.gpus;
+      s.tp = la.tp;
+      s.attention = *attention_parse(la.attention);
+      s.memory.target = cpu ? Target::kCpu : Target::kCuda;
+      if (!la.gpu.empty()) {
+        DeviceProfile p = device_parse(la.gpu);
+        if (cpu) {
+          s.memory.capacity = p.total;
+        } else {
+          if (la.cuda_context_mib >= 0) p.context = int64_t(la.cuda_context_mib * 1024 * 1024);
+          s.memory.gpu = p;
+        }
+      }
+      if (!la.alloc_conf.empty()) s.memory.allocator = parse_allocator_config(la.alloc_conf);
+      s.fit = la.fit == "batch"     ? FitTarget::kBatch
+              : la.fit == "context" ? FitTarget::kContext
+                                    : FitTarget::kNone;
+      fmt::print("{}", print_llm(engine->llm(la.config, s), *format_parse(la.format)));
+      return 0;
+    }
     if (memory->parsed()) {
       MemoryScenario s = scenario(false);
       MemoryPrintOptions print;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "footprint/llm.h"
 #include "footprint/memory.h"
 #include "footprint/summary.h"
 
@@ -17,6 +18,7 @@ struct Engine {
   std::function<MemoryReport(const std::string& path, const MemoryScenario& scenario)> memory;
   std::function<FitResult(const std::string& path, const MemoryScenario& scenario)> fit;
   std::function<SeedEstimate(const std::string& path, const std::vector<InputSpec>& inputs)> seed;
+  std::function<LlmReport(const std::string& path, const LlmScenario& scenario)> llm;
 };
 
 int run(int argc, char** argv, const Engine* engine);

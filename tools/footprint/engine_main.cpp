@@ -11,5 +11,6 @@ int main(int argc, char** argv) {
     return footprint::fit_file(path, s);
   };
   engine.seed = &footprint::seed_file;
+  engine.llm = &footprint::llm_file;
   return footprint::cli::run(argc, argv, &engine);
 }

@@ -1,0 +1,507 @@
+// footprint llm: builds the model of a config.json (src/llm/transformer.h) on the meta device and
+// runs the engine's capture on it: inference (prefill and one decode step against a full KV
+// cache) or a training step, then the memory model (footprint/memory.h) per GPU.
+#include "footprint/llm.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "footprint/engine.h"
+#include "footprint/error.h"
+#include "footprint/torch.h"
+#include "llm/transformer.h"
+#include "torch/meta.h"
+
+namespace footprint {
+namespace {
+
+bool is_decoder(const TransformerConfig& c) {
+  return c.model_type != "bert";
+}
+
+// The path prefix of the layers' tensors, per family, and of layer i's.
+std::string layers_prefix(const TransformerConfig& c) {
+  if (c.model_type == "gpt2") return "transformer.h.";
+  if (c.model_type == "bert") return "encoder.layer.";
+  return "model.layers.";
+}
+std::string layer_prefix(const TransformerConfig& c, int64_t i) {
+  return fmt::format("{}{}.", layers_prefix(c), i);
+}
+
+bool contains(const std::string& s, const char* part) {
+  return s.find(part) != std::string::npos;
+}
+
+// The part of the model a parameter belongs to.
+std::string part_of(const std::string& name) {
+  if (contains(name, "lora_")) return "lora adapters";
+  if (contains(name, "lm_head") || contains(name, "pooler")) return "head";
+  if (contains(name, "norm") || contains(name, "LayerNorm") || contains(name, ".ln_"))
+    return "norms";
+  if (contains(name, "embed") || contains(name, "wte") || contains(name, "wpe"))
+    return "embeddings";
+  if (contains(name, "attn") || contains(name, "attention")) return "attention";
+  return "mlp";
+}
+
+// A projection weight inside a layer: what int8/int4 quantization packs.
+bool quantizable(const TransformerConfig& c, const TensorInfo& t) {
+  return t.role == TensorRole::kParameter && t.shape.size() == 2 &&
+         t.name.rfind(layers_prefix(c), 0) == 0 && !contains(t.name, "lora_");
+}
+
+// Input features of a projection weight: nn.Linear is [out, in], GPT-2's Conv1D [in, out].
+std::pair<int64_t, int64_t> rows_cols(const TransformerConfig& c, const TensorInfo& t) {
+  if (c.model_type == "gpt2") return {t.shape[1], t.shape[0]};
+  return {t.shape[0], t.shape[1]};
+}
+
+int quant_bits(Precision p) {
+  return p == Precision::kInt4 ? 4 : 8;
+}
+
+// A quantized weight as GPTQ/AWQ keep it: the packed weight, one fp16 scale and one zero point
+// (at the weight's bits) per group of `group` inputs in each output row.
+struct Packed {
+  int64_t weight = 0, scales = 0, zeros = 0;
+};
+Packed pack(const TransformerConfig& c, const TensorInfo& t, Precision p, int64_t group) {
+  auto [rows, cols] = rows_cols(c, t);
+  int bits = quant_bits(p);
+  int64_t groups = (cols + group - 1) / group;
+  return {rows * ((cols * bits + 7) / 8), rows * groups * 2, rows * ((groups * bits + 7) / 8)};
+}
+
+// Unique tensors (a tie counted once), in model order.
+std::vector<const TensorInfo*> unique(const Model& m) {
+  std::vector<const TensorInfo*> out;
+  std::set<std::string> seen;
+  for (const auto& t : m.tensors)
+    if (t.storage.empty() || seen.insert(t.storage).second) out.push_back(&t);
+  return out;
+}
+
+std::vector<WeightBytes> weight_table(const TransformerConfig& c, const Model& m, int64_t group) {
+  std::vector<WeightBytes> out;
+  int64_t params = 0;
+  for (const auto* t : unique(m))
+    if (t->role == TensorRole::kParameter) params += t->numel();
+  for (Precision p :
+       {Precision::kFp32, Precision::kFp16, Precision::kBf16, Precision::kInt8, Precision::kInt4}) {
+    WeightBytes w;
+    w.precision = p;
+    bool quant = p == Precision::kInt8 || p == Precision::kInt4;
+    for (const auto* t : unique(m)) {
+      if (t->role != TensorRole::kParameter) continue;
+      if (quant && quantizable(c, *t)) {
+        Packed k = pack(c, *t, p, group);
+        w.bytes += k.weight + k.scales + k.zeros;
+        w.scale_bytes += k.scales + k.zeros;
+        w.quantized_parameters += t->numel();
+      } else {
+        w.bytes += t->numel() * (p == Precision::kFp32 ? 4 : 2);
+      }
+    }
+    w.bits_per_parameter = params ? double(w.bytes) * 8 / double(params) : 0;
+    out.push_back(w);
+  }
+  return out;
+}
+
+// The model as inference keeps it: quantized projections replaced by their packed tensors.
+Model quantized(const TransformerConfig& c, const Model& m, Precision p, int64_t group) {
+  Model out = m;
+  out.tensors.clear();
+  for (const auto& t : m.tensors) {
+    if (!quantizable(c, t)) {
+      out.tensors.push_back(t);
+      continue;
+    }
+    Packed k = pack(c, t, p, group);
+    auto piece = [&](const std::string& suffix, int64_t bytes) {
+      TensorInfo q = t;
+      q.name = t.name + suffix;
+      q.shape = {bytes};
+      q.strides = {1};
+      q.dtype = DType::kUInt8;
+      q.storage = t.storage.empty() ? "" : t.storage + suffix;
+      out.tensors.push_back(q);
+    };
+    piece("", k.weight);
+    piece(".scales", k.scales);
+    piece(".zeros", k.zeros);
+  }
+  return out;
+}
+
+std::vector<LlmPart> parts_of(const TransformerConfig& c, const Model& m) {
+  std::map<std::string, LlmPart> parts;
+  std::string first = layer_prefix(c, 0);
+  for (const auto* t : unique(m)) {
+    if (t->role != TensorRole::kParameter) continue;
+    auto& p = parts[part_of(t->name)];
+    p.name = part_of(t->name);
+    p.parameters += t->numel();
+    if (t->name.rfind(first, 0) == 0) p.per_layer += t->numel();
+  }
+  std::vector<LlmPart> out;
+  for (const char* name : {"embeddings", "attention", "mlp", "norms", "head", "lora adapters"}) {
+    auto it = parts.find(name);
+    if (it != parts.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+int64_t context_of(const TransformerConfig& c, const LlmScenario& s) {
+  int64_t ctx = s.context > 0 ? s.context : std::min<int64_t>(c.max_positions, 4096);
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" &&
+      ctx > c.max_positions)
+    throw Error(
+        fmt::format("{}: a context of {} tokens is longer than the {} positions this "
+                    "model's position embeddings have (max_position_embeddings)",
+                    c.source, ctx, c.max_positions));
+  return ctx;
+}
+
+lm::AttentionKernel kernel_of(const LlmScenario& s) {
+  bool cuda = s.memory.target == Target::kCuda;
+  switch (s.attention) {
+    case AttentionImpl::kEager:
+      return lm::AttentionKernel::kEager;
+    case AttentionImpl::kSdpa:
+      return lm::AttentionKernel::kSdpa;
+    default:
+      return cuda ? lm::AttentionKernel::kSdpa : lm::AttentionKernel::kEager;
+  }
+}
+
+// The compute dtype of inference: the weights' when 16- or 32-bit, else the config's 16-bit
+// dtype (fp16 unless it says bf16).
+c10::ScalarType compute_dtype(const TransformerConfig& c, Precision w) {
+  switch (w) {
+    case Precision::kFp32:
+      return at::kFloat;
+    case Precision::kFp16:
+      return at::kHalf;
+    case Precision::kBf16:
+      return at::kBFloat16;
+    default:
+      return c.torch_dtype == DType::kBFloat16 ? at::kBFloat16 : at::kHalf;
+  }
+}
+
+Precision weights_of(const TransformerConfig& c, const LlmScenario& s) {
+  if (s.weights) return *s.weights;
+  if (c.torch_dtype == DType::kFloat16) return Precision::kFp16;
+  if (c.torch_dtype == DType::kFloat32) return Precision::kFp32;
+  return Precision::kBf16;
+}
+
+std::vector<std::string> lora_targets(const TransformerConfig& c, const LlmScenario& s) {
+  std::vector<std::string> known =
+      c.model_type == "gpt2" ? std::vector<std::string>{"c_attn", "c_proj", "c_fc"}
+      : c.model_type == "bert"
+          ? std::vector<std::string>{"query", "key", "value", "dense"}
+          : std::vector<std::string>{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                     "gate_proj", "up_proj", "down_proj"};
+  if (s.lora_targets.empty()) {
+    // PEFT's defaults per family.
+    if (c.model_type == "gpt2") return {"c_attn"};
+    if (c.model_type == "bert") return {"query", "value"};
+    return {"q_proj", "v_proj"};
+  }
+  if (s.lora_targets.size() == 1 && s.lora_targets[0] == "all-linear") return known;
+  for (const auto& t : s.lora_targets)
+    if (std::find(known.begin(), known.end(), t) == known.end())
+      throw Error(
+          fmt::format("LoRA target '{}' is not a projection of {}; expected some of: {}, "
+                      "or all-linear",
+                      t, c.model_type, fmt::join(known, ", ")));
+  return s.lora_targets;
+}
+
+lm::BuildOptions base_options(const TransformerConfig& c, const LlmScenario& s) {
+  lm::BuildOptions o;
+  o.attention = kernel_of(s);
+  o.tp = s.tp;
+  o.cuda = s.memory.target == Target::kCuda;
+  (void)c;
+  return o;
+}
+
+// Ops that ran with shapes guessed (no meta kernel): named, so that no gap goes unseen.
+void note_guesses(const Trace& t, MemoryReport& r) {
+  std::set<std::string> guessed;
+  for (const auto& op : t.ops)
+    if (op.guessed) guessed.insert(op.name);
+  if (!guessed.empty())
+    r.notes.push_back(fmt::format("no meta kernel, shapes guessed from the inputs: {}",
+                                  fmt::join(guessed, ", ")));
+}
+
+// One inference pass: prefill of `ctx` tokens (position 0) or one decode step at the cache's
+// last slot.
+MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
+                       bool prefill, LlmReport* report) {
+  Precision w = weights_of(c, s);
+  lm::BuildOptions o = base_options(c, s);
+  o.dtype = compute_dtype(c, w);
+  if (is_decoder(c)) {
+    o.cache_batch = batch;
+    o.cache_len = ctx;
+  }
+  auto model = lm::build(c, o);
+  CaptureOptions co;
+  co.inputs = {InputSpec{{batch, prefill ? ctx : 1}, DType::kInt64}};
+  co.train = false;
+  int64_t position = prefill ? 0 : ctx - 1;
+  Trace t = capture(
+      *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, position); },
+      co);
+  Model info = model_from(*model);
+  if (report) {
+    for (const auto& tensor : info.tensors)
+      if (contains(tensor.name, "k_cache") || contains(tensor.name, "v_cache"))
+        report->kv_cache_bytes += tensor.bytes();
+    report->kv_bytes_per_token = report->kv_cache_bytes / std::max<int64_t>(1, batch * ctx);
+  }
+  if (w == Precision::kInt8 || w == Precision::kInt4) info = quantized(c, info, w, s.group_size);
+  MemoryReport r = analyze_memory(info, t, s.memory);
+  note_guesses(t, r);
+  r.source = c.source;
+  r.inputs = co.inputs;
+  r.precision = std::string(precision_name(w));
+  return r;
+}
+
+// The sharding of one rank: divisors per category, and the working set it gathers.
+void shard(const TransformerConfig& c, const LlmScenario& s, const Model& info, bool amp,
+           MemoryOptions& m) {
+  int64_t dp = s.gpus / s.tp;
+  if (s.sharding == Sharding::kNone || dp <= 1) return;
+  auto set = [&](Category cat) { m.shard[int(cat)] = dp; };
+  set(Category::kOptimizerState);
+  if (s.sharding != Sharding::kZero1) set(Category::kGradients);
+  bool params = s.sharding == Sharding::kZero3 || s.sharding == Sharding::kFsdp;
+  if (params) set(Category::kParameters);
+  // One layer's parameters and trainable parameters (their gradients), at their dtypes.
+  int64_t layer = 0, layer_grads = 0, layer_numel = 0;
+  std::string first = layer_prefix(c, 0);
+  for (const auto* t : unique(info))
+    if (t->role == TensorRole::kParameter && t->name.rfind(first, 0) == 0) {
+      layer += t->bytes();
+      layer_numel += t->numel();
+      if (t->trainable) layer_grads += t->bytes();
+    }
+  if (s.sharding != Sharding::kZero1) m.gathered += layer_grads;  // before the reduce-scatter
+  if (params) {
+    // The layer being computed and the next, prefetched; 16-bit under mixed precision.
+    m.gathered += 2 * (amp ? 2 * layer_numel : layer);
+    m.drop_weight_casts = amp;
+  }
+}
+
+MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
+                      LlmReport* report) {
+  lm::BuildOptions o = base_options(c, s);
+  o.dtype = at::kFloat;
+  o.checkpointing = s.checkpointing;
+  if (s.lora_rank > 0) {
+    o.lora_rank = s.lora_rank;
+    o.lora_alpha = s.lora_alpha;
+    o.lora_targets = lora_targets(c, s);
+  }
+  auto model = lm::build(c, o);
+  if (s.lora_rank > 0)  // PEFT freezes everything but the adapters
+    for (auto& item : model->named_parameters())
+      if (!contains(item.key(), "lora_")) item.value().set_requires_grad(false);
+  bool cpu = s.memory.target == Target::kCpu;
+  CaptureOptions co;
+  co.inputs = {InputSpec{{batch, ctx}, DType::kInt64}, InputSpec{{batch, ctx}, DType::kInt64}};
+  co.train = true;
+  co.optimizer = s.optimizer.value_or(parse_optimizer("adamw", cpu ? "for-loop" : "foreach"));
+  co.iterations = 2;
+  co.loss = LossKind::kOutput;
+  co.counters_on_device = cpu;
+  bool amp = false;
+  switch (s.precision) {
+    case PrecisionMode::kFp16:
+      co.dtype = DType::kFloat16;
+      break;
+    case PrecisionMode::kBf16:
+      co.dtype = DType::kBFloat16;
+      break;
+    case PrecisionMode::kBf16Amp:
+      co.autocast = DType::kBFloat16;
+      amp = true;
+      break;
+    case PrecisionMode::kFp16Amp:
+      co.autocast = DType::kFloat16;
+      amp = true;
+      break;
+    default:
+      break;
+  }
+  Trace t = capture(
+      *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, 0); }, co);
+  Model info = model_from(*model);  // after the capture: at its dtype
+  MemoryOptions m = s.memory;
+  shard(c, s, info, amp, m);
+  MemoryReport r = analyze_memory(info, t, m);
+  note_guesses(t, r);
+  r.source = c.source;
+  r.inputs = co.inputs;
+  r.precision = std::string(precision_mode_name(s.precision));
+  r.optimizer = optimizer_name(*co.optimizer);
+  if (report) {
+    report->sharded_working_set = m.gathered;
+    report->trainable = 0;
+    for (const auto* tensor : unique(info))
+      if (tensor->trainable) report->trainable += tensor->numel();
+  }
+  return r;
+}
+
+int64_t need_of(const MemoryReport& r) {
+  return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead : r.peak.bytes;
+}
+
+void check(const TransformerConfig& c, const LlmScenario& s) {
+  if (s.batch < 1)
+    throw Error(fmt::format("batch {} is not a batch size; expected 1 or more", s.batch));
+  if (s.context < 0) throw Error("context must be a number of tokens, 1 or more");
+  if (s.tp < 1 || s.gpus < 1 || s.gpus % s.tp != 0)
+    throw Error(
+        fmt::format("{} GPUs cannot hold tensor-parallel groups of {}; expected --gpus a "
+                    "multiple of --tp",
+                    s.gpus, s.tp));
+  if (s.group_size < 1) throw Error("the quantization group size must be 1 or more");
+  if (s.lora_rank < 0) throw Error("the LoRA rank must be 0 (none) or more");
+  if (!s.train && (s.sharding != Sharding::kNone || s.lora_rank > 0 || s.checkpointing))
+    throw Error("--shard, --lora and --checkpointing are for training: add --train");
+  if (s.train && s.weights && (*s.weights == Precision::kInt8 || *s.weights == Precision::kInt4))
+    throw Error(
+        "training with quantized weights (QLoRA) is not modelled yet; --weights is for "
+        "inference, --precision for training");
+  if (s.fit != FitTarget::kNone && !s.memory.gpu && !s.memory.capacity)
+    throw Error("--fit needs a device: pass --gpu with a name (h100) or a size (80GiB)");
+  (void)c;
+}
+
+}  // namespace
+
+LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
+  check(c, s);
+  LlmReport r;
+  r.config = c;
+  r.batch = s.batch;
+  r.context = context_of(c, s);
+  r.attention = kernel_of(s) == lm::AttentionKernel::kSdpa ? "sdpa" : "eager";
+  detail::install_meta_runtime();
+  {  // The parameters, from the model as the config builds it (no tensor parallelism).
+    lm::BuildOptions o;
+    auto model = lm::build(c, o);
+    Model info = model_from(*model);
+    for (const auto* t : unique(info))
+      if (t->role == TensorRole::kParameter) r.parameters += t->numel();
+    r.parts = parts_of(c, info);
+    r.weights = weight_table(c, info, s.group_size);
+    r.group_size = s.group_size;
+  }
+  Precision w = weights_of(c, s);
+  r.weight_format = std::string(precision_name(w));
+  if (w == Precision::kInt8 || w == Precision::kInt4)
+    r.weight_format += fmt::format(" (group {})", s.group_size);
+
+  std::map<std::pair<int64_t, int64_t>, std::pair<MemoryReport, MemoryReport>> seen;
+  auto at = [&](int64_t batch, int64_t ctx,
+                LlmReport* report) -> std::pair<MemoryReport, MemoryReport>& {
+    auto it = seen.find({batch, ctx});
+    if (it != seen.end()) return it->second;
+    ++r.captures;
+    std::pair<MemoryReport, MemoryReport> p;
+    if (s.train) {
+      p.first = training(c, s, batch, ctx, report);
+    } else {
+      p.first = inference(c, s, batch, ctx, true, report);
+      if (is_decoder(c)) p.second = inference(c, s, batch, ctx, false, nullptr);
+    }
+    return seen.emplace(std::make_pair(batch, ctx), std::move(p)).first->second;
+  };
+  auto need = [&](const std::pair<MemoryReport, MemoryReport>& p) {
+    return std::max(need_of(p.first), s.train || !is_decoder(c) ? 0 : need_of(p.second));
+  };
+  auto fits = [&](const std::pair<MemoryReport, MemoryReport>& p) {
+    bool ok = p.first.fits.value_or(false);
+    if (!s.train && is_decoder(c)) ok = ok && p.second.fits.value_or(false);
+    return ok;
+  };
+
+  int64_t batch = s.batch, ctx = r.context;
+  if (s.fit != FitTarget::kNone) {
+    bool by_batch = s.fit == FitTarget::kBatch;
+    int64_t max = by_batch ? s.fit_max
+                           : (c.model_type == "gpt2" || c.model_type == "bert"
+                                  ? c.max_positions
+                                  : std::min<int64_t>(s.fit_max, int64_t(1) << 22));
+    auto probe = [&](int64_t n) -> std::pair<MemoryReport, MemoryReport>& {
+      return by_batch ? at(n, ctx, nullptr) : at(batch, n, nullptr);
+    };
+    int64_t capacity = probe(1).first.capacity;
+    int64_t n = largest_fitting([&](int64_t k) { return fits(probe(k)); },
+                                [&](int64_t k) { return need(probe(k)); }, capacity, max);
+    r.fit_target = s.fit;
+    r.fit = n;
+    if (n > 0) (by_batch ? batch : ctx) = n;
+    r.batch = batch;
+    r.context = ctx;
+  }
+  seen.erase({batch, ctx});  // once more, filling in the report's cache and trainable figures
+  auto& final = at(batch, ctx, &r);
+  if (s.train) {
+    r.train = final.first;
+    std::vector<std::string> parts{std::string(precision_mode_name(s.precision)),
+                                   r.train->optimizer};
+    if (s.checkpointing) parts.push_back("gradient checkpointing");
+    if (s.lora_rank > 0)
+      parts.push_back(
+          fmt::format("LoRA r={} on {}", s.lora_rank, fmt::join(lora_targets(c, s), ",")));
+    if (s.gpus > 1 || s.tp > 1) {
+      int64_t dp = s.gpus / s.tp;
+      if (s.sharding != Sharding::kNone)
+        parts.push_back(
+            fmt::format("{} over {} data-parallel GPUs", sharding_name(s.sharding), dp));
+      else if (dp > 1)
+        parts.push_back(fmt::format("data parallel over {} GPUs (replicated)", dp));
+      if (s.tp > 1) parts.push_back(fmt::format("tensor parallel {}", s.tp));
+    }
+    r.setup = fmt::format("{}", fmt::join(parts, ", "));
+  } else {
+    r.prefill = final.first;
+    if (is_decoder(c)) r.decode = final.second;
+  }
+  for (const auto* m : {&r.prefill, &r.decode, &r.train})
+    if (*m)
+      for (const auto& n : (*m)->notes)
+        if (std::find(r.notes.begin(), r.notes.end(), n) == r.notes.end()) r.notes.push_back(n);
+  if (!is_decoder(c) && !s.train)
+    r.notes.push_back("bert is an encoder: one forward pass, no KV cache");
+  return r;
+}
+
+LlmReport llm_file(const std::string& path, const LlmScenario& scenario) {
+  TransformerConfig c = read_hf_config(path);
+  try {
+    return llm(c, scenario);
+  } catch (const Error& e) {
+    std::string what = e.what();
+    if (what.rfind(path, 0) == 0) throw;
+    throw Error(path + ": " + what);
+  }
+}
+
+}  // namespace footprint

@@ -1,0 +1,806 @@
+// The transformer families, after Hugging Face transformers 4.4x's modeling_llama.py,
+// modeling_gpt2.py and modeling_bert.py (the op sequence of each forward is theirs; comments name
+// the lines followed), with PEFT's LoRA and torch.utils.checkpoint's recomputation.
+#include "llm/transformer.h"
+
+#include <fmt/format.h>
+#include <torch/autograd.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "footprint/error.h"
+#include "torch/autocast.h"
+
+namespace footprint::lm {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+int64_t round_up(int64_t n, int64_t to) {
+  return (n + to - 1) / to * to;
+}
+
+at::TensorOptions meta(c10::ScalarType dtype) {
+  return at::TensorOptions().device(at::kMeta).dtype(dtype);
+}
+
+// What every layer needs besides the hidden states: rotary cos/sin, the attention mask, the cache
+// position, and whether this is a training run.
+struct Aux {
+  Tensor cos, sin, mask;  // undefined where the family has none
+  int64_t position = 0;
+  bool train = false;
+  bool cuda = true;  // dropout: CUDA's fused kernel (a bool mask) or the CPU one (a float noise)
+};
+
+// F.dropout as the target runs it: on CUDA aten::native_dropout keeps a 1-byte mask; on CPU
+// (PyTorch 1.13's dropout for a non-CUDA tensor) it keeps a noise tensor of the input's dtype.
+Tensor dropout(const Tensor& x, double p, const Aux& aux) {
+  if (!aux.train || p <= 0) return x;
+  if (aux.cuda) return std::get<0>(at::native_dropout(x, p, true));
+  return at::dropout(x, p, true);
+}
+
+// A projection: nn.Linear (weight [out, in]) or GPT-2's Conv1D (weight [in, out], addmm), with
+// PEFT's LoRA when asked: result = base(x); result = result + lora_B(lora_A(x)) * scaling.
+class ProjImpl : public torch::nn::Module {
+ public:
+  ProjImpl(int64_t in, int64_t out, bool bias, bool conv1d, c10::ScalarType dtype, int64_t rank,
+           double alpha)
+      : conv1d_(conv1d), out_(out) {
+    weight_ = register_parameter(
+        "weight", at::empty(conv1d ? std::vector<int64_t>{in, out} : std::vector<int64_t>{out, in},
+                            meta(dtype)));
+    if (bias) bias_ = register_parameter("bias", at::empty({out}, meta(dtype)));
+    if (rank > 0) {
+      weight_.set_requires_grad(false);
+      if (bias_.defined()) bias_.set_requires_grad(false);
+      lora_a_ = register_module("lora_A",
+                                std::make_shared<ProjImpl>(in, rank, false, false, dtype, 0, 0.0));
+      lora_b_ = register_module("lora_B",
+                                std::make_shared<ProjImpl>(rank, out, false, false, dtype, 0, 0.0));
+      scaling_ = alpha / double(rank);
+    }
+  }
+  Tensor forward(const Tensor& x) {
+    Tensor result;
+    if (conv1d_) {  // transformers.pytorch_utils.Conv1D.forward
+      auto size_out = x.sizes().vec();
+      size_out.back() = out_;
+      result = at::addmm(bias_, x.view({-1, x.size(-1)}), weight_).view(size_out);
+    } else {
+      result = at::linear(x, weight_, bias_);
+    }
+    if (lora_a_) {
+      Tensor update = lora_b_->forward(lora_a_->forward(x));
+      update = update * scaling_;
+      result = result + update;
+    }
+    return result;
+  }
+
+ private:
+  bool conv1d_;
+  int64_t out_;
+  Tensor weight_, bias_;
+  std::shared_ptr<ProjImpl> lora_a_, lora_b_;
+  double scaling_ = 1;
+};
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t n, int64_t dim, c10::ScalarType dtype) {
+    weight = register_parameter("weight", at::empty({n, dim}, meta(dtype)));
+  }
+  Tensor forward(const Tensor& ids) { return at::embedding(weight, ids); }
+  Tensor weight;
+};
+
+// LlamaRMSNorm.forward.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps, c10::ScalarType dtype) : eps_(eps) {
+    weight_ = register_parameter("weight", at::empty({dim}, meta(dtype)));
+  }
+  Tensor forward(const Tensor& x) {
+    auto input_dtype = x.scalar_type();
+    Tensor h = x.to(at::kFloat);
+    Tensor variance = h.pow(2).mean(-1, true);
+    variance = variance + eps_;
+    variance = at::rsqrt(variance);
+    h = h * variance;
+    return weight_ * h.to(input_dtype);
+  }
+
+ private:
+  double eps_;
+  Tensor weight_;
+};
+
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(int64_t dim, double eps, c10::ScalarType dtype) : dim_(dim), eps_(eps) {
+    weight_ = register_parameter("weight", at::empty({dim}, meta(dtype)));
+    bias_ = register_parameter("bias", at::empty({dim}, meta(dtype)));
+  }
+  Tensor forward(const Tensor& x) { return at::layer_norm(x, {dim_}, weight_, bias_, eps_); }
+
+ private:
+  int64_t dim_;
+  double eps_;
+  Tensor weight_, bias_;
+};
+
+// F.scaled_dot_product_attention as a flash-attention kernel runs it (PyTorch 2.x picks flash for
+// fp16/bf16 on recent GPUs, memory-efficient attention for fp32; neither keeps the scores). The
+// forward returns the output, laid out [batch, tokens, heads, dim] as the kernel writes it, and
+// keeps the log-sum-exp per row (fp32); backward allocates dq, dk, dv, the row sums of dO·O and,
+// at half precision, FlashAttention-2's fp32 dq accumulator (rows rounded to 128, dim to 32).
+struct FlashAttention : public torch::autograd::Function<FlashAttention> {
+  static Tensor forward(AutogradContext* ctx, Tensor q, Tensor k, Tensor v) {
+    int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
+    Tensor out = at::empty({B, S, H, D}, q.options()).transpose(1, 2);
+    Tensor lse = at::empty({B, H, S}, q.options().dtype(at::kFloat));
+    ctx->save_for_backward({q, k, v, out, lse});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &q = saved[0], &k = saved[1], &v = saved[2];
+    int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
+    Tensor dq = at::empty({B, S, H, D}, q.options()).transpose(1, 2);
+    Tensor dk = at::empty({B, k.size(2), H, D}, k.options()).transpose(1, 2);
+    Tensor dv = at::empty({B, v.size(2), H, D}, v.options()).transpose(1, 2);
+    Tensor softmax_d = at::empty({B, H, round_up(S, 128)}, q.options().dtype(at::kFloat));
+    Tensor dq_accum;
+    if (q.scalar_type() != at::kFloat)
+      dq_accum =
+          at::empty({B, H, round_up(S, 128), round_up(D, 32)}, q.options().dtype(at::kFloat));
+    return {dq, dk, dv};
+  }
+};
+
+Tensor sdpa(Tensor q, Tensor k, Tensor v) {
+  // Autocast runs scaled_dot_product_attention at the lower precision (its CUDA op list).
+  if (auto lower = detail::autocast_lower()) {
+    q = q.to(*lower);
+    k = k.to(*lower);
+    v = v.to(*lower);
+  }
+  return FlashAttention::apply(q, k, v);
+}
+
+// modeling_llama.repeat_kv: (batch, kv_heads, n, dim) -> (batch, heads, n, dim), a copy.
+Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
+  if (n_rep == 1) return x;
+  int64_t B = x.size(0), KV = x.size(1), N = x.size(2), D = x.size(3);
+  return x.unsqueeze(2).expand({B, KV, n_rep, N, D}).reshape({B, KV * n_rep, N, D});
+}
+
+// Shards of one tensor-parallel rank.
+struct Dims {
+  int64_t hidden, heads, kv_heads, head_dim, inter, vocab, layers;
+};
+
+Dims dims_of(const TransformerConfig& c, int64_t tp) {
+  auto divide = [&](int64_t n, const char* what) {
+    if (n % tp != 0)
+      throw Error(fmt::format("{}: {} {} cannot be split over tensor-parallel degree {}", c.source,
+                              n, what, tp));
+    return n / tp;
+  };
+  Dims d;
+  d.hidden = c.hidden_size;
+  d.heads = divide(c.num_heads, "attention heads");
+  d.kv_heads = divide(c.num_kv_heads, "key/value heads");
+  d.head_dim = c.head_dim;
+  d.inter = divide(c.intermediate_size, "MLP units");
+  d.vocab = (c.vocab_size + tp - 1) / tp;  // Megatron pads the vocabulary to a multiple
+  d.layers = c.num_layers;
+  return d;
+}
+
+// A decoder or encoder layer, runnable with or without recomputation.
+class Layer : public torch::nn::Module {
+ public:
+  virtual Tensor run(const Tensor& hidden, const Aux& aux) = 0;
+};
+
+// torch.utils.checkpoint (use_reentrant=True, transformers' default): forward without grad keeping
+// only the layer's input; backward recomputes the layer with grad, under the autocast state of
+// the forward, and runs backward through it.
+struct Checkpoint : public torch::autograd::Function<Checkpoint> {
+  // `aux` points at the caller's Aux, read during this call only.
+  static Tensor forward(AutogradContext* ctx, Tensor hidden, int64_t layer, int64_t aux) {
+    const Aux& a = *reinterpret_cast<const Aux*>(aux);
+    ctx->save_for_backward({hidden});
+    ctx->saved_data["layer"] = layer;
+    ctx->saved_data["position"] = a.position;
+    ctx->saved_data["cuda"] = a.cuda;
+    for (const auto& [name, t] : {std::pair{"cos", a.cos}, {"sin", a.sin}, {"mask", a.mask}})
+      if (t.defined()) ctx->saved_data[name] = t;
+    auto lower = detail::autocast_lower();
+    ctx->saved_data["autocast"] = lower ? int64_t(*lower) : int64_t(-1);
+    torch::NoGradGuard no_grad;
+    return reinterpret_cast<Layer*>(layer)->run(hidden, a);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Tensor hidden = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    auto* layer = reinterpret_cast<Layer*>(ctx->saved_data["layer"].toInt());
+    Aux aux;
+    auto tensor = [&](const char* name) {
+      auto it = ctx->saved_data.find(name);
+      return it == ctx->saved_data.end() ? Tensor() : it->second.toTensor();
+    };
+    aux.cos = tensor("cos");
+    aux.sin = tensor("sin");
+    aux.mask = tensor("mask");
+    aux.position = ctx->saved_data["position"].toInt();
+    aux.train = true;
+    aux.cuda = ctx->saved_data["cuda"].toBool();
+    Tensor out;
+    {
+      torch::AutoGradMode grad(true);
+      std::optional<detail::AutocastScope> amp;
+      int64_t lower = ctx->saved_data["autocast"].toInt();
+      if (lower >= 0) amp.emplace(c10::ScalarType(lower));
+      out = layer->run(hidden, aux);
+    }
+    torch::autograd::backward({out}, {grads[0]});
+    return {hidden.grad(), Tensor(), Tensor()};
+  }
+};
+
+struct Common {
+  const TransformerConfig& c;
+  const BuildOptions& o;
+  Dims d;
+  bool lora(const std::string& name) const {
+    return o.lora_rank > 0 &&
+           std::find(o.lora_targets.begin(), o.lora_targets.end(), name) != o.lora_targets.end();
+  }
+  std::shared_ptr<ProjImpl> proj(const std::string& name, int64_t in, int64_t out, bool bias,
+                                 bool conv1d = false) const {
+    bool l = lora(name);
+    return std::make_shared<ProjImpl>(in, out, bias, conv1d, o.dtype, l ? o.lora_rank : 0,
+                                      o.lora_alpha);
+  }
+};
+
+// The static KV cache of one attention: [batch, kv_heads, cache_len, head_dim] each.
+struct Cache {
+  Tensor k, v;
+  void make(torch::nn::Module& m, const Common& cm, int64_t kv_heads) {
+    if (cm.o.cache_len <= 0) return;
+    auto shape = std::vector<int64_t>{cm.o.cache_batch, kv_heads, cm.o.cache_len, cm.d.head_dim};
+    k = m.register_buffer("k_cache", at::empty(shape, meta(cm.o.dtype)));
+    v = m.register_buffer("v_cache", at::empty(shape, meta(cm.o.dtype)));
+  }
+  // Writes this step's keys and values at `position` and returns every key and value so far.
+  std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value, int64_t position) {
+    if (!k.defined()) return {key, value};
+    int64_t n = key.size(2);
+    k.narrow(2, position, n).copy_(key);
+    v.narrow(2, position, n).copy_(value);
+    return {k.narrow(2, 0, position + n), v.narrow(2, 0, position + n)};
+  }
+};
+
+// ---------------------------------------------------------------- llama, mistral, qwen2
+
+// modeling_llama.rotate_half and apply_rotary_pos_emb. Python evaluates left to right and frees
+// a temporary as soon as the op that reads it returns; C++ leaves the order of operands open and
+// keeps temporaries to the end of the statement. So each step is its own statement, as here
+// (the op order and the peaks are tested against PyTorch).
+Tensor rotate_half(const Tensor& x) {
+  int64_t half = x.size(-1) / 2;
+  Tensor x1 = x.narrow(-1, 0, half);
+  Tensor x2 = x.narrow(-1, half, x.size(-1) - half);
+  Tensor neg = -x2;
+  return at::cat({neg, x1}, -1);
+}
+Tensor rotary(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  Tensor a = x * cos;
+  Tensor b = rotate_half(x) * sin;
+  return a + b;
+}
+
+class LlamaAttentionImpl : public torch::nn::Module {
+ public:
+  explicit LlamaAttentionImpl(const Common& cm) : cm_(cm) {
+    const Dims& d = cm.d;
+    bool bias = cm.c.attention_bias;
+    q_ = register_module("q_proj", cm.proj("q_proj", d.hidden, d.heads * d.head_dim, bias));
+    k_ = register_module("k_proj", cm.proj("k_proj", d.hidden, d.kv_heads * d.head_dim, bias));
+    v_ = register_module("v_proj", cm.proj("v_proj", d.hidden, d.kv_heads * d.head_dim, bias));
+    // qwen2 has biases on q, k and v only.
+    o_ = register_module("o_proj", cm.proj("o_proj", d.heads * d.head_dim, d.hidden,
+                                           bias && cm.c.model_type != "qwen2"));
+    cache_.make(*this, cm, d.kv_heads);
+  }
+  // LlamaAttention.forward
+  Tensor forward(const Tensor& h, const Aux& aux) {
+    const Dims& d = cm_.d;
+    int64_t B = h.size(0), S = h.size(1);
+    Tensor q = q_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
+    Tensor k = k_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
+    Tensor v = v_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
+    Tensor cos = aux.cos.unsqueeze(1), sin = aux.sin.unsqueeze(1);
+    q = rotary(q, cos, sin);
+    k = rotary(k, cos, sin);
+    std::tie(k, v) = cache_.update(k, v, aux.position);
+    int64_t n_rep = d.heads / d.kv_heads;
+    k = repeat_kv(k, n_rep);
+    v = repeat_kv(v, n_rep);
+    Tensor out;
+    if (cm_.o.attention == AttentionKernel::kSdpa) {
+      out = sdpa(q, k, v);  // sdpa_attention_forward
+    } else {                // eager_attention_forward
+      Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(d.head_dim)));
+      if (aux.mask.defined()) w = w + aux.mask.narrow(-1, 0, k.size(-2));
+      w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
+      w = dropout(w, cm_.c.attention_dropout, aux);
+      out = at::matmul(w, v);
+    }
+    out = out.transpose(1, 2).contiguous().reshape({B, S, -1}).contiguous();
+    return o_->forward(out);
+  }
+
+ private:
+  const Common& cm_;
+  std::shared_ptr<ProjImpl> q_, k_, v_, o_;
+  Cache cache_;
+};
+
+class LlamaMLPImpl : public torch::nn::Module {
+ public:
+  explicit LlamaMLPImpl(const Common& cm) {
+    const Dims& d = cm.d;
+    bool bias = cm.c.mlp_bias;
+    gate_ = register_module("gate_proj", cm.proj("gate_proj", d.hidden, d.inter, bias));
+    up_ = register_module("up_proj", cm.proj("up_proj", d.hidden, d.inter, bias));
+    down_ = register_module("down_proj", cm.proj("down_proj", d.inter, d.hidden, bias));
+  }
+  Tensor forward(const Tensor& x) {
+    Tensor product;
+    {  // Python frees the operands once the product exists
+      Tensor gate = at::silu(gate_->forward(x));
+      Tensor up = up_->forward(x);
+      product = gate * up;
+    }
+    return down_->forward(product);
+  }
+
+ private:
+  std::shared_ptr<ProjImpl> gate_, up_, down_;
+};
+
+class LlamaLayer : public Layer {
+ public:
+  explicit LlamaLayer(const Common& cm) {
+    attn_ = register_module("self_attn", std::make_shared<LlamaAttentionImpl>(cm));
+    mlp_ = register_module("mlp", std::make_shared<LlamaMLPImpl>(cm));
+    ln1_ = register_module("input_layernorm",
+                           std::make_shared<RMSNormImpl>(cm.d.hidden, cm.c.norm_eps, cm.o.dtype));
+    ln2_ = register_module("post_attention_layernorm",
+                           std::make_shared<RMSNormImpl>(cm.d.hidden, cm.c.norm_eps, cm.o.dtype));
+  }
+  // LlamaDecoderLayer.forward
+  Tensor run(const Tensor& hidden, const Aux& aux) override {
+    Tensor residual = hidden;
+    Tensor h = attn_->forward(ln1_->forward(hidden), aux);
+    h = residual + h;
+    residual = h;
+    h = mlp_->forward(ln2_->forward(h));
+    return residual + h;
+  }
+
+ private:
+  std::shared_ptr<LlamaAttentionImpl> attn_;
+  std::shared_ptr<LlamaMLPImpl> mlp_;
+  std::shared_ptr<RMSNormImpl> ln1_, ln2_;
+};
+
+// The layers, run in order, each through Checkpoint when asked.
+Tensor run_layers(const std::vector<std::shared_ptr<Layer>>& layers, Tensor h, const Aux& aux,
+                  bool checkpointing) {
+  for (const auto& layer : layers) {
+    if (checkpointing && aux.train) {
+      // PEFT/transformers' enable_input_require_grads: with a frozen embedding, the first
+      // checkpoint's input must require grad for backward to reach the layers.
+      if (!h.requires_grad()) h = h.detach().requires_grad_(true);
+      h = Checkpoint::apply(h, reinterpret_cast<int64_t>(static_cast<Layer*>(layer.get())),
+                            reinterpret_cast<int64_t>(&aux));
+    } else {
+      h = layer->run(h, aux);
+    }
+  }
+  return h;
+}
+
+// ForCausalLMLoss (transformers.loss.loss_utils): logits in fp32, labels shifted by padding.
+Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels) {
+  Tensor l = logits.to(at::kFloat);
+  Tensor padded = at::pad(labels, {0, 1}, "constant", -100);
+  Tensor shift = padded.narrow(-1, 1, labels.size(-1)).contiguous();
+  return at::cross_entropy_loss(l.view({-1, l.size(-1)}), shift.view({-1}), {}, at::Reduction::Mean,
+                                -100);
+}
+
+class LlamaModel : public CausalModel {
+ public:
+  LlamaModel(const TransformerConfig& c, const BuildOptions& o) : cm_{c, o, dims_of(c, o.tp)} {
+    const Dims& d = cm_.d;
+    auto model = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
+    embed_ = model->register_module("embed_tokens",
+                                    std::make_shared<EmbeddingImpl>(d.vocab, d.hidden, o.dtype));
+    auto list = model->register_module("layers", std::make_shared<torch::nn::Module>("ModuleList"));
+    for (int64_t i = 0; i < d.layers; ++i)
+      layers_.push_back(
+          list->register_module(std::to_string(i), std::make_shared<LlamaLayer>(cm_)));
+    norm_ = model->register_module("norm",
+                                   std::make_shared<RMSNormImpl>(d.hidden, c.norm_eps, o.dtype));
+    // LlamaRotaryEmbedding's inv_freq (persistent=False).
+    auto rotary = model->register_module("rotary_emb",
+                                         std::make_shared<torch::nn::Module>("RotaryEmbedding"));
+    inv_freq_ = rotary->register_buffer("inv_freq", at::empty({d.head_dim / 2}, meta(at::kFloat)));
+    if (c.tie_word_embeddings && o.tp == 1) {
+      head_weight_ = embed_->weight;
+      auto head = register_module("lm_head", std::make_shared<torch::nn::Module>("Linear"));
+      head->register_parameter("weight", head_weight_);
+    } else {
+      head_ = register_module("lm_head", cm_.proj("lm_head", d.hidden, d.vocab, false));
+    }
+  }
+
+  Tensor forward(const std::vector<Tensor>& in, int64_t position) override {
+    const Tensor& ids = in.at(0);
+    bool train = in.size() > 1;
+    int64_t B = ids.size(0), S = ids.size(1);
+    Aux aux;
+    aux.train = is_training();
+    aux.cuda = cm_.o.cuda;
+    aux.position = position;
+    Tensor h = embed_->forward(ids);
+    auto long_ = ids.options().dtype(at::kLong);
+    Tensor cache_position = at::arange(position, position + S, long_);
+    Tensor position_ids = cache_position.unsqueeze(0);
+    if (cm_.o.attention == AttentionKernel::kEager) {
+      // _prepare_4d_causal_attention_mask_with_cache_position
+      int64_t T = position + S;
+      double min = h.scalar_type() == at::kFloat      ? std::numeric_limits<float>::lowest()
+                   : h.scalar_type() == at::kBFloat16 ? -3.3895313892515355e38
+                                                      : -65504.0;
+      Tensor mask = at::full({S, T}, min, h.options());
+      if (S != 1) mask = at::triu(mask, 1);
+      Tensor positions = at::arange(T, long_);
+      mask.mul_(positions > cache_position.reshape({-1, 1}));
+      aux.mask = mask.unsqueeze(0).unsqueeze(0).expand({B, 1, -1, -1});
+    }
+    {  // LlamaRotaryEmbedding.forward
+      Tensor inv =
+          inv_freq_.unsqueeze(0).unsqueeze(-1).to(at::kFloat).expand({position_ids.size(0), -1, 1});
+      Tensor pos = position_ids.unsqueeze(1).to(at::kFloat);
+      Tensor inv32 = inv.to(at::kFloat);
+      Tensor pos32 = pos.to(at::kFloat);
+      Tensor freqs = at::matmul(inv32, pos32).transpose(1, 2);
+      Tensor emb = at::cat({freqs, freqs}, -1);
+      detail::AutocastPause no_amp;  // torch.autocast(enabled=False) around it
+      aux.cos = (emb.cos() * 1.0).to(h.scalar_type());
+      aux.sin = (emb.sin() * 1.0).to(h.scalar_type());
+    }
+    h = run_layers(layers_, h, aux, cm_.o.checkpointing);
+    h = norm_->forward(h);
+    if (!train) h = h.narrow(1, S - 1, 1);  // generate(): logits_to_keep=1
+    Tensor logits = head_ ? head_->forward(h) : at::linear(h, head_weight_);
+    if (!train) return logits;
+    return causal_lm_loss(logits, in.at(1));
+  }
+
+ private:
+  Common cm_;
+  std::shared_ptr<EmbeddingImpl> embed_;
+  std::vector<std::shared_ptr<Layer>> layers_;
+  std::shared_ptr<RMSNormImpl> norm_;
+  std::shared_ptr<ProjImpl> head_;
+  Tensor head_weight_, inv_freq_;
+};
+
+// ---------------------------------------------------------------- gpt2
+
+// The MLP activation named by the config, as transformers' ACT2FN computes it.
+Tensor activation(const std::string& name, const Tensor& x) {
+  if (name == "gelu_new") {  // NewGELUActivation, written out in Python ops
+    constexpr double kPi = 3.14159265358979323846;
+    Tensor half = 0.5 * x;
+    Tensor t = at::pow(x, 3.0);
+    t = 0.044715 * t;
+    t = x + t;
+    t = std::sqrt(2.0 / kPi) * t;
+    t = at::tanh(t);
+    t = 1.0 + t;
+    return half * t;
+  }
+  if (name == "gelu") return at::gelu(x);
+  if (name == "gelu_pytorch_tanh") return at::gelu(x, "tanh");
+  if (name == "relu") return at::relu(x);
+  if (name == "silu" || name == "swish") return at::silu(x);
+  throw Error(
+      fmt::format("activation '{}' is not modelled; expected gelu_new, gelu, "
+                  "gelu_pytorch_tanh, relu or silu",
+                  name));
+}
+
+class GPT2AttentionImpl : public torch::nn::Module {
+ public:
+  explicit GPT2AttentionImpl(const Common& cm) : cm_(cm) {
+    const Dims& d = cm.d;
+    int64_t inner = d.heads * d.head_dim;
+    c_attn_ = register_module("c_attn", cm.proj("c_attn", d.hidden, 3 * inner, true, true));
+    c_proj_ = register_module("c_proj", cm.proj("c_proj", inner, d.hidden, true, true));
+    // The causal mask buffer (persistent=False), bool [1, 1, n_positions, n_positions].
+    if (cm.o.attention == AttentionKernel::kEager)
+      bias_ = register_buffer(
+          "bias", at::empty({1, 1, cm.c.max_positions, cm.c.max_positions}, meta(at::kBool)));
+    cache_.make(*this, cm, d.heads);
+  }
+  // GPT2Attention.forward (and GPT2SdpaAttention's)
+  Tensor forward(const Tensor& h, const Aux& aux) {
+    const Dims& d = cm_.d;
+    int64_t B = h.size(0), S = h.size(1), inner = d.heads * d.head_dim;
+    auto qkv = c_attn_->forward(h).split(inner, 2);
+    auto heads = [&](const Tensor& t) {  // _split_heads
+      return t.view({B, S, d.heads, d.head_dim}).permute({0, 2, 1, 3});
+    };
+    Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+    std::tie(k, v) = cache_.update(k, v, aux.position);
+    Tensor out;
+    if (cm_.o.attention == AttentionKernel::kSdpa) {
+      out = sdpa(q, k, v);
+    } else {  // _attn
+      Tensor w = at::matmul(q, k.transpose(-1, -2));
+      w = w / at::full({}, std::pow(double(v.size(-1)), 0.5), w.options());
+      int64_t T = k.size(-2);
+      Tensor mask = bias_.narrow(2, T - S, S).narrow(3, 0, T);
+      double min = w.scalar_type() == at::kFloat      ? std::numeric_limits<float>::lowest()
+                   : w.scalar_type() == at::kBFloat16 ? -3.3895313892515355e38
+                                                      : -65504.0;
+      Tensor mask_value = at::full({}, min, w.options());
+      w = at::where(mask, w.to(w.scalar_type()), mask_value);
+      w = at::softmax(w, -1);
+      w = w.to(v.scalar_type());
+      w = dropout(w, cm_.c.attention_dropout, aux);
+      out = at::matmul(w, v);
+    }
+    out = out.permute({0, 2, 1, 3}).contiguous().view({B, S, inner});  // _merge_heads
+    return dropout(c_proj_->forward(out), cm_.c.hidden_dropout, aux);
+  }
+
+ private:
+  const Common& cm_;
+  std::shared_ptr<ProjImpl> c_attn_, c_proj_;
+  Tensor bias_;
+  Cache cache_;
+};
+
+class GPT2Block : public Layer {
+ public:
+  explicit GPT2Block(const Common& cm) : cm_(cm) {
+    const Dims& d = cm.d;
+    ln1_ = register_module("ln_1",
+                           std::make_shared<LayerNormImpl>(d.hidden, cm.c.norm_eps, cm.o.dtype));
+    attn_ = register_module("attn", std::make_shared<GPT2AttentionImpl>(cm));
+    ln2_ = register_module("ln_2",
+                           std::make_shared<LayerNormImpl>(d.hidden, cm.c.norm_eps, cm.o.dtype));
+    auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>("GPT2MLP"));
+    c_fc_ = mlp->register_module("c_fc", cm.proj("c_fc", d.hidden, d.inter, true, true));
+    c_proj_ = mlp->register_module("c_proj", cm.proj("c_proj", d.inter, d.hidden, true, true));
+  }
+  // GPT2Block.forward
+  Tensor run(const Tensor& hidden, const Aux& aux) override {
+    Tensor residual = hidden;
+    Tensor h = attn_->forward(ln1_->forward(hidden), aux);
+    h = h + residual;
+    residual = h;
+    Tensor m = c_proj_->forward(activation(cm_.c.hidden_act, c_fc_->forward(ln2_->forward(h))));
+    m = dropout(m, cm_.c.hidden_dropout, aux);
+    return residual + m;
+  }
+
+ private:
+  const Common& cm_;
+  std::shared_ptr<LayerNormImpl> ln1_, ln2_;
+  std::shared_ptr<GPT2AttentionImpl> attn_;
+  std::shared_ptr<ProjImpl> c_fc_, c_proj_;
+};
+
+class GPT2Model : public CausalModel {
+ public:
+  GPT2Model(const TransformerConfig& c, const BuildOptions& o) : cm_{c, o, dims_of(c, o.tp)} {
+    const Dims& d = cm_.d;
+    auto t = register_module("transformer", std::make_shared<torch::nn::Module>("GPT2Model"));
+    wte_ = t->register_module("wte", std::make_shared<EmbeddingImpl>(d.vocab, d.hidden, o.dtype));
+    wpe_ = t->register_module("wpe",
+                              std::make_shared<EmbeddingImpl>(c.max_positions, d.hidden, o.dtype));
+    auto list = t->register_module("h", std::make_shared<torch::nn::Module>("ModuleList"));
+    for (int64_t i = 0; i < d.layers; ++i)
+      layers_.push_back(list->register_module(std::to_string(i), std::make_shared<GPT2Block>(cm_)));
+    ln_f_ =
+        t->register_module("ln_f", std::make_shared<LayerNormImpl>(d.hidden, c.norm_eps, o.dtype));
+    auto head = register_module("lm_head", std::make_shared<torch::nn::Module>("Linear"));
+    head->register_parameter("weight", wte_->weight);  // tied: the same tensor
+  }
+  // GPT2LMHeadModel.forward
+  Tensor forward(const std::vector<Tensor>& in, int64_t position) override {
+    const Tensor& ids = in.at(0);
+    bool train = in.size() > 1;
+    int64_t S = ids.size(1);
+    Aux aux;
+    aux.train = is_training();
+    aux.cuda = cm_.o.cuda;
+    aux.position = position;
+    Tensor position_ids =
+        at::arange(position, position + S, ids.options().dtype(at::kLong)).unsqueeze(0);
+    Tensor inputs_embeds = wte_->forward(ids);
+    Tensor position_embeds = wpe_->forward(position_ids);
+    Tensor h = inputs_embeds + position_embeds;
+    h = dropout(h, cm_.c.embedding_dropout, aux);
+    h = run_layers(layers_, h, aux, cm_.o.checkpointing);
+    h = ln_f_->forward(h);
+    if (!train) h = h.narrow(1, S - 1, 1);
+    Tensor logits = at::linear(h, wte_->weight);
+    if (!train) return logits;
+    return causal_lm_loss(logits, in.at(1));
+  }
+
+ private:
+  Common cm_;
+  std::shared_ptr<EmbeddingImpl> wte_, wpe_;
+  std::vector<std::shared_ptr<Layer>> layers_;
+  std::shared_ptr<LayerNormImpl> ln_f_;
+};
+
+// ---------------------------------------------------------------- bert
+
+class BertLayer : public Layer {
+ public:
+  explicit BertLayer(const Common& cm) : cm_(cm) {
+    const Dims& d = cm.d;
+    int64_t inner = d.heads * d.head_dim;
+    auto attention =
+        register_module("attention", std::make_shared<torch::nn::Module>("BertAttention"));
+    auto self = attention->register_module(
+        "self", std::make_shared<torch::nn::Module>("BertSelfAttention"));
+    q_ = self->register_module("query", cm.proj("query", d.hidden, inner, true));
+    k_ = self->register_module("key", cm.proj("key", d.hidden, inner, true));
+    v_ = self->register_module("value", cm.proj("value", d.hidden, inner, true));
+    auto so =
+        attention->register_module("output", std::make_shared<torch::nn::Module>("BertSelfOutput"));
+    attn_dense_ = so->register_module("dense", cm.proj("dense", inner, d.hidden, true));
+    attn_ln_ = so->register_module(
+        "LayerNorm", std::make_shared<LayerNormImpl>(d.hidden, cm.c.norm_eps, cm.o.dtype));
+    auto inter =
+        register_module("intermediate", std::make_shared<torch::nn::Module>("BertIntermediate"));
+    inter_ = inter->register_module("dense", cm.proj("dense", d.hidden, d.inter, true));
+    auto out = register_module("output", std::make_shared<torch::nn::Module>("BertOutput"));
+    out_dense_ = out->register_module("dense", cm.proj("dense", d.inter, d.hidden, true));
+    out_ln_ = out->register_module(
+        "LayerNorm", std::make_shared<LayerNormImpl>(d.hidden, cm.c.norm_eps, cm.o.dtype));
+  }
+  // BertLayer.forward: BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput.
+  Tensor run(const Tensor& hidden, const Aux& aux) override {
+    const Dims& d = cm_.d;
+    int64_t B = hidden.size(0), S = hidden.size(1);
+    auto heads = [&](const Tensor& t) {  // transpose_for_scores
+      return t.view({B, S, d.heads, d.head_dim}).permute({0, 2, 1, 3});
+    };
+    Tensor q = heads(q_->forward(hidden));
+    Tensor k = heads(k_->forward(hidden));
+    Tensor v = heads(v_->forward(hidden));
+    Tensor context;
+    if (cm_.o.attention == AttentionKernel::kSdpa) {
+      context = sdpa(q, k, v);  // an all-ones mask is dropped: no mask, not causal
+    } else {
+      Tensor scores = at::matmul(q, k.transpose(-1, -2));
+      scores = scores / std::sqrt(double(d.head_dim));
+      scores = scores + aux.mask;
+      Tensor probs = at::softmax(scores, -1);
+      probs = dropout(probs, cm_.c.attention_dropout, aux);
+      context = at::matmul(probs, v);
+    }
+    context = context.permute({0, 2, 1, 3}).contiguous().view({B, S, d.heads * d.head_dim});
+    Tensor a = dropout(attn_dense_->forward(context), cm_.c.hidden_dropout, aux);
+    a = attn_ln_->forward(a + hidden);
+    Tensor i = activation(cm_.c.hidden_act, inter_->forward(a));
+    Tensor o = dropout(out_dense_->forward(i), cm_.c.hidden_dropout, aux);
+    return out_ln_->forward(o + a);
+  }
+
+ private:
+  const Common& cm_;
+  std::shared_ptr<ProjImpl> q_, k_, v_, attn_dense_, inter_, out_dense_;
+  std::shared_ptr<LayerNormImpl> attn_ln_, out_ln_;
+};
+
+class BertModel : public CausalModel {
+ public:
+  BertModel(const TransformerConfig& c, const BuildOptions& o) : cm_{c, o, dims_of(c, o.tp)} {
+    const Dims& d = cm_.d;
+    auto e = register_module("embeddings", std::make_shared<torch::nn::Module>("BertEmbeddings"));
+    word_ = e->register_module("word_embeddings",
+                               std::make_shared<EmbeddingImpl>(d.vocab, d.hidden, o.dtype));
+    pos_ = e->register_module("position_embeddings",
+                              std::make_shared<EmbeddingImpl>(c.max_positions, d.hidden, o.dtype));
+    type_ = e->register_module("token_type_embeddings", std::make_shared<EmbeddingImpl>(
+                                                            c.type_vocab_size, d.hidden, o.dtype));
+    ln_ = e->register_module("LayerNorm",
+                             std::make_shared<LayerNormImpl>(d.hidden, c.norm_eps, o.dtype));
+    position_ids_ =
+        e->register_buffer("position_ids", at::empty({1, c.max_positions}, meta(at::kLong)));
+    token_type_ids_ =
+        e->register_buffer("token_type_ids", at::empty({1, c.max_positions}, meta(at::kLong)));
+    auto enc = register_module("encoder", std::make_shared<torch::nn::Module>("BertEncoder"));
+    auto list = enc->register_module("layer", std::make_shared<torch::nn::Module>("ModuleList"));
+    for (int64_t i = 0; i < d.layers; ++i)
+      layers_.push_back(list->register_module(std::to_string(i), std::make_shared<BertLayer>(cm_)));
+    auto pooler = register_module("pooler", std::make_shared<torch::nn::Module>("BertPooler"));
+    pool_ = pooler->register_module("dense", cm_.proj("dense", d.hidden, d.hidden, true));
+  }
+  // BertModel.forward; training's loss is the mean square of the last hidden states.
+  Tensor forward(const std::vector<Tensor>& in, int64_t) override {
+    const Tensor& ids = in.at(0);
+    bool train = in.size() > 1;
+    int64_t B = ids.size(0), S = ids.size(1);
+    Aux aux;
+    aux.train = is_training();
+    aux.cuda = cm_.o.cuda;
+    if (cm_.o.attention == AttentionKernel::kEager) {  // get_extended_attention_mask
+      Tensor mask = at::ones({B, S}, ids.options().dtype(at::kFloat));
+      Tensor ext = mask.unsqueeze(1).unsqueeze(2).to(word_->weight.scalar_type());
+      aux.mask = (1.0 - ext) * (word_->weight.scalar_type() == at::kFloat
+                                    ? double(std::numeric_limits<float>::lowest())
+                                    : -65504.0);
+    }
+    // BertEmbeddings.forward
+    Tensor position_ids = position_ids_.narrow(1, 0, S);
+    Tensor token_types = token_type_ids_.narrow(1, 0, S).expand({B, S});
+    Tensor inputs_embeds = word_->forward(ids);
+    Tensor type_embeds = type_->forward(token_types);
+    Tensor e = inputs_embeds + type_embeds;
+    e += pos_->forward(position_ids);
+    e = dropout(ln_->forward(e), cm_.c.hidden_dropout, aux);
+    Tensor h = run_layers(layers_, e, aux, cm_.o.checkpointing);
+    Tensor pooled = at::tanh(pool_->forward(h.select(1, 0)));  // BertPooler
+    (void)pooled;
+    if (!train) return h;
+    h = h.to(at::kFloat);
+    h = h.square();
+    return h.mean();
+  }
+
+ private:
+  Common cm_;
+  std::shared_ptr<EmbeddingImpl> word_, pos_, type_;
+  std::shared_ptr<LayerNormImpl> ln_;
+  Tensor position_ids_, token_type_ids_;
+  std::vector<std::shared_ptr<Layer>> layers_;
+  std::shared_ptr<ProjImpl> pool_;
+};
+
+}  // namespace
+
+std::shared_ptr<CausalModel> build(const TransformerConfig& config, const BuildOptions& options) {
+  if (config.model_type == "llama" || config.model_type == "mistral" ||
+      config.model_type == "qwen2")
+    return std::make_shared<LlamaModel>(config, options);
+  if (config.model_type == "gpt2") return std::make_shared<GPT2Model>(config, options);
+  if (config.model_type == "bert") return std::make_shared<BertModel>(config, options);
+  throw Error(
+      fmt::format("{}: model_type '{}' has no C++ module", config.source, config.model_type));
+}
+
+}  // namespace footprint::lm

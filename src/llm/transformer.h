@@ -1,0 +1,56 @@
+// The transformer families of footprint llm as LibTorch C++ modules: llama (also mistral and
+// qwen2), gpt2 and bert. Each follows Hugging Face transformers' modeling code (4.4x) op for op,
+// with its parameter names, so that the parameter tensors and the op sequence match; the tensors
+// are made on the meta device at once, so a 70B model costs no memory.
+//
+// Beyond the reference code, for the questions footprint answers:
+//   - a static KV cache (k_cache, v_cache buffers per attention) for inference;
+//   - gradient checkpointing per decoder layer (torch.utils.checkpoint's: forward without grad,
+//     the layer recomputed in backward);
+//   - LoRA adapters on chosen projections (PEFT's: base frozen, A then B, scaled, added);
+//   - tensor parallelism: one rank's shard (heads, key/value heads, MLP width and vocabulary
+//     divided by the degree, as Megatron-LM splits them);
+//   - attention as eager (the matrices of scores) or SDPA (a flash-attention kernel: no scores).
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "footprint/hf_config.h"
+
+namespace footprint::lm {
+
+enum class AttentionKernel { kEager, kSdpa };
+
+struct BuildOptions {
+  c10::ScalarType dtype = at::kFloat;  // of the parameters
+  AttentionKernel attention = AttentionKernel::kSdpa;
+  int64_t tp = 1;    // tensor-parallel degree: this is rank 0's shard
+  bool cuda = true;  // the target: dropout runs CUDA's fused kernel, else PyTorch 1.13's CPU one
+  bool checkpointing = false;
+  int64_t lora_rank = 0;  // 0: no LoRA
+  double lora_alpha = 16;
+  std::vector<std::string> lora_targets;  // module names: q_proj, v_proj, ...
+  // A static KV cache of batch x cache_len positions per layer (inference); 0: none.
+  int64_t cache_batch = 0;
+  int64_t cache_len = 0;
+};
+
+// A built model. forward's inputs are token ids [batch, tokens] (int64) and, for training, the
+// labels [batch, tokens] (int64): then it returns the loss (the causal-LM loss: logits in fp32,
+// cross-entropy against the next token; bert: the mean square of its last hidden states, as
+// ../shared/MEASUREMENT.md's loss for a non-classifier). Without labels it returns the logits of
+// the last position (bert: the pooled output), as generate() asks for them. `position` is the
+// first token's position (decode: the cache's last slot).
+class CausalModel : public torch::nn::Module {
+ public:
+  using torch::nn::Module::Module;
+  virtual torch::Tensor forward(const std::vector<torch::Tensor>& inputs, int64_t position) = 0;
+};
+
+std::shared_ptr<CausalModel> build(const TransformerConfig& config, const BuildOptions& options);
+
+}  // namespace footprint::lm
