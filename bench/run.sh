@@ -13,3 +13,5 @@ echo "== summary of resnet50 in training mode"
 /usr/bin/python3 "$here/bench/summary_cli.py" "$build/footprint" "$build/tests/models" 5
 echo "== memory and fit of resnet50 in training"
 /usr/bin/python3 "$here/bench/memory_cli.py" "$build/footprint" "$build/tests/models" 5
+echo "== llm on Llama-2-70B"
+/usr/bin/python3 "$here/bench/llm_cli.py" "$build/footprint" "$here" 5

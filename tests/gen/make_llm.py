@@ -182,17 +182,19 @@ class LlamaForCausalLM(nn.Module):
 
 def forward_ops(model, ids, labels):
     """Top-level aten ops of one training forward, with their tensor inputs' shapes."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+    # The legacy profiler: Kineto's microsecond times tie and lose parents now and then.
+    with torch.autograd.profiler.profile(use_kineto=False, record_shapes=True) as prof:
         model(ids, labels)
-    # Top level by time: an op inside another op's interval is its child (the profiler's
-    # cpu_parent links are sometimes missing).
-    events = sorted((e for e in prof.events() if e.name.startswith("aten::")),
-                    key=lambda e: (e.time_range.start, -e.time_range.end))
-    ops, end = [], -1
-    for e in events:
-        if e.time_range.start >= end:
-            ops.append([e.name, [list(s) for s in e.input_shapes if s]])
-            end = e.time_range.end
+    ops = []
+    for e in prof.function_events:
+        if e.cpu_parent is not None or not e.name.startswith("aten::"):
+            continue
+        shapes = [list(s) for s in e.input_shapes if s]
+        # 1.13 loses linear's link to its matmul (input @ weight.t()): that matmul is linear's.
+        if (e.name == "aten::matmul" and ops and ops[-1][0] == "aten::linear" and len(shapes) == 2
+                and shapes[0] == ops[-1][1][0] and shapes[1] == ops[-1][1][1][::-1]):
+            continue
+        ops.append([e.name, shapes])
     return ops
 
 
