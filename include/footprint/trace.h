@@ -58,7 +58,7 @@ struct TraceOp {
   // The op had no kernel for the capture device: its outputs' shapes were guessed from its
   // inputs (docs/engine.md).
   bool guessed = false;
-  bool weight_cast = false;  // autocast's copy of a weight into its cache
+  bool weight_cast = false;      // autocast's copy of a weight into its cache
   std::vector<OpValue> inputs;   // as the schema lists them
   std::vector<OpValue> outputs;  // as the schema returns them
 };
