@@ -595,16 +595,21 @@ int64_t largest_fitting(const std::function<bool(int64_t)>& fits,
   // Memory grows about linearly: aim at the limit from the last two points, then close the
   // bracket [lo, hi) the same way, halving where the line stops helping.
   int64_t lo = 1, hi = 0, a = 1, b = 2;
+  int64_t width = INT64_MAX;  // the bracket's width at the last aim
   while (hi == 0 || hi - lo > 1) {
     double slope = double(need_at(b) - need_at(a)) / double(b - a);
     int64_t guess = slope > 0 ? a + int64_t(double(capacity - need_at(a)) / slope)
                     : hi      ? (lo + hi) / 2
                               : lo * 2;
+    // Where memory grows faster than the line (attention's scores with the context), the aim
+    // falls short: step at least an eighth of lo up, and bisect when the last aim did not halve
+    // the bracket, so that a bracket never shrinks slower than every other step by half.
     if (hi == 0) {
-      guess = std::clamp<int64_t>(guess, lo + 1, std::min(max, lo * 64));
+      guess = std::clamp<int64_t>(guess, lo + std::max<int64_t>(1, lo / 8), std::min(max, lo * 64));
     } else {
       guess = std::clamp<int64_t>(guess, lo + 1, hi - 1);
-      if (guess == a || guess == b) guess = (lo + hi) / 2;
+      if (guess == a || guess == b || 2 * (hi - lo) > width) guess = (lo + hi) / 2;
+      width = hi - lo;
     }
     if (probed.count(guess)) guess = hi ? (lo + hi) / 2 : std::min(max, guess * 2);
     if (fits_at(guess)) {

@@ -224,12 +224,11 @@ std::vector<std::string> lora_targets(const TransformerConfig& c, const LlmScena
   return s.lora_targets;
 }
 
-lm::BuildOptions base_options(const TransformerConfig& c, const LlmScenario& s) {
+lm::BuildOptions base_options(const LlmScenario& s) {
   lm::BuildOptions o;
   o.attention = kernel_of(s);
   o.tp = s.tp;
   o.cuda = s.memory.target == Target::kCuda;
-  (void)c;
   return o;
 }
 
@@ -248,7 +247,7 @@ void note_guesses(const Trace& t, MemoryReport& r) {
 MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
                        bool prefill, LlmReport* report) {
   Precision w = weights_of(c, s);
-  lm::BuildOptions o = base_options(c, s);
+  lm::BuildOptions o = base_options(s);
   o.dtype = compute_dtype(c, w);
   if (is_decoder(c)) {
     o.cache_batch = batch;
@@ -307,7 +306,7 @@ void shard(const TransformerConfig& c, const LlmScenario& s, const Model& info, 
 
 MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
                       LlmReport* report) {
-  lm::BuildOptions o = base_options(c, s);
+  lm::BuildOptions o = base_options(s);
   o.dtype = at::kFloat;
   o.checkpointing = s.checkpointing;
   if (s.lora_rank > 0) {
@@ -370,7 +369,7 @@ int64_t need_of(const MemoryReport& r) {
   return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead : r.peak.bytes;
 }
 
-void check(const TransformerConfig& c, const LlmScenario& s) {
+void check(const LlmScenario& s) {
   if (s.batch < 1)
     throw Error(fmt::format("batch {} is not a batch size; expected 1 or more", s.batch));
   if (s.context < 0) throw Error("context must be a number of tokens, 1 or more");
@@ -389,13 +388,12 @@ void check(const TransformerConfig& c, const LlmScenario& s) {
         "inference, --precision for training");
   if (s.fit != FitTarget::kNone && !s.memory.gpu && !s.memory.capacity)
     throw Error("--fit needs a device: pass --gpu with a name (h100) or a size (80GiB)");
-  (void)c;
 }
 
 }  // namespace
 
 LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
-  check(c, s);
+  check(s);
   LlmReport r;
   r.config = c;
   r.batch = s.batch;

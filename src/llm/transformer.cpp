@@ -3,9 +3,9 @@
 // the lines followed), with PEFT's LoRA and torch.utils.checkpoint's recomputation.
 #include "llm/transformer.h"
 
+#include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <torch/autograd.h>
-#include <torch/torch.h>
 
 #include <cmath>
 #include <limits>
@@ -26,6 +26,18 @@ int64_t round_up(int64_t n, int64_t to) {
 
 at::TensorOptions meta(c10::ScalarType dtype) {
   return at::TensorOptions().device(at::kMeta).dtype(dtype);
+}
+
+// torch.finfo(dtype).min, the masks' fill value.
+double lowest(c10::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16:
+      return -3.3895313892515355e38;
+    case at::kHalf:
+      return -65504.0;
+    default:
+      return std::numeric_limits<float>::lowest();
+  }
 }
 
 // What every layer needs besides the hidden states: rotary cos/sin, the attention mask, the cache
@@ -259,6 +271,13 @@ struct Common {
   const TransformerConfig& c;
   const BuildOptions& o;
   Dims d;
+  Aux aux(bool train, int64_t position) const {
+    Aux a;
+    a.train = train;
+    a.cuda = o.cuda;
+    a.position = position;
+    return a;
+  }
   bool lora(const std::string& name) const {
     return o.lora_rank > 0 &&
            std::find(o.lora_targets.begin(), o.lora_targets.end(), name) != o.lora_targets.end();
@@ -461,10 +480,7 @@ class LlamaModel : public CausalModel {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
     int64_t B = ids.size(0), S = ids.size(1);
-    Aux aux;
-    aux.train = is_training();
-    aux.cuda = cm_.o.cuda;
-    aux.position = position;
+    Aux aux = cm_.aux(is_training(), position);
     Tensor h = embed_->forward(ids);
     auto long_ = ids.options().dtype(at::kLong);
     Tensor cache_position = at::arange(position, position + S, long_);
@@ -472,10 +488,7 @@ class LlamaModel : public CausalModel {
     if (cm_.o.attention == AttentionKernel::kEager) {
       // _prepare_4d_causal_attention_mask_with_cache_position
       int64_t T = position + S;
-      double min = h.scalar_type() == at::kFloat      ? std::numeric_limits<float>::lowest()
-                   : h.scalar_type() == at::kBFloat16 ? -3.3895313892515355e38
-                                                      : -65504.0;
-      Tensor mask = at::full({S, T}, min, h.options());
+      Tensor mask = at::full({S, T}, lowest(h.scalar_type()), h.options());
       if (S != 1) mask = at::triu(mask, 1);
       Tensor positions = at::arange(T, long_);
       mask.mul_(positions > cache_position.reshape({-1, 1}));
@@ -566,10 +579,7 @@ class GPT2AttentionImpl : public torch::nn::Module {
       w = w / at::full({}, std::pow(double(v.size(-1)), 0.5), w.options());
       int64_t T = k.size(-2);
       Tensor mask = bias_.narrow(2, T - S, S).narrow(3, 0, T);
-      double min = w.scalar_type() == at::kFloat      ? std::numeric_limits<float>::lowest()
-                   : w.scalar_type() == at::kBFloat16 ? -3.3895313892515355e38
-                                                      : -65504.0;
-      Tensor mask_value = at::full({}, min, w.options());
+      Tensor mask_value = at::full({}, lowest(w.scalar_type()), w.options());
       w = at::where(mask, w.to(w.scalar_type()), mask_value);
       w = at::softmax(w, -1);
       w = w.to(v.scalar_type());
@@ -639,10 +649,7 @@ class GPT2Model : public CausalModel {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
     int64_t S = ids.size(1);
-    Aux aux;
-    aux.train = is_training();
-    aux.cuda = cm_.o.cuda;
-    aux.position = position;
+    Aux aux = cm_.aux(is_training(), position);
     Tensor position_ids =
         at::arange(position, position + S, ids.options().dtype(at::kLong)).unsqueeze(0);
     Tensor inputs_embeds = wte_->forward(ids);
@@ -755,15 +762,11 @@ class BertModel : public CausalModel {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
     int64_t B = ids.size(0), S = ids.size(1);
-    Aux aux;
-    aux.train = is_training();
-    aux.cuda = cm_.o.cuda;
+    Aux aux = cm_.aux(is_training(), 0);
     if (cm_.o.attention == AttentionKernel::kEager) {  // get_extended_attention_mask
       Tensor mask = at::ones({B, S}, ids.options().dtype(at::kFloat));
       Tensor ext = mask.unsqueeze(1).unsqueeze(2).to(word_->weight.scalar_type());
-      aux.mask = (1.0 - ext) * (word_->weight.scalar_type() == at::kFloat
-                                    ? double(std::numeric_limits<float>::lowest())
-                                    : -65504.0);
+      aux.mask = (1.0 - ext) * lowest(word_->weight.scalar_type());
     }
     // BertEmbeddings.forward
     Tensor position_ids = position_ids_.narrow(1, 0, S);

@@ -129,6 +129,22 @@ at a time). docs/llm.md explains every number and compares them with the publish
 Exit status: 0; 1 when the config cannot be read or the model cannot be built (one line on stderr);
 2 for a usage error.)";
 
+// --gpu (a profile or a size: on CPU, the memory to fit in), --context/--cuda-context (MiB) and
+// --alloc-conf, into the memory options of a run whose target is already set.
+void device_options(MemoryOptions& m, const std::string& gpu, double context_mib,
+                    const std::string& alloc_conf) {
+  if (!gpu.empty()) {
+    DeviceProfile p = device_parse(gpu);
+    if (m.target == Target::kCpu) {
+      m.capacity = p.total;
+    } else {
+      if (context_mib >= 0) p.context = int64_t(context_mib * 1024 * 1024);
+      m.gpu = p;
+    }
+  }
+  if (!alloc_conf.empty()) m.allocator = parse_allocator_config(alloc_conf);
+}
+
 // --input values: each may hold several inputs separated by ';'.
 std::string check_inputs(const std::string& text) {
   try {
@@ -419,16 +435,7 @@ int run(int argc, char** argv, const Engine* engine) {
     s.precision = *precision_mode_parse(ma.precision);
     s.loss = *loss_parse(ma.loss);
     s.set_to_none = ma.zero_grad == "none";
-    if (!ma.gpu.empty()) {
-      DeviceProfile p = device_parse(ma.gpu);
-      if (cpu) {
-        s.memory.capacity = p.total;
-      } else {
-        if (ma.context_mib >= 0) p.context = int64_t(ma.context_mib * 1024 * 1024);
-        s.memory.gpu = p;
-      }
-    }
-    if (!ma.alloc_conf.empty()) s.memory.allocator = parse_allocator_config(ma.alloc_conf);
+    device_options(s.memory, ma.gpu, ma.context_mib, ma.alloc_conf);
     return s;
   };
 
@@ -467,16 +474,7 @@ int run(int argc, char** argv, const Engine* engine) {
       s.tp = la.tp;
       s.attention = *attention_parse(la.attention);
       s.memory.target = cpu ? Target::kCpu : Target::kCuda;
-      if (!la.gpu.empty()) {
-        DeviceProfile p = device_parse(la.gpu);
-        if (cpu) {
-          s.memory.capacity = p.total;
-        } else {
-          if (la.cuda_context_mib >= 0) p.context = int64_t(la.cuda_context_mib * 1024 * 1024);
-          s.memory.gpu = p;
-        }
-      }
-      if (!la.alloc_conf.empty()) s.memory.allocator = parse_allocator_config(la.alloc_conf);
+      device_options(s.memory, la.gpu, la.cuda_context_mib, la.alloc_conf);
       s.fit = la.fit == "batch"     ? FitTarget::kBatch
               : la.fit == "context" ? FitTarget::kContext
                                     : FitTarget::kNone;
