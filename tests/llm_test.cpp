@@ -240,9 +240,7 @@ nlohmann::json reference() {
 
 }  // namespace
 
-// The same architecture in plain PyTorch (make_llm.py): the same parameter count. (Its forward
-// op sequence is in the reference too; comparing it is not a test yet: python3-torch 1.13's
-// profiler loses or invents parent links between ops at random, see docs/llm.md.)
+// The same architecture in plain PyTorch (make_llm.py): the same parameter count.
 TEST(LlmReal, TinyLlamaParametersMatchPyTorch) {
   nlohmann::json ref = reference();
   fp::TransformerConfig c =
@@ -253,9 +251,49 @@ TEST(LlmReal, TinyLlamaParametersMatchPyTorch) {
   EXPECT_EQ(ref["parameters"].get<int64_t>(), kTinyParams);  // the same shape as kTiny
 }
 
+// The same architecture in plain PyTorch: the same top-level aten ops of a training forward (the
+// loss included), in the same order, with the same tensor input shapes. The reference comes from
+// the legacy profiler's raw push/pop records (make_llm.py); a list or scalar input shows no shape
+// there, so only tensor inputs are compared.
+TEST(LlmReal, TinyLlamaOpSequenceMatchesPyTorch) {
+  nlohmann::json ref = reference();
+  fp::TransformerConfig c =
+      fp::read_hf_config(std::string(FOOTPRINT_MODELS) + "/llm/tiny-llama.json");
+  fp::lm::BuildOptions o;
+  o.attention = fp::lm::AttentionKernel::kEager;  // the reference's (and footprint's on CPU)
+  o.cuda = false;
+  auto model = fp::lm::build(c, o);
+  int64_t b = ref["batch"], t = ref["tokens"];
+  fp::CaptureOptions co;
+  co.inputs = {fp::InputSpec{{b, t}, fp::DType::kInt64}, fp::InputSpec{{b, t}, fp::DType::kInt64}};
+  co.train = true;
+  co.loss = fp::LossKind::kOutput;
+  fp::Trace trace = fp::capture(
+      *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, 0); }, co);
+  std::vector<std::string> ours, theirs;
+  for (const fp::TraceOp& op : trace.ops) {
+    if (op.parent != -1 || op.phase != fp::Phase::kForward || op.node) continue;
+    std::vector<std::vector<int64_t>> shapes;
+    for (const fp::OpValue& v : op.inputs)
+      if (v.is_tensor() && !v.tensor().shape.empty()) shapes.push_back(v.tensor().shape);
+    ours.push_back(fmt::format("{} {}", op.name, shapes));
+  }
+  for (const auto& op : ref["forward_ops"])
+    theirs.push_back(fmt::format("{} {}", op[0].get<std::string>(),
+                                 op[1].get<std::vector<std::vector<int64_t>>>()));
+  ASSERT_GT(theirs.size(), 100u);  // 2 layers of about 70 ops each, so an empty one cannot pass
+  size_t same = 0;
+  while (same < ours.size() && same < theirs.size() && ours[same] == theirs[same]) ++same;
+  EXPECT_EQ(same, theirs.size()) << "first difference at op " << same << ": footprint "
+                                 << (same < ours.size() ? ours[same] : "(none)") << ", PyTorch "
+                                 << (same < theirs.size() ? theirs[same] : "(none)");
+  EXPECT_EQ(ours.size(), theirs.size());
+}
+
 // The training step's allocated peak (AdamW, for-loop, fp32, one thread) and the inference
-// prefill's, against python3-torch's profiler, within the memory model's CPU accuracy (3%,
-// docs/memory.md).
+// prefill's, against python3-torch's profiler. Measured: the prefill is exact to the byte; the
+// training step is 16 B under, the size of two of the 8-byte tensors Python's frontend wraps float
+// scalars in (not traced to the op). 64 B allows that and nothing more.
 TEST(LlmReal, TinyLlamaPeaksMatchPyTorch) {
   nlohmann::json ref = reference();
   fp::TransformerConfig c =
@@ -266,11 +304,9 @@ TEST(LlmReal, TinyLlamaPeaksMatchPyTorch) {
   s.memory.target = fp::Target::kCpu;
   s.weights = fp::Precision::kFp32;
   fp::LlmReport inf = fp::llm(c, s);
-  double measured = ref["prefill"].get<double>();
-  EXPECT_NEAR(double(inf.prefill->peak.bytes), measured, 0.03 * measured);
+  EXPECT_NEAR(double(inf.prefill->peak.bytes), ref["prefill"].get<double>(), 64);
   s.train = true;
   s.precision = fp::PrecisionMode::kFp32;
   fp::LlmReport tr = fp::llm(c, s);
-  measured = ref["train"]["allocated_peak"].get<double>();
-  EXPECT_NEAR(double(tr.train->peak.bytes), measured, 0.03 * measured);
+  EXPECT_NEAR(double(tr.train->peak.bytes), ref["train"]["allocated_peak"].get<double>(), 64);
 }

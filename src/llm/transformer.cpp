@@ -1,4 +1,4 @@
-// The transformer families, after Hugging Face transformers 4.4x's modeling_llama.py,
+// The transformer families, after Hugging Face transformers 4.48's modeling_llama.py,
 // modeling_gpt2.py and modeling_bert.py (the op sequence of each forward is theirs; comments name
 // the lines followed), with PEFT's LoRA and torch.utils.checkpoint's recomputation.
 #include "llm/transformer.h"
@@ -16,6 +16,9 @@
 namespace footprint::lm {
 namespace {
 
+using at::indexing::Ellipsis;
+using at::indexing::None;
+using at::indexing::Slice;
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -51,8 +54,9 @@ struct Aux {
 
 // F.dropout as the target runs it: on CUDA aten::native_dropout keeps a 1-byte mask; on CPU
 // (PyTorch 1.13's dropout for a non-CUDA tensor) it keeps a noise tensor of the input's dtype.
+// F.dropout always calls the op: with p = 0 or in eval it returns its input (no memory).
 Tensor dropout(const Tensor& x, double p, const Aux& aux) {
-  if (!aux.train || p <= 0) return x;
+  if (!aux.train || p <= 0) return at::dropout(x, p, aux.train);
   if (aux.cuda) return std::get<0>(at::native_dropout(x, p, true));
   return at::dropout(x, p, true);
 }
@@ -190,7 +194,10 @@ Tensor sdpa(Tensor q, Tensor k, Tensor v) {
 Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
   if (n_rep == 1) return x;
   int64_t B = x.size(0), KV = x.size(1), N = x.size(2), D = x.size(3);
-  return x.unsqueeze(2).expand({B, KV, n_rep, N, D}).reshape({B, KV * n_rep, N, D});
+  // Python's indexing, as C++'s index() runs it too: a slice per ':' (views; the op sequence is
+  // tested against PyTorch's) and an unsqueeze per None.
+  Tensor x5 = x.index({Slice(), Slice(), None, Slice(), Slice()});
+  return x5.expand({B, KV, n_rep, N, D}).reshape({B, KV * n_rep, N, D});
 }
 
 // Shards of one tensor-parallel rank.
@@ -317,8 +324,8 @@ struct Cache {
 // (the op order and the peaks are tested against PyTorch).
 Tensor rotate_half(const Tensor& x) {
   int64_t half = x.size(-1) / 2;
-  Tensor x1 = x.narrow(-1, 0, half);
-  Tensor x2 = x.narrow(-1, half, x.size(-1) - half);
+  Tensor x1 = x.index({Ellipsis, Slice(None, half)});
+  Tensor x2 = x.index({Ellipsis, Slice(half, None)});
   Tensor neg = -x2;
   return at::cat({neg, x1}, -1);
 }
@@ -327,6 +334,20 @@ Tensor rotary(const Tensor& x, const Tensor& cos, const Tensor& sin) {
   Tensor b = rotate_half(x) * sin;
   return a + b;
 }
+// apply_rotary_pos_emb returns both, so the caller's q and k live until k's rotation is done.
+std::pair<Tensor, Tensor> apply_rotary_pos_emb(const Tensor& q, const Tensor& k, const Tensor& cos,
+                                               const Tensor& sin) {
+  Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+  Tensor q_embed = rotary(q, c, s);
+  Tensor k_embed = rotary(k, c, s);
+  return {q_embed, k_embed};
+}
+
+// An attention interface's result: the output, transposed back and contiguous, and the eager
+// path's softmax weights (which LlamaDecoderLayer keeps until it returns; undefined for SDPA).
+struct AttentionOut {
+  Tensor out, weights;
+};
 
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
@@ -341,36 +362,51 @@ class LlamaAttentionImpl : public torch::nn::Module {
                                            bias && cm.c.model_type != "qwen2"));
     cache_.make(*this, cm, d.kv_heads);
   }
-  // LlamaAttention.forward
-  Tensor forward(const Tensor& h, const Aux& aux) {
+  // LlamaAttention.forward (transformers 4.48 on): returns the output and the attention weights.
+  AttentionOut forward(const Tensor& h, const Aux& aux) {
     const Dims& d = cm_.d;
     int64_t B = h.size(0), S = h.size(1);
     Tensor q = q_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
     Tensor k = k_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
     Tensor v = v_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
-    Tensor cos = aux.cos.unsqueeze(1), sin = aux.sin.unsqueeze(1);
-    q = rotary(q, cos, sin);
-    k = rotary(k, cos, sin);
+    std::tie(q, k) = apply_rotary_pos_emb(q, k, aux.cos, aux.sin);
     std::tie(k, v) = cache_.update(k, v, aux.position);
-    int64_t n_rep = d.heads / d.kv_heads;
-    k = repeat_kv(k, n_rep);
-    v = repeat_kv(v, n_rep);
-    Tensor out;
-    if (cm_.o.attention == AttentionKernel::kSdpa) {
-      out = sdpa(q, k, v);  // sdpa_attention_forward
-    } else {                // eager_attention_forward
-      Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(d.head_dim)));
-      if (aux.mask.defined()) w = w + aux.mask.narrow(-1, 0, k.size(-2));
-      w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
-      w = dropout(w, cm_.c.attention_dropout, aux);
-      out = at::matmul(w, v);
-    }
-    out = out.transpose(1, 2).contiguous().reshape({B, S, -1}).contiguous();
-    return o_->forward(out);
+    AttentionOut a = cm_.o.attention == AttentionKernel::kSdpa ? sdpa_forward(q, k, v)
+                                                               : eager_forward(q, k, v, aux);
+    a.out = a.out.reshape({B, S, -1}).contiguous();
+    a.out = o_->forward(a.out);
+    return a;
   }
 
  private:
   const Common& cm_;
+  // eager_attention_forward: the repeated keys and values die when it returns.
+  AttentionOut eager_forward(const Tensor& q, const Tensor& key, const Tensor& value,
+                             const Aux& aux) {
+    int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
+    Tensor k = repeat_kv(key, n_rep);
+    Tensor v = repeat_kv(value, n_rep);
+    Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(cm_.d.head_dim)));
+    if (aux.mask.defined()) {
+      Tensor causal = aux.mask.index({Slice(), Slice(), Slice(), Slice(None, k.size(-2))});
+      w = w + causal;
+    }
+    w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
+    w = dropout(w, cm_.c.attention_dropout, aux);
+    Tensor out = at::matmul(w, v);
+    out = out.transpose(1, 2).contiguous();
+    return {out, w};
+  }
+  // sdpa_attention_forward: repeat_kv, then the kernel (no weights come back).
+  AttentionOut sdpa_forward(const Tensor& q, const Tensor& key, const Tensor& value) {
+    int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
+    Tensor k = repeat_kv(key, n_rep);
+    Tensor v = repeat_kv(value, n_rep);
+    Tensor out = sdpa(q, k, v);
+    out = out.transpose(1, 2).contiguous();
+    return {out, Tensor()};
+  }
+
   std::shared_ptr<ProjImpl> q_, k_, v_, o_;
   Cache cache_;
 };
@@ -408,13 +444,18 @@ class LlamaLayer : public Layer {
     ln2_ = register_module("post_attention_layernorm",
                            std::make_shared<RMSNormImpl>(cm.d.hidden, cm.c.norm_eps, cm.o.dtype));
   }
-  // LlamaDecoderLayer.forward
+  // LlamaDecoderLayer.forward. `hidden_states, self_attn_weights = self.self_attn(...)` keeps the
+  // eager attention weights until the layer returns, through the MLP.
   Tensor run(const Tensor& hidden, const Aux& aux) override {
     Tensor residual = hidden;
-    Tensor h = attn_->forward(ln1_->forward(hidden), aux);
+    Tensor h = ln1_->forward(hidden);
+    AttentionOut a = attn_->forward(h, aux);
+    h = a.out;
+    a.out = Tensor();
     h = residual + h;
     residual = h;
-    h = mlp_->forward(ln2_->forward(h));
+    h = ln2_->forward(h);
+    h = mlp_->forward(h);
     return residual + h;
   }
 
@@ -445,9 +486,11 @@ Tensor run_layers(const std::vector<std::shared_ptr<Layer>>& layers, Tensor h, c
 Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels) {
   Tensor l = logits.to(at::kFloat);
   Tensor padded = at::pad(labels, {0, 1}, "constant", -100);
-  Tensor shift = padded.narrow(-1, 1, labels.size(-1)).contiguous();
-  return at::cross_entropy_loss(l.view({-1, l.size(-1)}), shift.view({-1}), {}, at::Reduction::Mean,
-                                -100);
+  Tensor shift = padded.index({Ellipsis, Slice(1, None)}).contiguous();
+  Tensor flat_logits = l.view({-1, l.size(-1)});
+  Tensor flat_labels = shift.view({-1});
+  flat_labels = flat_labels.to(flat_logits.device());  // "Enable model parallelism"
+  return at::cross_entropy_loss(flat_logits, flat_labels, {}, at::Reduction::Mean, -100);
 }
 
 class LlamaModel : public CausalModel {
@@ -476,6 +519,38 @@ class LlamaModel : public CausalModel {
     }
   }
 
+  // _prepare_4d_causal_attention_mask_with_cache_position; its temporaries die when it returns.
+  static Tensor causal_mask(int64_t S, int64_t T, c10::ScalarType dtype,
+                            const Tensor& cache_position, int64_t B) {
+    Tensor mask = at::full({S, T}, lowest(dtype), cache_position.options().dtype(dtype));
+    if (S != 1) mask = at::triu(mask, 1);
+    Tensor positions = at::arange(T, cache_position.options());
+    mask.mul_(positions > cache_position.reshape({-1, 1}));
+    return mask.index({None, None, Slice(), Slice()}).expand({B, 1, -1, -1});
+  }
+  // LlamaRotaryEmbedding.forward (default rope, attention_scaling 1.0); its temporaries die when
+  // it returns.
+  std::pair<Tensor, Tensor> rotary_embedding(const Tensor& x, const Tensor& position_ids) {
+    Tensor inv =
+        inv_freq_.index({None, Slice(), None}).to(at::kFloat).expand({position_ids.size(0), -1, 1});
+    Tensor pos = position_ids.index({Slice(), None, Slice()}).to(at::kFloat);
+    Tensor cos, sin;
+    {
+      detail::AutocastPause no_amp;  // torch.autocast(enabled=False) around it
+      Tensor inv32 = inv.to(at::kFloat);
+      Tensor pos32 = pos.to(at::kFloat);
+      Tensor freqs = at::matmul(inv32, pos32).transpose(1, 2);
+      Tensor emb = at::cat({freqs, freqs}, -1);
+      cos = emb.cos();
+      sin = emb.sin();
+    }
+    cos = cos * 1.0;
+    sin = sin * 1.0;
+    Tensor c = cos.to(x.scalar_type());
+    Tensor s = sin.to(x.scalar_type());
+    return {c, s};
+  }
+
   Tensor forward(const std::vector<Tensor>& in, int64_t position) override {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
@@ -486,29 +561,16 @@ class LlamaModel : public CausalModel {
     Tensor cache_position = at::arange(position, position + S, long_);
     Tensor position_ids = cache_position.unsqueeze(0);
     if (cm_.o.attention == AttentionKernel::kEager) {
-      // _prepare_4d_causal_attention_mask_with_cache_position
-      int64_t T = position + S;
-      Tensor mask = at::full({S, T}, lowest(h.scalar_type()), h.options());
-      if (S != 1) mask = at::triu(mask, 1);
-      Tensor positions = at::arange(T, long_);
-      mask.mul_(positions > cache_position.reshape({-1, 1}));
-      aux.mask = mask.unsqueeze(0).unsqueeze(0).expand({B, 1, -1, -1});
+      // _update_causal_mask: the static cache's length, else (no cache) past + S + 1.
+      int64_t T = cm_.o.cache_len > 0 ? cm_.o.cache_len : position + S + 1;
+      aux.mask = causal_mask(S, T, h.scalar_type(), cache_position, B);
     }
-    {  // LlamaRotaryEmbedding.forward
-      Tensor inv =
-          inv_freq_.unsqueeze(0).unsqueeze(-1).to(at::kFloat).expand({position_ids.size(0), -1, 1});
-      Tensor pos = position_ids.unsqueeze(1).to(at::kFloat);
-      Tensor inv32 = inv.to(at::kFloat);
-      Tensor pos32 = pos.to(at::kFloat);
-      Tensor freqs = at::matmul(inv32, pos32).transpose(1, 2);
-      Tensor emb = at::cat({freqs, freqs}, -1);
-      detail::AutocastPause no_amp;  // torch.autocast(enabled=False) around it
-      aux.cos = (emb.cos() * 1.0).to(h.scalar_type());
-      aux.sin = (emb.sin() * 1.0).to(h.scalar_type());
-    }
+    std::tie(aux.cos, aux.sin) = rotary_embedding(h, position_ids);
+    // LlamaModel keeps `inputs_embeds` (h here) through the layers: run_layers takes a copy.
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = norm_->forward(h);
-    if (!train) h = h.narrow(1, S - 1, 1);  // generate(): logits_to_keep=1
+    // hidden_states[:, slice(-logits_to_keep, None), :]: 0 in training, 1 under generate()
+    h = h.index({Slice(), Slice(train ? 0 : -1, None), Slice()});
     Tensor logits = head_ ? head_->forward(h) : at::linear(h, head_weight_);
     if (!train) return logits;
     return causal_lm_loss(logits, in.at(1));
@@ -578,7 +640,7 @@ class GPT2AttentionImpl : public torch::nn::Module {
       Tensor w = at::matmul(q, k.transpose(-1, -2));
       w = w / at::full({}, std::pow(double(v.size(-1)), 0.5), w.options());
       int64_t T = k.size(-2);
-      Tensor mask = bias_.narrow(2, T - S, S).narrow(3, 0, T);
+      Tensor mask = bias_.index({Slice(), Slice(), Slice(T - S, T), Slice(None, T)});
       Tensor mask_value = at::full({}, lowest(w.scalar_type()), w.options());
       w = at::where(mask, w.to(w.scalar_type()), mask_value);
       w = at::softmax(w, -1);
@@ -658,7 +720,7 @@ class GPT2Model : public CausalModel {
     h = dropout(h, cm_.c.embedding_dropout, aux);
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = ln_f_->forward(h);
-    if (!train) h = h.narrow(1, S - 1, 1);
+    h = h.index({Slice(), Slice(train ? 0 : -1, None), Slice()});  // logits_to_keep, as llama's
     Tensor logits = at::linear(h, wte_->weight);
     if (!train) return logits;
     return causal_lm_loss(logits, in.at(1));
@@ -765,19 +827,20 @@ class BertModel : public CausalModel {
     Aux aux = cm_.aux(is_training(), 0);
     if (cm_.o.attention == AttentionKernel::kEager) {  // get_extended_attention_mask
       Tensor mask = at::ones({B, S}, ids.options().dtype(at::kFloat));
-      Tensor ext = mask.unsqueeze(1).unsqueeze(2).to(word_->weight.scalar_type());
+      Tensor ext = mask.index({Slice(), None, None, Slice()}).to(word_->weight.scalar_type());
       aux.mask = (1.0 - ext) * lowest(word_->weight.scalar_type());
     }
     // BertEmbeddings.forward
-    Tensor position_ids = position_ids_.narrow(1, 0, S);
-    Tensor token_types = token_type_ids_.narrow(1, 0, S).expand({B, S});
+    Tensor position_ids = position_ids_.index({Slice(), Slice(0, S)});
+    Tensor token_types = token_type_ids_.index({Slice(), Slice(None, S)}).expand({B, S});
     Tensor inputs_embeds = word_->forward(ids);
     Tensor type_embeds = type_->forward(token_types);
     Tensor e = inputs_embeds + type_embeds;
     e += pos_->forward(position_ids);
     e = dropout(ln_->forward(e), cm_.c.hidden_dropout, aux);
     Tensor h = run_layers(layers_, e, aux, cm_.o.checkpointing);
-    Tensor pooled = at::tanh(pool_->forward(h.select(1, 0)));  // BertPooler
+    Tensor first = h.index({Slice(), 0});  // BertPooler
+    Tensor pooled = at::tanh(pool_->forward(first));
     (void)pooled;
     if (!train) return h;
     h = h.to(at::kFloat);
