@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "footprint/engine.h"
@@ -227,6 +228,51 @@ TEST(Llm, FitBracketsTheBatch) {
   next.batch = *r.fit + 1;
   fp::LlmReport over = fp::llm(config("gpt2"), next);
   EXPECT_FALSE(over.prefill->fits.value_or(true) && over.decode->fits.value_or(true));
+}
+
+// Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", eq. 2:
+// a GPT layer in 16-bit with dropout, no recomputation and no tensor parallelism keeps
+// sbh(34 + 5as/h) bytes for backward. GPT-2's shape (h = 768, a = 12) at s = 1024, b = 1, with
+// CUDA's 1-byte dropout masks: 786,432 x (34 + 80) = 89,653,248 B. transformers' gelu_new is
+// written in Python ops and autograd keeps three more 4h-wide 16-bit tensors than the formula
+// counts (0.5x, tanh(...), 1 + tanh(...)): 3 x 8sbh = 24sbh = 18,874,368 B. Each of the two
+// LayerNorms also keeps its mean and rstd, fp32 per position (2 x 2 x 1024 x 4 B), and the eager
+// path's sqrt(d) divisor is a 2-byte fp16 scalar. Measured as what one more layer leaves allocated
+// at the end of the forward.
+TEST(Llm, Gpt2LayerKeepsKorthikantisActivationsPlusGeluNew) {
+  auto saved_at_forward_end = [](int64_t layers) {
+    fp::TransformerConfig c = config("gpt2");
+    c.num_layers = layers;
+    fp::lm::BuildOptions o;
+    o.dtype = at::kHalf;
+    o.attention = fp::lm::AttentionKernel::kEager;
+    o.cuda = true;  // native_dropout's bool masks
+    auto model = fp::lm::build(c, o);
+    fp::CaptureOptions co;
+    co.inputs = {fp::InputSpec{{1, 1024}, fp::DType::kInt64},
+                 fp::InputSpec{{1, 1024}, fp::DType::kInt64}};
+    co.train = true;
+    co.loss = fp::LossKind::kOutput;
+    fp::Trace t = fp::capture(
+        *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, 0); }, co);
+    std::map<uint64_t, int64_t> live;  // made during the forward, by allocation id
+    for (const fp::MemoryEvent& e : t.memory) {
+      if (e.phase == fp::Phase::kSetup || e.phase == fp::Phase::kZeroGrad) continue;
+      if (e.phase != fp::Phase::kForward) break;
+      if (e.bytes > 0)
+        live[e.id] = e.bytes;
+      else
+        live.erase(e.id);
+    }
+    int64_t total = 0;
+    for (const auto& [id, bytes] : live) total += bytes;
+    return total;
+  };
+  const int64_t sbh = 1024 * 768;
+  const int64_t korthikanti = sbh * (34 + 5 * 12 * 1024 / 768);
+  ASSERT_EQ(korthikanti, 89653248);
+  EXPECT_EQ(saved_at_forward_end(2) - saved_at_forward_end(1),
+            korthikanti + 24 * sbh + 2 * 2 * 1024 * 4 + 2);
 }
 
 // ---------------------------------------------------------------- against python3-torch

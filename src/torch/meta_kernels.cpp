@@ -105,6 +105,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
           grad_if(mask[2], channels)};
 }
 
+// native_layer_norm as layer_norm_cuda and layer_norm_cpu allocate: a contiguous copy of a
+// non-contiguous input (freed on return), the output, then mean and rstd of M elements (M the
+// product of the dims before normalized_shape) viewed with ones for the normalized dims. They are
+// in CUDA's accumulation type: fp32 for fp16 and bf16 inputs (1.13's CPU kernel keeps the input's
+// dtype; the same for fp32). Without this kernel 1.13 runs the composite math_native_layer_norm on
+// meta, through native_batch_norm and addcmul: one more output-sized temporary, and statistics in
+// the input's dtype.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> native_layer_norm(const at::Tensor& input,
+                                                                 at::IntArrayRef normalized_shape,
+                                                                 const c10::optional<at::Tensor>&,
+                                                                 const c10::optional<at::Tensor>&,
+                                                                 double) {
+  at::Tensor x = input.contiguous();
+  at::Tensor y = at::empty_like(x, at::MemoryFormat::Contiguous);
+  int64_t axis = input.dim() - int64_t(normalized_shape.size());
+  std::vector<int64_t> stat_shape;
+  int64_t m = 1;
+  for (int64_t i = 0; i < input.dim(); ++i) {
+    stat_shape.push_back(i < axis ? input.size(i) : 1);
+    if (i < axis) m *= input.size(i);
+  }
+  auto dtype = input.scalar_type();
+  if (dtype == at::kHalf || dtype == at::kBFloat16) dtype = at::kFloat;
+  at::Tensor mean = at::empty({m}, x.options().dtype(dtype)).view(stat_shape);
+  at::Tensor rstd = at::empty({m}, x.options().dtype(dtype)).view(stat_shape);
+  return {y, mean, rstd};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> native_layer_norm_backward(
     const at::Tensor&, const at::Tensor& input, at::IntArrayRef, const at::Tensor&,
     const at::Tensor&, const c10::optional<at::Tensor>& weight,
@@ -217,6 +245,7 @@ void register_missing_meta_kernels() {
   impl("native_dropout", TORCH_FN(native_dropout));
   impl("convolution_backward_overrideable", TORCH_FN(convolution_backward));
   impl("native_batch_norm_backward", TORCH_FN(native_batch_norm_backward));
+  impl("native_layer_norm", TORCH_FN(native_layer_norm));
   impl("native_layer_norm_backward", TORCH_FN(native_layer_norm_backward));
   impl("_adaptive_avg_pool2d_backward", TORCH_FN(adaptive_avg_pool2d_backward));
   impl("hardtanh_backward", TORCH_FN(hardtanh_backward));
