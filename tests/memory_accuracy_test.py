@@ -33,13 +33,6 @@ TOLERANCE = 0.03
 # Runs whose error is known and explained (docs/memory.md, "Where the CPU estimate is off"), held
 # to the error they have now so that none gets worse: (model, mode, batch[, precision]) -> |error|.
 KNOWN = {
-    # Inference peaks where eager Python holds tensors that TorchScript has already freed: a real
-    # CPU run of the same TorchScript file peaks where footprint does (within 1%). densenet121's
-    # bottleneck_output (-3.74%, -10.95%), resnet50 (-3.09%), vit_b_16 (-4.49%), at batch 8.
-    ("densenet121", "inference", 1): 0.038,
-    ("densenet121", "inference", 8): 0.110,
-    ("resnet50", "inference", 8): 0.031,
-    ("vit_b_16", "inference", 8): 0.045,
     # oneDNN's depthwise 7x7 backward scratchpad, not modelled (-3.82 to -6.57%).
     ("convnext_tiny", "train", 1): 0.066,
     # CPU bf16 convolutions' scratch is not modelled (-5.33%; training -2.1 to -3.1%).

@@ -37,6 +37,18 @@ int64_t model_states(const fp::MemoryReport& r) {
 
 }  // namespace
 
+// locals.pt (make_models.py): a = x * 2; b = a + 1; b = b * 3; b = b * 4, on a 1 x 1000 fp32
+// input, N = 4,000 B each. Eager Python keeps `a` until forward returns and each `b` until the name
+// is bound again: when the third b is made, x, a, the second b and the third b are live, 4N =
+// 16,000 B. TorchScript's interpreter would have freed `a` after its one read: 3N.
+TEST(Memory, TorchScriptLocalsLiveAsLongAsInPython) {
+  fp::MemoryScenario s;
+  s.inputs = fp::parse_inputs("1x1000");
+  s.memory.target = fp::Target::kCpu;
+  auto r = fp::memory_file(kModels + "/locals.pt", s);
+  EXPECT_EQ(r.peak.bytes, 4 * 4000);
+}
+
 // HybridNetwork: 33,762 trainable fp32 parameters = 135,048 B in 30 tensors. AdamW keeps exp_avg
 // and exp_avg_sq (2 x 135,048), and the gradients are 135,048: 4 + 4 + 8 = 16 bytes per
 // parameter, the figure of EleutherAI's Transformer Math and ZeRO's 16 Psi for fp32 Adam. On CUDA

@@ -328,6 +328,47 @@ at::Tensor make_loss(const at::Tensor& y, LossKind kind, const at::Tensor& label
   return y.to(at::kFloat).square().mean();
 }
 
+// 1.13's linear adds its bias out of place for a "tensor-subclass-like" bias (composite
+// compliance), and a meta tensor counts as one. So on meta a linear over a 4-D (or non-contiguous
+// 3-D) input allocates a second output-sized tensor, where CPU and CUDA run output.add_(bias) in
+// place. The trace takes the in-place form: the add's allocation and linear's free of the matmul
+// output at its return both go, the add's result keeps the matmul output's allocation, and the op
+// is aten::add_.
+void linear_bias_in_place(Trace& t) {
+  std::unordered_map<int, size_t> alloc_of;  // op -> its first allocation
+  for (size_t k = 0; k < t.memory.size(); ++k)
+    if (t.memory[k].bytes > 0 && t.memory[k].op >= 0) alloc_of.emplace(t.memory[k].op, k);
+  std::vector<bool> drop(t.memory.size(), false);
+  std::unordered_map<uint64_t, uint64_t> renamed;
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    TraceOp& op = t.ops[i];
+    if (op.name != "aten::add" || op.parent < 0 || t.ops[op.parent].name != "aten::linear")
+      continue;
+    auto a = alloc_of.find(int(i));
+    if (a == alloc_of.end()) continue;
+    const MemoryEvent& made = t.memory[a->second];
+    for (size_t k = a->second + 1; k < t.memory.size(); ++k) {
+      const MemoryEvent& e = t.memory[k];
+      if (e.op == op.parent && e.bytes == -made.bytes) {
+        drop[a->second] = drop[k] = true;
+        renamed[made.id] = e.id;
+        op.name = "aten::add_";
+        break;
+      }
+    }
+  }
+  if (renamed.empty()) return;
+  std::vector<MemoryEvent> kept;
+  for (size_t k = 0; k < t.memory.size(); ++k) {
+    if (drop[k]) continue;
+    MemoryEvent e = t.memory[k];
+    auto r = renamed.find(e.id);
+    if (r != renamed.end()) e.id = r->second;
+    kept.push_back(e);
+  }
+  t.memory = std::move(kept);
+}
+
 // Runs `body` (forward and, for training, loss and backward) under the observer and the
 // recorder, and returns the trace.
 Trace run_capture(Capture& c, const CaptureOptions& o,
@@ -434,6 +475,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       c.trace.memory.push_back({e.id, e.bytes, e.op, phase, iteration});
     }
   }
+  if (o.device == CaptureDevice::kMeta) linear_bias_in_place(c.trace);
 
   // Backward ops belong to the module whose forward op created their autograd node: the node's
   // sequence number is that op's. Each top-level backward op takes the call of the first node
@@ -486,6 +528,7 @@ Model model_at(Model model, const std::optional<DType>& dtype) {
 }  // namespace
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
+  detail::keep_python_lifetimes(module);
   prepare(module, o);
   Capture c;
   c.types = model_from(module).module_types;

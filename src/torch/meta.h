@@ -79,4 +79,9 @@ bool take_guessed_op();
 void to_meta(torch::jit::Module& module, std::optional<c10::ScalarType> dtype = std::nullopt);
 void to_meta(torch::nn::Module& module, std::optional<c10::ScalarType> dtype = std::nullopt);
 
+// Makes a TorchScript module free tensors when eager Python would, not at their last use: each
+// tensor bound to a Python variable lives until the name is bound again or its function returns
+// (python_lifetimes.cpp). Must run before the module's first call; idempotent.
+void keep_python_lifetimes(torch::jit::Module& module);
+
 }  // namespace footprint::detail

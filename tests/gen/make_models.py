@@ -153,9 +153,20 @@ class TwoConv(nn.Module):
         return h
 
 
+class Locals(nn.Module):
+    """Python's lifetimes, not TorchScript's: `a` is read once but lives until forward returns;
+    each `b` lives until the name is bound again (tests/memory_test.cpp works out the peak)."""
+    def forward(self, x):
+        a = x * 2
+        b = a + 1
+        b = b * 3
+        b = b * 4
+        return b
+
+
 # TorchScript only: the summary and memory tests work their numbers out by hand.
 SUMMARY_MODELS = {"twice": Twice, "matmul_attention": MatmulAttention, "no_meta_kernel": NoMetaKernel,
-                  "two_conv": TwoConv}
+                  "two_conv": TwoConv, "locals": Locals}
 
 # What a real forward says at 1x3x224x224, for tests/engine_test.cpp.
 SUMMARY_CHECKED = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121")

@@ -1,0 +1,133 @@
+// Python's variable lifetimes for a TorchScript module (src/torch/meta.h says why).
+//
+// The TorchScript interpreter frees a value at its last use. Eager Python, which is what
+// ../shared/MEASUREMENT.md measures, frees a tensor when its last reference goes: a local variable
+// holds its tensor until the name is bound again or the function returns. Where the two differ a
+// TorchScript run peaks lower than the Python one (torchvision's densenet121 keeps
+// `bottleneck_output` through conv2; a Bottleneck keeps `x` through its downsample; ViT's
+// multi_head_attention_forward keeps its q, k and v).
+//
+// TorchScript keeps the names: a value made from a Python local carries it as its debug name
+// ("out.3" for the third binding of `out`); temporaries have none. So in each function's graph,
+// every tensor value with a name, defined in the function's top-level block or passed in, gets a
+// use where Python would let go of it: right after the node that binds its name again, else at the
+// return. That use is footprint::keep(...), an interpreter-only operator that pops its inputs:
+// it runs no aten op, so the trace does not see it, and it is marked as having side effects so
+// that dead-code elimination keeps it.
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/runtime/custom_operator.h>
+
+#include <cctype>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "torch/meta.h"
+
+namespace footprint::detail {
+namespace {
+
+using torch::jit::Graph;
+using torch::jit::Node;
+using torch::jit::Value;
+
+c10::Symbol keep_symbol() {
+  static const c10::Symbol s = c10::Symbol::fromQualString("footprint::keep");
+  return s;
+}
+
+void register_keep() {
+  static torch::jit::RegisterOperators reg({torch::jit::Operator(
+      "footprint::keep(...) -> ()",
+      [](const Node* node) -> torch::jit::Operation {
+        size_t n = node->inputs().size();
+        return [n](torch::jit::Stack& stack) { torch::jit::drop(stack, n); };
+      },
+      c10::AliasAnalysisKind::CONSERVATIVE)});
+}
+
+bool is_tensor(const Value* v) {
+  return v->type()->kind() == c10::TypeKind::TensorType;
+}
+
+// The Python variable a value was bound to, or "" for a temporary. A saved file's code names
+// each binding of a variable apart by appending digits (out, out0, out1), and names temporaries it
+// had to spell out _0, _1: so the digits go, and "_" is no variable. (Two variables that differ
+// only in trailing digits, x1 and x2, read as one: the first is then kept only until the second
+// is bound, never longer than Python keeps it.)
+std::string variable(const Value* v) {
+  if (!v->hasDebugName() || !is_tensor(v)) return "";
+  std::string base = v->debugNameBase();
+  while (!base.empty() && std::isdigit(static_cast<unsigned char>(base.back()))) base.pop_back();
+  return base == "_" ? "" : base;
+}
+
+bool already_done(const Graph& g) {
+  for (const Node* n : g.nodes())
+    if (n->kind() == keep_symbol()) return true;
+  return false;
+}
+
+void keep_locals(Graph& g) {
+  if (already_done(g)) return;
+  std::vector<Node*> order(g.nodes().begin(), g.nodes().end());
+  std::map<Node*, std::vector<Value*>> after;  // keep these right after the node
+  std::vector<Value*> at_return;
+  auto place = [&](Value* v, size_t from) {
+    const std::string name = variable(v);
+    if (name.empty()) return;
+    for (size_t i = from; i < order.size(); ++i)
+      for (const Value* out : order[i]->outputs())
+        if (variable(out) == name) {
+          after[order[i]].push_back(v);
+          return;
+        }
+    at_return.push_back(v);
+  };
+  for (Value* v : g.inputs()) place(v, 0);
+  for (size_t i = 0; i < order.size(); ++i)
+    for (Value* v : order[i]->outputs()) place(v, i + 1);
+  for (auto& [node, values] : after) {
+    Node* k = g.create(keep_symbol(), values, 0);
+    k->insertAfter(node);
+  }
+  if (!at_return.empty()) {
+    Node* k = g.create(keep_symbol(), at_return, 0);
+    k->insertBefore(g.return_node());
+  }
+}
+
+// The graphs of a function and of every function it calls (not methods: those come with their
+// modules).
+void add_functions(torch::jit::Function& f, std::set<torch::jit::Function*>& seen,
+                   std::vector<std::shared_ptr<Graph>>& graphs) {
+  if (!seen.insert(&f).second || !f.isGraphFunction()) return;
+  auto g = toGraphFunction(f).graph();
+  graphs.push_back(g);
+  std::vector<torch::jit::Block*> blocks{g->block()};
+  while (!blocks.empty()) {
+    torch::jit::Block* b = blocks.back();
+    blocks.pop_back();
+    for (Node* n : b->nodes()) {
+      for (torch::jit::Block* sub : n->blocks()) blocks.push_back(sub);
+      if (n->kind() == c10::prim::CallFunction)
+        if (auto type = n->input(0)->type()->cast<c10::FunctionType>())
+          add_functions(*type->function(), seen, graphs);
+    }
+  }
+}
+
+}  // namespace
+
+void keep_python_lifetimes(torch::jit::Module& module) {
+  register_keep();
+  std::set<torch::jit::Function*> seen;
+  std::vector<std::shared_ptr<Graph>> graphs;
+  for (const torch::jit::Module& m : module.modules())
+    for (torch::jit::Function* f : m.type()->methods()) add_functions(*f, seen, graphs);
+  for (auto& g : graphs) keep_locals(*g);
+}
+
+}  // namespace footprint::detail
