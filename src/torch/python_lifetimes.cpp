@@ -22,6 +22,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "torch/meta.h"
@@ -75,20 +76,30 @@ void keep_locals(Graph& g) {
   std::vector<Node*> order(g.nodes().begin(), g.nodes().end());
   std::map<Node*, std::vector<Value*>> after;  // keep these right after the node
   std::vector<Value*> at_return;
-  auto place = [&](Value* v, size_t from) {
-    const std::string name = variable(v);
-    if (name.empty()) return;
-    for (size_t i = from; i < order.size(); ++i)
-      for (const Value* out : order[i]->outputs())
-        if (variable(out) == name) {
-          after[order[i]].push_back(v);
-          return;
-        }
-    at_return.push_back(v);
+  // From the end back: the node that next binds each name, so each value finds its own in one
+  // look-up.
+  std::unordered_map<std::string, Node*> next_binding;
+  auto place = [&](Value* v, const std::string& name) {
+    auto it = next_binding.find(name);
+    if (it != next_binding.end())
+      after[it->second].push_back(v);
+    else
+      at_return.push_back(v);
   };
-  for (Value* v : g.inputs()) place(v, 0);
-  for (size_t i = 0; i < order.size(); ++i)
-    for (Value* v : order[i]->outputs()) place(v, i + 1);
+  for (size_t i = order.size(); i-- > 0;) {
+    std::vector<std::string> bound;
+    for (Value* v : order[i]->outputs()) {
+      std::string name = variable(v);
+      if (name.empty()) continue;
+      place(v, name);
+      bound.push_back(name);
+    }
+    for (const auto& name : bound) next_binding[name] = order[i];
+  }
+  for (Value* v : g.inputs()) {
+    std::string name = variable(v);
+    if (!name.empty()) place(v, name);
+  }
   for (auto& [node, values] : after) {
     Node* k = g.create(keep_symbol(), values, 0);
     k->insertAfter(node);
