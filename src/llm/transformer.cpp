@@ -371,8 +371,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
     Tensor v = v_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
     std::tie(q, k) = apply_rotary_pos_emb(q, k, aux.cos, aux.sin);
     std::tie(k, v) = cache_.update(k, v, aux.position);
-    AttentionOut a = cm_.o.attention == AttentionKernel::kSdpa ? sdpa_forward(q, k, v)
-                                                               : eager_forward(q, k, v, aux);
+    AttentionOut a = attend(q, k, v, aux);
     a.out = a.out.reshape({B, S, -1}).contiguous();
     a.out = o_->forward(a.out);
     return a;
@@ -380,31 +379,28 @@ class LlamaAttentionImpl : public torch::nn::Module {
 
  private:
   const Common& cm_;
-  // eager_attention_forward: the repeated keys and values die when it returns.
-  AttentionOut eager_forward(const Tensor& q, const Tensor& key, const Tensor& value,
-                             const Aux& aux) {
+  // eager_attention_forward or sdpa_attention_forward: each repeats the keys and values, which
+  // die when it returns; only the eager one gives its weights back.
+  AttentionOut attend(const Tensor& q, const Tensor& key, const Tensor& value, const Aux& aux) {
     int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
     Tensor k = repeat_kv(key, n_rep);
     Tensor v = repeat_kv(value, n_rep);
-    Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(cm_.d.head_dim)));
-    if (aux.mask.defined()) {
-      Tensor causal = aux.mask.index({Slice(), Slice(), Slice(), Slice(None, k.size(-2))});
-      w = w + causal;
+    AttentionOut a;
+    if (cm_.o.attention == AttentionKernel::kSdpa) {
+      a.out = sdpa(q, k, v);
+    } else {
+      Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(cm_.d.head_dim)));
+      if (aux.mask.defined()) {
+        Tensor causal = aux.mask.index({Slice(), Slice(), Slice(), Slice(None, k.size(-2))});
+        w = w + causal;
+      }
+      w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
+      w = dropout(w, cm_.c.attention_dropout, aux);  // rebinds: the undropped weights may go
+      a.out = at::matmul(w, v);
+      a.weights = w;
     }
-    w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
-    w = dropout(w, cm_.c.attention_dropout, aux);
-    Tensor out = at::matmul(w, v);
-    out = out.transpose(1, 2).contiguous();
-    return {out, w};
-  }
-  // sdpa_attention_forward: repeat_kv, then the kernel (no weights come back).
-  AttentionOut sdpa_forward(const Tensor& q, const Tensor& key, const Tensor& value) {
-    int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
-    Tensor k = repeat_kv(key, n_rep);
-    Tensor v = repeat_kv(value, n_rep);
-    Tensor out = sdpa(q, k, v);
-    out = out.transpose(1, 2).contiguous();
-    return {out, Tensor()};
+    a.out = a.out.transpose(1, 2).contiguous();
+    return a;
   }
 
   std::shared_ptr<ProjImpl> q_, k_, v_, o_;
@@ -450,8 +446,7 @@ class LlamaLayer : public Layer {
     Tensor residual = hidden;
     Tensor h = ln1_->forward(hidden);
     AttentionOut a = attn_->forward(h, aux);
-    h = a.out;
-    a.out = Tensor();
+    h = std::move(a.out);  // a keeps only the weights
     h = residual + h;
     residual = h;
     h = ln2_->forward(h);
