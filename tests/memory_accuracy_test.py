@@ -6,7 +6,8 @@
 
 CPU (default): tests/reference/cpu/torch-1.13.json, python3-torch 1.13's profiler, one thread;
 inference and training steps with SGD, momentum, Adam and AdamW (for-loop, 1.13's CPU default) at
-batch 1 and 8, fp32, and bf16 autocast for resnet18. Compared: `footprint memory --device cpu`'s
+batch 1 and 8, fp32, bf16 autocast for resnet18, and channels_last_convs (channels-last
+activations, as convnext's). Compared: `footprint memory --device cpu`'s
 allocated peak.
 
 --cuda: every tests/reference/cuda/*.json (a real GPU; PyTorch 2.x). Compared: the allocated and
@@ -14,8 +15,7 @@ the reserved peak of `footprint memory --gpu SIZE`, where SIZE is the measured d
 whether it fits. With no such file in the repo the test is skipped (exit 77).
 
 Each model is exported to TorchScript from the same code (OUTDIR). A run fails when its error is
-beyond TOLERANCE, or beyond the error it is known to have (KNOWN, explained in docs/memory.md):
-the tolerances are the accuracy reached so far, and only ever tighten.
+beyond TOLERANCE: the accuracy reached so far, which only ever tightens.
 """
 import concurrent.futures
 import glob
@@ -29,17 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MEASURE = os.path.join(HERE, "..", "bench", "cuda", "measure.py")
 CPU_REFERENCE = os.environ.get("FOOTPRINT_CPU_REFERENCE",
                                os.path.join(HERE, "reference", "cpu", "torch-1.13.json"))
-TOLERANCE = 0.03
-# Runs whose error is known and explained (docs/memory.md, "Where the CPU estimate is off"), held
-# to the error they have now so that none gets worse: (model, mode, batch[, precision]) -> |error|.
-KNOWN = {
-    # oneDNN's depthwise 7x7 backward scratchpad, not modelled (-3.82 to -6.57%).
-    ("convnext_tiny", "train", 1): 0.066,
-    # CPU bf16 convolutions' scratch is not modelled (-5.33%; training -2.1 to -3.1%).
-    ("resnet18", "inference", 1, "bf16-amp"): 0.054,
-    ("resnet18", "train", 1, "bf16-amp"): 0.031,
-    ("resnet18", "train", 8, "bf16-amp"): 0.032,
-}
+# The issue's bar is 3% for every run. The CPU runs are all within 1.35% (vit_b_16 inference at
+# batch 8, docs/memory.md), so they are held to 1.5%, that no change makes them worse unseen.
+# CUDA has no measurements yet: the bar.
+TOLERANCE = {"cpu": 0.015, "cuda": 0.03}
 
 
 def input_text(spec):
@@ -48,11 +41,6 @@ def input_text(spec):
     _, shape, kind, _ = measure.MODELS[spec["model"]]
     dims = "x".join(str(d) for d in (spec["batch"],) + tuple(shape))
     return dims + (":int64" if kind == "tokens" else "")
-
-
-def allowed(spec):
-    key = (spec["model"], spec["mode"], spec["batch"])
-    return KNOWN.get(key + (spec.get("precision", "fp32"),), KNOWN.get(key, TOLERANCE))
 
 
 def main():
@@ -100,7 +88,7 @@ def main():
             for what, m, e in pairs:
                 error = (e - m) / m
                 rows.append((spec, what, m, e, error))
-                if abs(error) > allowed(spec):
+                if abs(error) > TOLERANCE["cuda" if cuda else "cpu"]:
                     failures.append(f"{spec['model']} {spec['mode']} {spec['optimizer']} {spec.get('precision')} "
                                     f"batch {spec['batch']} {what}: estimate {e}, measured {m}, error {error:+.2%}")
     lines = ["| model | run | precision | batch | peak | measured | footprint | error |",

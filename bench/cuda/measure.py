@@ -57,6 +57,24 @@ def transformers_model(kind):
     return build
 
 
+class ChannelsLastConvs(nn.Module):
+    """Convolutions over channels-last activations, convnext's layout without its other ops: a
+    depthwise 7x7, a depthwise 3x3, a strided dense 3x3 and a 1x1. At batch 1 PyTorch 1.13 runs
+    the last two as THNN, at batch 8 the 3x3 goes to oneDNN (docs/memory.md)."""
+    def __init__(self):
+        super().__init__()
+        self.dw7 = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.dw3 = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.conv = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.pw = nn.Conv2d(32, 32, 1)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = x.contiguous(memory_format=torch.channels_last)
+        x = self.pw(self.conv(self.dw3(self.dw7(x))))
+        return self.head(x.mean((2, 3)))
+
+
 # name -> (builder, per-sample input shape, input kind, classifier)
 MODELS = {
     # A model whose inference peak is a hand calculation (tests/harness_test.py).
@@ -71,6 +89,7 @@ MODELS = {
     "efficientnet_b0": (vision("efficientnet_b0"), (3, 224, 224), "image", True),
     "vit_b_16": (vision("vit_b_16"), (3, 224, 224), "image", True),
     "convnext_tiny": (vision("convnext_tiny"), (3, 224, 224), "image", True),
+    "channels_last_convs": (ChannelsLastConvs, (16, 32, 32), "image", True),
     "gpt2": (transformers_model("gpt2"), (128,), "tokens", False),
     "bert_base": (transformers_model("bert"), (128,), "tokens", False),
     "llama_1b": (transformers_model("llama"), (128,), "tokens", False),

@@ -24,6 +24,9 @@ std::string_view phase_name(
 struct TensorMeta {
   std::vector<int64_t> shape;
   DType dtype = DType::kFloat32;
+  // 4-D with channels-last strides (PyTorch's suggest_memory_format): CPU convolutions take
+  // another path for such inputs, with other scratch (docs/memory.md).
+  bool channels_last = false;
   int64_t numel() const;
   int64_t bytes() const;
 };

@@ -213,80 +213,190 @@ bool uses_blas(const Trace& t) {
 
 // CPU kernels' scratch, which the meta device does not allocate (docs/memory.md, "CPU"): PyTorch
 // 1.13's choice between oneDNN (mkldnn) and THNN convolution at one thread (Convolution.cpp,
-// ConvParams::use_mkldnn), and the buffers each allocates, as measured op by op against the meta
-// capture (tests/engine_test.cpp, MetaAgainstCpu): oneDNN reorders the weight and, from 16 input
-// channels on, the input to a 16-channel-blocked layout and computes into a blocked output; its
-// backward does the same for the gradients, twice over. THNN unfolds the input into columns
-// unless the kernel is 1x1 with stride 1 and no padding. Kernels with no conv scratch model
-// (transposed, 3-D, half precision) add nothing.
+// ConvParams::use_mkldnn), and the buffers each allocates beside the op's plain results, as
+// measured op by op with python3-torch 1.13's profiler at one thread on an AVX-512 CPU. Each rule
+// gives the bytes that, held from the op's first allocation to its last, reproduce the op's
+// measured peak. Kernels with no model (transposed, 3-D, fp16, bf16 depthwise or channels-last)
+// add nothing.
 int64_t pad16(int64_t c) {
   return (c + 15) / 16 * 16;
 }
+int64_t round_up(int64_t v, int64_t m) {
+  return (v + m - 1) / m * m;
+}
 
-int64_t cpu_conv_scratch(const TraceOp& conv, bool backward) {
+// One 2-D convolution or its backward, as the scratch rules need it.
+struct Conv {
+  const TraceOp* op = nullptr;
+  bool backward = false, grad_input = false;
+  int64_t N = 0, C = 0, H = 0, W = 0;       // the input
+  int64_t OC = 0, icg = 0, kh = 0, kw = 0;  // the weight: OC, C/groups, kh, kw
+  int64_t oh = 0, ow = 0, groups = 1, stride_w = 1;
+  bool strided = false, dilated = false, padded = false;
+  int64_t kk() const { return kh * kw; }
+  int64_t out_hw() const { return oh * ow; }
+  bool depthwise() const { return groups > 1 && icg == 1 && OC == groups; }
+};
+
+// fp32, contiguous: oneDNN reorders the weight and, from 16 input channels on (or depthwise),
+// the input to a 16-channel-blocked layout and computes into a blocked output; its backward does
+// the same for the gradients, twice over. THNN unfolds the input into columns unless the kernel
+// is 1x1 with stride 1 and no padding.
+int64_t scratch_fp32(const Conv& c, bool mkldnn) {
+  if (mkldnn) {
+    bool depthwise = c.groups > 1;
+    int64_t ic = depthwise ? c.icg : (c.C < 16 ? c.C : pad16(c.C));
+    int64_t weight = (depthwise ? c.OC : pad16(c.OC)) * ic * c.kk() * 4;
+    int64_t input = c.C >= 16 || depthwise ? c.N * pad16(c.C) * c.H * c.W * 4 : 0;
+    int64_t output = c.N * pad16(c.OC) * c.out_hw() * 4;
+    // Forward: the reordered weight, and the larger of the reordered input and the blocked
+    // output (the first is freed before the second is made, as measured).
+    if (!c.backward) return weight + std::max(input, output);
+    // Backward: below 16 input channels (plain layout) the blocked output gradient, the input
+    // and the weight.
+    if (!c.grad_input) return output + input + weight;
+    if (c.C < 16) return output + c.N * c.C * c.H * c.W * 4 + weight;
+    // From 16 channels on, the larger of its two stages: the input's gradient (output gradient,
+    // weight and input gradient, all blocked, beside the plain results) and the weight's
+    // (the blocked weight gradient).
+    int64_t plain_weight = c.OC * c.icg * c.kk() * 4 + c.OC * 4;
+    return std::max(output + weight + input - plain_weight, weight);
+  }
+  bool columns = c.kk() != 1 || c.strided || c.padded || c.dilated;
+  int64_t cols = columns ? c.N * c.icg * c.kk() * c.out_hw() * 4 : 0;
+  if (!c.backward) return cols;
+  return columns ? cols : c.N * c.OC * c.out_hw() * 4;
+}
+
+// fp32, channels-last (an input or weight with NHWC strides, such as convnext's, whose permutes
+// leave its activations channels-last): no activation is reordered, only the weight.
+// - The weight is first copied to channels-last unless it already is (one input channel per
+//   group, or a 1x1 kernel).
+// - THNN: that copy and the unfolded input (columns, unless 1x1 with stride 1 and no padding),
+//   forward and backward.
+// - oneDNN depthwise: forward a 4,224-byte scratchpad and the weight padded to 16 channels;
+//   backward the padded weight, or, for a kernel wider than 3, a weight-gradient scratchpad of
+//   256 x the weight's elements in fp32 (38.5 MB for convnext's 768-channel 7x7), whatever the
+//   batch; both beside a second weight gradient and bias gradient.
+// - oneDNN otherwise: forward the copy, an 8,192-byte scratchpad and the weight reordered with
+//   its output channels padded to 16; backward the larger of the input-gradient stage (the copy
+//   and the weight padded to 16 in both channel dims, less the plain gradients not yet made) and
+//   the weight-gradient stage (the copy, the weight reordered, a second weight and bias gradient).
+// - Any backward: a channels-last copy of a grad_output that is not, held throughout.
+int64_t scratch_fp32_channels_last(const Conv& c, bool mkldnn) {
+  const int64_t kk = c.kk(), weight = c.OC * c.icg * kk * 4, bias = c.OC * 4;
+  const int64_t copy = c.icg > 1 && kk > 1 ? weight : 0;
+  int64_t grad_copy = 0;  // a 1x1 grad_output is both layouts
+  const OpValue& grad = c.op->inputs[0];
+  if (c.backward && grad.is_tensor() && !grad.tensor().channels_last && c.out_hw() > 1)
+    grad_copy = grad.tensor().bytes();
+  if (!mkldnn) {
+    bool unit = kk == 1 && !c.strided && !c.padded;
+    return grad_copy + copy + (unit ? 0 : c.N * c.icg * kk * c.out_hw() * 4);
+  }
+  if (c.depthwise()) {
+    int64_t padded = pad16(c.OC) * kk * 4;
+    if (!c.backward) return 4224 + padded;
+    bool wide = std::max(c.kh, c.kw) > 3;
+    return grad_copy + (wide ? 256 * c.OC * kk * 4 : padded) + weight + bias;
+  }
+  if (!c.backward) return copy + 8192 + pad16(c.OC) * c.icg * kk * 4;
+  int64_t weight_stage =
+      copy + pad16(c.OC) * (c.icg < 16 ? c.icg : pad16(c.icg)) * kk * 4 + weight + bias;
+  if (!c.grad_input) return grad_copy + weight_stage;
+  int64_t input_stage = copy + pad16(c.OC) * pad16(c.icg) * kk * 4 - weight - bias;
+  return grad_copy + std::max(input_stage, weight_stage);
+}
+
+// bf16, contiguous, not grouped: 1.13 sends every bf16 convolution to oneDNN on a CPU with
+// AVX-512 (mkldnn_bf16_device_check), which blocks as for fp32 but holds more at once. Exact to
+// the byte for resnet18's layers at batch 1 and 8, but for the 1x1 strided backward (up to
+// 150,784 B low).
+// - Forward: the reordered input (from 16 channels on), the weight (input channels padded to 2
+//   below 16, else to 16) and the blocked output all at once, then the plain output; a strided
+//   1x1 adds one image of input and a per-image compacted ("rtus") input.
+// - Backward, input-gradient stage: the blocked output gradient, the weight and the blocked
+//   input gradient (a strided 1x1: one image of output and a compacted input more), then the plain
+//   input gradient beside the blocked one.
+// - Backward, weight-gradient stage, beside the input gradient: the blocked output gradient and
+//   input, the weight gradient, and a scratchpad of an fp32 weight gradient plus, for kernels
+//   wider than 1, one image of the input and of the output gradient transposed with their widths
+//   padded (tr_src, tr_dst) and 8,580 bytes.
+int64_t scratch_bf16(const Conv& c) {
+  if (c.groups != 1) return 0;
+  const int64_t e = 2, kk = c.kk();
+  const int64_t weight = c.OC * c.icg * kk * e;
+  const int64_t reordered = pad16(c.OC) * (c.C < 16 ? round_up(c.C, 2) : pad16(c.C)) * kk * e;
+  const int64_t input = c.C >= 16 ? c.N * pad16(c.C) * c.H * c.W * e : 0;
+  const int64_t blocked = c.N * pad16(c.OC) * c.out_hw() * e;
+  const int64_t output = c.N * c.OC * c.out_hw() * e;
+  const int64_t rtus = kk == 1 && c.strided ? c.C * c.out_hw() * e + 256 : 0;
+  if (!c.backward) {
+    int64_t first = (rtus ? c.C * c.H * c.W * e + rtus : 0) + input + reordered + blocked;
+    return std::max(first - output, blocked);
+  }
+  int64_t pad = 0;
+  if (kk > 1) {
+    int64_t tr_ow = round_up(c.ow, 2);
+    int64_t tr_iw = round_up(tr_ow * c.stride_w + c.kw - 1, 2 * c.stride_w);
+    int64_t tr_src = c.C >= 16 ? pad16(c.C) * c.H * tr_iw * e : 0;
+    int64_t tr_dst = pad16(c.OC) * c.oh * tr_ow * e;
+    pad = tr_src + tr_dst + 8580;
+  }
+  const int64_t scratchpad = 2 * weight + (kk == 1 ? rtus : pad);
+  const int64_t grad_in = c.grad_input ? c.N * c.C * c.H * c.W * e : 0;
+  const int64_t weight_stage = grad_in + blocked + input + weight + scratchpad;
+  int64_t input_stage = 0;
+  if (c.grad_input) {
+    int64_t grad_in_blocked = c.N * pad16(c.C) * c.H * c.W * e;
+    int64_t strided_1x1 = rtus ? c.OC * c.out_hw() * e + rtus : 0;
+    input_stage =
+        std::max(blocked + reordered + grad_in_blocked + strided_1x1, grad_in_blocked + grad_in);
+  }
+  return std::max(input_stage, weight_stage) - grad_in - weight;
+}
+
+int64_t cpu_conv_scratch(const TraceOp& op, bool backward) {
   // aten::convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding,
   // groups); aten::convolution_backward(grad_output, input, weight, bias_sizes, stride, padding,
   // dilation, transposed, output_padding, groups, output_mask).
   size_t base = backward ? 1 : 0;
-  if (conv.inputs.size() < base + 9) return 0;
-  const OpValue& in = conv.inputs[base];
-  const OpValue& w = conv.inputs[base + 1];
+  if (op.inputs.size() < base + 9) return 0;
+  const OpValue& in = op.inputs[base];
+  const OpValue& w = op.inputs[base + 1];
   if (!in.is_tensor() || !w.is_tensor() || in.tensor().shape.size() != 4 ||
-      w.tensor().shape.size() != 4 || in.tensor().dtype != DType::kFloat32)
+      w.tensor().shape.size() != 4)
     return 0;
   auto ints = [&](size_t i) {
-    return i < conv.inputs.size() ? conv.inputs[i].ints : std::vector<int64_t>{};
+    return i < op.inputs.size() ? op.inputs[i].ints : std::vector<int64_t>{};
   };
   std::vector<int64_t> stride = ints(base + 3), padding = ints(base + 4), dilation = ints(base + 5);
-  bool transposed = !ints(base + 6).empty() && ints(base + 6)[0];
-  int64_t groups = ints(base + 8).empty() ? 1 : ints(base + 8)[0];
-  if (transposed) return 0;
+  if (!ints(base + 6).empty() && ints(base + 6)[0]) return 0;  // transposed
   auto any_not = [](const std::vector<int64_t>& v, int64_t x) {
-    for (int64_t e : v)
-      if (e != x) return true;
-    return false;
+    return std::any_of(v.begin(), v.end(), [x](int64_t e) { return e != x; });
   };
-  const auto& x = in.tensor().shape;  // N, C, H, W
-  const auto& k = w.tensor().shape;   // OC, C/groups, kh, kw
-  bool strided = any_not(stride, 1), dilated = any_not(dilation, 1), padded = any_not(padding, 0);
+  const auto& x = in.tensor().shape;
+  const auto& k = w.tensor().shape;
+  // The output's spatial dims: the grad_output's in backward, the result's in forward.
+  const OpValue& y = backward ? op.inputs[0] : (op.outputs.empty() ? OpValue{} : op.outputs[0]);
+  if (!y.is_tensor() || y.tensor().shape.size() != 4) return 0;
+  Conv c;
+  c.op = &op;
+  c.backward = backward;
+  c.grad_input = backward && !op.inputs.back().ints.empty() && op.inputs.back().ints[0] != 0;
+  c.N = x[0], c.C = x[1], c.H = x[2], c.W = x[3];
+  c.OC = k[0], c.icg = k[1], c.kh = k[2], c.kw = k[3];
+  c.oh = y.tensor().shape[2], c.ow = y.tensor().shape[3];
+  c.groups = ints(base + 8).empty() ? 1 : ints(base + 8)[0];
+  c.stride_w = stride.empty() ? 1 : stride.back();
+  c.strided = any_not(stride, 1), c.dilated = any_not(dilation, 1), c.padded = any_not(padding, 0);
+  bool channels_last = in.tensor().channels_last || w.tensor().channels_last;
+  if (in.tensor().dtype == DType::kBFloat16) return channels_last ? 0 : scratch_bf16(c);
+  if (in.tensor().dtype != DType::kFloat32) return 0;
   bool mkldnn =
-      (strided || dilated || x[0] >= 16 || k[3] != 1 || k[2] != 1) &&
-      (groups > 1 || (k[3] > 3 && k[2] > 3) || x[0] > 1 || x[0] * x[1] * x[2] * x[3] > 20480);
-  int64_t out_hw = 0;
-  if (backward && conv.inputs[0].is_tensor() && conv.inputs[0].tensor().shape.size() == 4) {
-    const auto& g = conv.inputs[0].tensor().shape;
-    out_hw = g[2] * g[3];
-  } else if (!conv.outputs.empty() && conv.outputs[0].is_tensor() &&
-             conv.outputs[0].tensor().shape.size() == 4) {
-    const auto& y = conv.outputs[0].tensor().shape;
-    out_hw = y[2] * y[3];
-  }
-  const int64_t N = x[0], C = x[1], OC = k[0];
-  if (mkldnn) {
-    bool depthwise = groups > 1;
-    int64_t ic = depthwise ? k[1] : (C < 16 ? C : pad16(C));
-    int64_t weight = (depthwise ? OC : pad16(OC)) * ic * k[2] * k[3] * 4;
-    int64_t input = C >= 16 || depthwise ? N * pad16(C) * x[2] * x[3] * 4 : 0;
-    int64_t output = N * pad16(OC) * out_hw * 4;
-    // Forward: the reordered weight, and the larger of the reordered input and the blocked
-    // output (the first is freed before the second is made, as measured).
-    if (!backward) return weight + std::max(input, output);
-    // Backward, as measured op by op (docs/memory.md): below 16 input channels (plain layout) the
-    // blocked output gradient, the input and the weight.
-    bool grad_input =
-        !conv.inputs.empty() && conv.inputs.back().ints.size() >= 1 && conv.inputs.back().ints[0];
-    if (!grad_input) return output + input + weight;
-    if (C < 16) return output + N * C * x[2] * x[3] * 4 + weight;
-    // From 16 channels on, the larger of its two stages: the input's gradient (output gradient,
-    // weight and input gradient, all blocked, beside the plain results) and the weight's
-    // (the blocked weight gradient).
-    int64_t plain_weight = k[0] * k[1] * k[2] * k[3] * 4 + OC * 4;
-    return std::max(output + weight + input - plain_weight, weight);
-  }
-  bool columns = k[2] != 1 || k[3] != 1 || strided || padded || dilated;
-  int64_t cols = columns ? N * (C / groups) * k[2] * k[3] * out_hw * 4 : 0;
-  if (!backward) return cols;
-  return columns ? cols : N * OC * out_hw * 4;
+      (c.strided || c.dilated || c.N >= 16 || c.kw != 1 || c.kh != 1) &&
+      (c.groups > 1 || (c.kw > 3 && c.kh > 3) || c.N > 1 || c.N * c.C * c.H * c.W > 20480);
+  return channels_last ? scratch_fp32_channels_last(c, mkldnn) : scratch_fp32(c, mkldnn);
 }
 
 // The events with each convolution's CPU scratch added: allocated after the op's first event and

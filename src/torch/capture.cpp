@@ -63,7 +63,8 @@ thread_local Capture* t_capture = nullptr;
 OpValue value_from(const c10::IValue& v) {
   OpValue out;
   auto tensor = [](const at::Tensor& t) {
-    return TensorMeta{t.sizes().vec(), detail::dtype_from(t.scalar_type())};
+    return TensorMeta{t.sizes().vec(), detail::dtype_from(t.scalar_type()),
+                      t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast};
   };
   try {
     if (v.isTensor()) {

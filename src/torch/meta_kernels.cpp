@@ -41,7 +41,14 @@ at::Tensor convolution(const at::Tensor& input, const at::Tensor& weight,
                       ? (in - 1) * s - 2 * p + d * (k - 1) + at_or_first(output_padding, i) + 1
                       : (in + 2 * p - d * (k - 1) - 1) / s + 1);
   }
-  return at::empty(out, input.options());
+  // Channels-last when the input or the weight is, as oneDNN, THNN and cuDNN choose
+  // (Convolution.cpp's mkldnn_conv_use_channels_last and cudnn_conv_suggest_memory_format).
+  auto format = at::MemoryFormat::Contiguous;
+  auto last = input.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;
+  if ((input.dim() == 4 || input.dim() == 5) &&
+      (input.suggest_memory_format() == last || weight.suggest_memory_format() == last))
+    format = last;
+  return at::empty(out, input.options().memory_format(format));
 }
 
 // CPU's batch norm saves the mean and inverse std, [C] each, in training; [0] in eval.
