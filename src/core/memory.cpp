@@ -249,9 +249,15 @@ int64_t scratch_fp32(const Conv& c, bool mkldnn) {
     int64_t weight = (depthwise ? c.OC : pad16(c.OC)) * ic * c.kk() * 4;
     int64_t input = c.C >= 16 || depthwise ? c.N * pad16(c.C) * c.H * c.W * 4 : 0;
     int64_t output = c.N * pad16(c.OC) * c.out_hw() * 4;
-    // Forward: the reordered weight, and the larger of the reordered input and the blocked
-    // output (the first is freed before the second is made, as measured).
-    if (!c.backward) return weight + std::max(input, output);
+    // Forward: the bias padded to 16 channels (when the channels are not a multiple of 16, in a
+    // scratchpad entry of 128 bytes more), the reordered input and weight and the blocked output
+    // at once; then the plain output beside the blocked one.
+    if (!c.backward) {
+      const OpValue& bias = c.op->inputs[2];
+      int64_t padded_bias = bias.is_tensor() && c.OC % 16 ? pad16(c.OC) * 4 + 128 : 0;
+      int64_t plain = c.N * c.OC * c.out_hw() * 4;
+      return std::max(padded_bias + input + weight + output, output + plain) - plain;
+    }
     // Backward: below 16 input channels (plain layout) the blocked output gradient, the input
     // and the weight.
     if (!c.grad_input) return output + input + weight;
