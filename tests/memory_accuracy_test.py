@@ -29,10 +29,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MEASURE = os.path.join(HERE, "..", "bench", "cuda", "measure.py")
 CPU_REFERENCE = os.environ.get("FOOTPRINT_CPU_REFERENCE",
                                os.path.join(HERE, "reference", "cpu", "torch-1.13.json"))
-# The issue's bar is 3% for every run. The CPU runs are all within 1.35% (vit_b_16 inference at
-# batch 8, docs/memory.md), so they are held to 1.5%, that no change makes them worse unseen.
+# The issue's bar is 3% for every run. The CPU runs are all within 1.09% (vit_b_16's SGD step at
+# batch 1, docs/memory.md), so they are held to 1.25%, that no change makes them worse unseen.
 # CUDA has no measurements yet: the bar.
-TOLERANCE = {"cpu": 0.015, "cuda": 0.03}
+TOLERANCE = {"cpu": 0.0125, "cuda": 0.03}
 
 
 def input_text(spec):

@@ -49,6 +49,22 @@ TEST(Memory, TorchScriptLocalsLiveAsLongAsInPython) {
   EXPECT_EQ(r.peak.bytes, 4 * 4000);
 }
 
+// self_attention.pt (make_models.py): nn.MultiheadAttention(16, 2, batch_first=True) on a 1 x 4 x
+// 16 input in eval, which a real run sends down the fast path, _native_multi_head_attention. Its
+// CPU kernel (attention.cpp) makes the packed projection [1, 4, 48] (768 B), then q, k, v
+// [3, 1, 2, 4, 8] (768 B) and frees the projection; the scores [1, 2, 4, 4] (128 B), freed as the
+// weights are not asked for; the context [1, 4, 16] and the output (256 B each). The peak is the
+// parameters (3 x 16 x 16 + 48 + 16 x 16 + 16 = 1,088 floats, 4,352 B), the input (256 B) and the
+// first two: 6,144 B, what python3-torch 1.13's profiler measures. The slower path that meta
+// tensors used to take holds more.
+TEST(Memory, MultiheadAttentionTakesItsFastPathInInference) {
+  fp::MemoryScenario s;
+  s.inputs = fp::parse_inputs("1x4x16");
+  s.memory.target = fp::Target::kCpu;
+  auto r = fp::memory_file(kModels + "/self_attention.pt", s);
+  EXPECT_EQ(r.peak.bytes, 4352 + 256 + 768 + 768);
+}
+
 // HybridNetwork: 33,762 trainable fp32 parameters = 135,048 B in 30 tensors. AdamW keeps exp_avg
 // and exp_avg_sq (2 x 135,048), and the gradients are 135,048: 4 + 4 + 8 = 16 bytes per
 // parameter, the figure of EleutherAI's Transformer Math and ZeRO's 16 Psi for fp32 Adam. On CUDA

@@ -530,6 +530,7 @@ Model model_at(Model model, const std::optional<DType>& dtype) {
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
   detail::keep_python_lifetimes(module);
+  detail::see_cpu_tensors(module);
   prepare(module, o);
   Capture c;
   c.types = model_from(module).module_types;

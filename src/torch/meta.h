@@ -84,4 +84,10 @@ void to_meta(torch::nn::Module& module, std::optional<c10::ScalarType> dtype = s
 // (python_lifetimes.cpp). Must run before the module's first call; idempotent.
 void keep_python_lifetimes(torch::jit::Module& module);
 
+// nn.MultiheadAttention takes its inference fast path (aten::_native_multi_head_attention) only
+// when every tensor is on CPU or CUDA, `x.is_cuda or 'cpu' in str(x.device)`, which meta tensors
+// fail. In each graph that calls that op, str(x.device) reads "cpu", so that the capture takes the
+// path a real run takes (python_lifetimes.cpp). Before the module's first call; idempotent.
+void see_cpu_tensors(torch::jit::Module& module);
+
 }  // namespace footprint::detail

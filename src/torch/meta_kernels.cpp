@@ -112,6 +112,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
           grad_if(mask[2], channels)};
 }
 
+// nn.MultiheadAttention's inference fast path, as 1.13's native_multi_head_attention_cpu
+// allocates (aten/src/ATen/native/transformers/attention.cpp): the packed projection [B, T, 3D],
+// q, k and v with the bias added and q scaled, [3, B, H, T, d], after which the projection is
+// freed; the scores [B, H, T, T], soft-maxed in place, with the context written over q; the
+// context back in [B, T, D] for the output projection, freed once that is made; q, k and v freed
+// on return. The scores are returned (averaged over heads: a new [B, T, T]) only when asked for.
+std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
+    const at::Tensor& query, const at::Tensor&, const at::Tensor&, int64_t embed_dim,
+    int64_t num_head, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+    const c10::optional<at::Tensor>&, bool need_weights, bool average_attn_weights,
+    c10::optional<int64_t>) {
+  const int64_t B = query.size(0), T = query.size(1), D = embed_dim, H = num_head;
+  auto o = query.options();
+  at::Tensor qkv = at::empty({B, T, 3 * D}, o);
+  at::Tensor q_k_v = at::empty({3, B, H, T, D / H}, o);
+  qkv.reset();
+  at::Tensor scores = at::empty({B, H, T, T}, o);
+  if (!need_weights) scores.reset();
+  at::Tensor context = at::empty({B, T, D}, o);
+  at::Tensor out = at::empty({B, T, D}, o);
+  context.reset();
+  if (need_weights && average_attn_weights) scores = at::empty({B, T, T}, o);
+  return {out, scores};
+}
+
 // native_layer_norm as layer_norm_cuda and layer_norm_cpu allocate: a contiguous copy of a
 // non-contiguous input (freed on return), the output, then mean and rstd of M elements (M the
 // product of the dims before normalized_shape) viewed with ones for the normalized dims. They are
@@ -261,6 +286,7 @@ void register_missing_meta_kernels() {
   impl("native_dropout_backward", TORCH_FN(native_dropout_backward));
   impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
   impl("mse_loss_backward", TORCH_FN(mse_loss_backward));
+  impl("_native_multi_head_attention", TORCH_FN(native_multi_head_attention));
   // A LibTorch that has a Meta fallback of its own keeps it (registering a second one throws).
   try {
     static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::Meta, __FILE__,

@@ -1,4 +1,5 @@
-// Python's variable lifetimes for a TorchScript module (src/torch/meta.h says why).
+// Python's variable lifetimes for a TorchScript module (src/torch/meta.h says why), and the
+// device its fast paths see.
 //
 // The TorchScript interpreter frees a value at its last use. Eager Python, which is what
 // ../shared/MEASUREMENT.md measures, frees a tensor when its last reference goes: a local variable
@@ -18,6 +19,7 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/runtime/custom_operator.h>
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <set>
@@ -130,15 +132,49 @@ void add_functions(torch::jit::Function& f, std::set<torch::jit::Function*>& see
   }
 }
 
-}  // namespace
-
-void keep_python_lifetimes(torch::jit::Module& module) {
-  register_keep();
+std::vector<std::shared_ptr<Graph>> all_graphs(torch::jit::Module& module) {
   std::set<torch::jit::Function*> seen;
   std::vector<std::shared_ptr<Graph>> graphs;
   for (const torch::jit::Module& m : module.modules())
     for (torch::jit::Function* f : m.type()->methods()) add_functions(*f, seen, graphs);
-  for (auto& g : graphs) keep_locals(*g);
+  return graphs;
+}
+
+std::vector<Node*> all_nodes(Graph& g) {
+  std::vector<Node*> out;
+  std::vector<torch::jit::Block*> blocks{g.block()};
+  while (!blocks.empty()) {
+    torch::jit::Block* b = blocks.back();
+    blocks.pop_back();
+    for (Node* n : b->nodes()) {
+      out.push_back(n);
+      for (torch::jit::Block* sub : n->blocks()) blocks.push_back(sub);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void keep_python_lifetimes(torch::jit::Module& module) {
+  register_keep();
+  for (auto& g : all_graphs(module)) keep_locals(*g);
+}
+
+void see_cpu_tensors(torch::jit::Module& module) {
+  static const c10::Symbol mha = c10::Symbol::fromQualString("aten::_native_multi_head_attention");
+  for (auto& g : all_graphs(module)) {
+    std::vector<Node*> nodes = all_nodes(*g);
+    if (std::none_of(nodes.begin(), nodes.end(), [](Node* n) { return n->kind() == mha; }))
+      continue;
+    for (Node* n : nodes) {
+      if (n->kind() != c10::aten::str || n->inputs().size() != 1 ||
+          n->input(0)->node()->kind() != c10::prim::device)
+        continue;
+      torch::jit::WithInsertPoint here(n);
+      n->output()->replaceAllUsesWith(g->insertConstant(std::string("cpu")));
+    }
+  }
 }
 
 }  // namespace footprint::detail

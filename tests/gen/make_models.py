@@ -164,9 +164,20 @@ class Locals(nn.Module):
         return b
 
 
+class SelfAttention(nn.Module):
+    """nn.MultiheadAttention, batch first with an even number of heads: in eval and without grad
+    PyTorch takes its fast path, _native_multi_head_attention (tests/memory_test.cpp)."""
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
 # TorchScript only: the summary and memory tests work their numbers out by hand.
 SUMMARY_MODELS = {"twice": Twice, "matmul_attention": MatmulAttention, "no_meta_kernel": NoMetaKernel,
-                  "two_conv": TwoConv, "locals": Locals}
+                  "two_conv": TwoConv, "locals": Locals, "self_attention": SelfAttention}
 
 # What a real forward says at 1x3x224x224, for tests/engine_test.cpp.
 SUMMARY_CHECKED = ("resnet18", "resnet50", "vgg16", "mobilenet_v2", "densenet121")
