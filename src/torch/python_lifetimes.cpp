@@ -112,34 +112,7 @@ void keep_locals(Graph& g) {
   }
 }
 
-// The graphs of a function and of every function it calls (not methods: those come with their
-// modules).
-void add_functions(torch::jit::Function& f, std::set<torch::jit::Function*>& seen,
-                   std::vector<std::shared_ptr<Graph>>& graphs) {
-  if (!seen.insert(&f).second || !f.isGraphFunction()) return;
-  auto g = toGraphFunction(f).graph();
-  graphs.push_back(g);
-  std::vector<torch::jit::Block*> blocks{g->block()};
-  while (!blocks.empty()) {
-    torch::jit::Block* b = blocks.back();
-    blocks.pop_back();
-    for (Node* n : b->nodes()) {
-      for (torch::jit::Block* sub : n->blocks()) blocks.push_back(sub);
-      if (n->kind() == c10::prim::CallFunction)
-        if (auto type = n->input(0)->type()->cast<c10::FunctionType>())
-          add_functions(*type->function(), seen, graphs);
-    }
-  }
-}
-
-std::vector<std::shared_ptr<Graph>> all_graphs(torch::jit::Module& module) {
-  std::set<torch::jit::Function*> seen;
-  std::vector<std::shared_ptr<Graph>> graphs;
-  for (const torch::jit::Module& m : module.modules())
-    for (torch::jit::Function* f : m.type()->methods()) add_functions(*f, seen, graphs);
-  return graphs;
-}
-
+// Every node of a graph, in nested blocks too.
 std::vector<Node*> all_nodes(Graph& g) {
   std::vector<Node*> out;
   std::vector<torch::jit::Block*> blocks{g.block()};
@@ -152,6 +125,27 @@ std::vector<Node*> all_nodes(Graph& g) {
     }
   }
   return out;
+}
+
+// The graphs of a function and of every function it calls (not methods: those come with their
+// modules).
+void add_functions(torch::jit::Function& f, std::set<torch::jit::Function*>& seen,
+                   std::vector<std::shared_ptr<Graph>>& graphs) {
+  if (!seen.insert(&f).second || !f.isGraphFunction()) return;
+  auto g = toGraphFunction(f).graph();
+  graphs.push_back(g);
+  for (Node* n : all_nodes(*g))
+    if (n->kind() == c10::prim::CallFunction)
+      if (auto type = n->input(0)->type()->cast<c10::FunctionType>())
+        add_functions(*type->function(), seen, graphs);
+}
+
+std::vector<std::shared_ptr<Graph>> all_graphs(torch::jit::Module& module) {
+  std::set<torch::jit::Function*> seen;
+  std::vector<std::shared_ptr<Graph>> graphs;
+  for (const torch::jit::Module& m : module.modules())
+    for (torch::jit::Function* f : m.type()->methods()) add_functions(*f, seen, graphs);
+  return graphs;
 }
 
 }  // namespace
