@@ -10,10 +10,9 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-2}
 
-# Debian packages: the toolchain, LibTorch and PyTorch (the tests compare against real runs),
-# and the libraries footprint uses instead of writing its own.
-PACKAGES=(build-essential cmake ninja-build pkg-config git
-  libtorch-dev python3-torch python3-torchvision
+# Debian packages: the toolchain, Python for the virtual environment, and the libraries footprint
+# uses instead of writing its own. PyTorch itself comes from PyPI (requirements.txt).
+PACKAGES=(build-essential cmake ninja-build pkg-config git python3-venv python3-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev)  # libFuzzer and the sanitizers, for fuzz/run.sh
@@ -34,13 +33,32 @@ setup() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# The pinned PyPI packages (requirements.txt: torch 2.11.0 and torchvision 0.26.0, whose LibTorch
+# the C++ builds against) in a virtual environment outside the tree, named after the pins' hash:
+# a new clone with the same pins reuses it, a changed pin makes a new one. FOOTPRINT_VENV overrides.
+VENV=${FOOTPRINT_VENV:-$HOME/.cache/footprint/venv-$(sha256sum requirements.txt | cut -c1-12)}
+PYTHON=$VENV/bin/python
+
+venv() {
+  if [ -f "$VENV/.complete" ]; then
+    echo "dev.sh: reusing $VENV"
+    return
+  fi
+  echo "dev.sh: creating $VENV (torch is a CUDA wheel of a few GB: a minute or two)"
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv "$VENV"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -r requirements.txt
+  touch "$VENV/.complete"
+}
+
 build() {
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  venv
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFOOTPRINT_PYTHON="$PYTHON"
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
 case "${1:-}" in
-  setup) setup ;;
+  setup) setup; venv ;;
   build) setup; build ;;
   example)
     setup
@@ -50,7 +68,7 @@ case "${1:-}" in
     "$BUILD_DIR/examples/hybrid_network"
     echo
     echo "== The same model exported by PyTorch, read from the file (examples/hybrid_network.py)"
-    /usr/bin/python3 examples/hybrid_network.py "$BUILD_DIR/example"
+    "$PYTHON" examples/hybrid_network.py "$BUILD_DIR/example"
     "$BUILD_DIR/footprint" params "$BUILD_DIR/example/hybrid_network.pt" --dtype fp32,fp16
     echo
     echo "== Its layers, run on the meta device (the seed's torchstat and thop, corrected)"
@@ -71,7 +89,7 @@ case "${1:-}" in
   bench)
     setup
     build
-    bench/run.sh "$BUILD_DIR"
+    FOOTPRINT_PYTHON="$PYTHON" bench/run.sh "$BUILD_DIR"
     ;;
   *)
     echo "usage: ./dev.sh example|test|setup|build|bench" >&2

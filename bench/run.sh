@@ -3,15 +3,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
+py=${FOOTPRINT_PYTHON:-python3}  # the pinned torch (dev.sh bench passes its virtual environment)
 data=$build/bench/llama7b
-/usr/bin/python3 "$here/tests/gen/make_llama7b.py" "$data"
+"$py" "$here/tests/gen/make_llama7b.py" "$data"
 echo "== params on sharded LLaMA-7B (13.5 GB of sparse shards, $(du -sh "$data" | cut -f1) on disk)"
 "$build/bench/params_bench" "$data" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-/usr/bin/python3 "$here/bench/params_cli.py" "$build/footprint" "$data" 30
+"$py" "$here/bench/params_cli.py" "$build/footprint" "$data" 30
 echo "== summary of resnet50 in training mode"
-/usr/bin/python3 "$here/tests/gen/make_models.py" "$build/tests/models" > /dev/null
-/usr/bin/python3 "$here/bench/summary_cli.py" "$build/footprint" "$build/tests/models" 5
+"$py" "$here/tests/gen/make_models.py" "$build/tests/models" > /dev/null
+"$py" "$here/bench/summary_cli.py" "$build/footprint" "$build/tests/models" 5
 echo "== memory and fit of resnet50 in training"
-/usr/bin/python3 "$here/bench/memory_cli.py" "$build/footprint" "$build/tests/models" 5
+"$py" "$here/bench/memory_cli.py" "$build/footprint" "$build/tests/models" 5
 echo "== llm on Llama-2-70B"
-/usr/bin/python3 "$here/bench/llm_cli.py" "$build/footprint" "$here" 5
+"$py" "$here/bench/llm_cli.py" "$build/footprint" "$here" 5

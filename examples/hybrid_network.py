@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The first seed's HybridNetwork in PyTorch, as its article writes it, and an exporter:
 
-    /usr/bin/python3 examples/hybrid_network.py OUTDIR
+    python examples/hybrid_network.py OUTDIR
 
 writes OUTDIR/hybrid_network.pt (TorchScript), .pth (state_dict) and .safetensors, for
 `footprint params`. tests/gen/make_models.py imports the model from here.

@@ -2,7 +2,7 @@
 """Tests bench/cuda/measure.py on CPU, as issue 7 asks where no GPU is lent: it runs the harness's
 quick plan and checks its measurements against hand calculations and its own repeats.
 
-    /usr/bin/python3 tests/harness_test.py OUTDIR
+    python tests/harness_test.py OUTDIR
 """
 import json
 import os

@@ -2,6 +2,7 @@
 // model states, the seed's pytorch_modelsize numbers, the CUDA allocator's reserved bytes for a
 // tiny model, and fit's bracket. (The CPU estimates against real runs:
 // tests/memory_accuracy_test.py.)
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include "footprint/engine.h"
@@ -185,26 +186,34 @@ TEST(Memory, ErrorsSayWhatIsExpected) {
 }
 
 // Autocast (bf16) keeps fp32 weights, gradients and AdamW state: still 16 bytes per parameter.
-// Twice calls fc twice: autocast casts its weight to bf16 once and reuses the cached copy
-// (cached_cast), so one 8x8 cast, where a cache-less cast would make two.
+// Twice calls fc twice: in a training forward autocast casts its weight to bf16 once and reuses
+// the cached copy (cached_cast), so one 8x8 cast, where a cache-less cast would make two. In
+// inference, which runs under torch.inference_mode(), PyTorch 2.x caches nothing
+// (pytorch#158232): two casts.
 TEST(Memory, AutocastCastsEachWeightOnce) {
   auto s = training("1x1x28x28", "adamw", "foreach", fp::Target::kCuda);
   s.precision = fp::PrecisionMode::kBf16Amp;
   auto r = fp::memory_file(kModels + "/hybrid_network.pt", s);
   EXPECT_EQ(model_states(r), 16 * 33762);
 
-  auto module = torch::jit::load(kModels + "/twice.pt");
-  fp::CaptureOptions o;
-  o.inputs = fp::parse_inputs("4x8");
-  o.autocast = fp::DType::kBFloat16;
-  fp::Trace t = fp::capture(module, o);
-  int casts_8x8 = 0;
-  for (const auto& op : t.ops)
-    if (op.name == "aten::_to_copy" && !op.inputs.empty() && op.inputs[0].is_tensor() &&
-        op.inputs[0].tensor().shape == std::vector<int64_t>{8, 8} &&
-        op.outputs[0].tensor().dtype == fp::DType::kBFloat16)
-      ++casts_8x8;
-  EXPECT_EQ(casts_8x8, 1);
+  auto weight_casts = [](bool train) {
+    auto module = torch::jit::load(kModels + "/twice.pt");
+    fp::CaptureOptions o;
+    o.inputs = fp::parse_inputs("4x8");
+    o.autocast = fp::DType::kBFloat16;
+    o.train = train;
+    fp::Trace t = fp::capture(module, o);
+    int casts_8x8 = 0;
+    for (const auto& op : t.ops)
+      if (op.phase == fp::Phase::kForward && op.name == "aten::_to_copy" && !op.inputs.empty() &&
+          op.inputs[0].is_tensor() && op.inputs[0].tensor().shape == std::vector<int64_t>{8, 8} &&
+          op.outputs[0].tensor().dtype == fp::DType::kBFloat16)
+        ++casts_8x8;
+    return std::make_pair(casts_8x8, t);
+  };
+  EXPECT_EQ(weight_casts(true).first, 1);
+  auto [inference_casts, t] = weight_casts(false);
+  EXPECT_EQ(inference_casts, 2);
   // The output of the last linear is bf16: [4, 2] x 2 bytes.
   const fp::TraceOp* last = nullptr;
   for (const auto& op : t.ops)
@@ -212,4 +221,55 @@ TEST(Memory, AutocastCastsEachWeightOnce) {
   ASSERT_NE(last, nullptr);
   EXPECT_EQ(last->outputs[0].tensor().dtype, fp::DType::kBFloat16);
   EXPECT_EQ(last->outputs[0].tensor().bytes(), 4 * 2 * 2);
+}
+
+namespace {
+
+// The allocated peak of a trace: the most bytes live at once, from its first event on.
+int64_t trace_peak(const fp::Trace& t) {
+  int64_t live = 0, peak = 0;
+  for (const auto& e : t.memory) peak = std::max(peak, live += e.bytes);
+  return peak;
+}
+
+int64_t largest_allocation(const fp::Trace& t) {
+  int64_t largest = 0;
+  for (const auto& e : t.memory) largest = std::max(largest, e.bytes);
+  return largest;
+}
+
+fp::Trace attention(fp::CaptureDevice device, fp::Target target) {
+  auto none = std::make_shared<torch::nn::Module>();  // the op alone: q, k and v are the inputs
+  fp::CaptureOptions o;
+  o.inputs = fp::parse_inputs("2x4x64x32;2x4x64x32;2x4x64x32");
+  o.device = device;
+  o.target = target;
+  return fp::capture(
+      *none,
+      [](const std::vector<torch::Tensor>& x) {
+        return at::scaled_dot_product_attention(x[0], x[1], x[2]);
+      },
+      o);
+}
+
+}  // namespace
+
+// F.scaled_dot_product_attention in inference, q, k and v [2, 4, 64, 32] fp32 (65,536 B each).
+// PyTorch 2.11's CPU takes its flash kernel (sdp_utils_cpp.cpp), which allocates the output
+// (65,536 B), the log-sum-exp [2, 4, 64] fp32 (2,048 B) and one thread's buffer of
+// qSplit x kvSplit + 2 qSplit + qSplit x E floats, qSplit = 32 (a query under 192 long) and
+// kvSplit = 64 (the key length): 2,048 + 64 + 1,024 = 3,136 floats, 12,544 B
+// (FlashAttentionKernel.cpp). Peak: 3 x 65,536 + 65,536 + 2,048 + 12,544 = 276,736 B, and no
+// [2, 4, 64, 64] score matrix (131,072 B) is ever made. A real CPU run of the same op, recorded by
+// footprint's tracking CPU allocator, allocates the same. On meta, LibTorch alone would take the
+// math path, as the CUDA target still does here (its backends are not modelled yet).
+TEST(Memory, ScaledDotProductAttentionTakesTheCpuFlashKernel) {
+  at::set_num_threads(1);  // the kernel allocates its buffer per thread
+  fp::Trace meta = attention(fp::CaptureDevice::kMeta, fp::Target::kCpu);
+  EXPECT_EQ(trace_peak(meta), 3 * 65536 + 65536 + 2048 + 12544);
+  EXPECT_EQ(largest_allocation(meta), 65536);
+  fp::Trace cpu = attention(fp::CaptureDevice::kCpu, fp::Target::kCpu);
+  EXPECT_EQ(trace_peak(cpu), trace_peak(meta));
+  fp::Trace math = attention(fp::CaptureDevice::kMeta, fp::Target::kCuda);
+  EXPECT_GE(largest_allocation(math), 2 * 4 * 64 * 64 * 4);
 }

@@ -1,4 +1,4 @@
-// Real torchvision models saved by Debian's PyTorch at test time (tests/gen/make_models.py):
+// Real torchvision models saved by the pinned PyTorch at test time (tests/gen/make_models.py):
 // footprint's counts must equal what PyTorch itself computes, in every format.
 #include <gtest/gtest.h>
 

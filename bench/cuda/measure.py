@@ -3,7 +3,7 @@
 footprint's estimates can be held against it (tests/reference/cuda/<gpu>.json).
 
     python3 bench/cuda/measure.py --device cuda --out tests/reference/cuda/h100.json --export out/models
-    /usr/bin/python3 bench/cuda/measure.py --device cpu --models hybrid_network,resnet18 --quick --out /tmp/cpu.json
+    python bench/cuda/measure.py --device cpu --models hybrid_network,resnet18 --quick --out /tmp/cpu.json
 
 Per run it records the allocated peak (and on CUDA the reserved peak and the device total) for
 each phase: inference, or per training iteration forward, backward and optimizer step, with
@@ -59,8 +59,8 @@ def transformers_model(kind):
 
 class ChannelsLastConvs(nn.Module):
     """Convolutions over channels-last activations, convnext's layout without its other ops: a
-    depthwise 7x7, a depthwise 3x3, a strided dense 3x3 and a 1x1. At batch 1 PyTorch 1.13 runs
-    the last two as THNN, at batch 8 the 3x3 goes to oneDNN (docs/memory.md)."""
+    depthwise 7x7, a depthwise 3x3, a strided dense 3x3 and a 1x1. At batch 1 PyTorch runs the
+    last two as THNN, at batch 8 the 3x3 goes to oneDNN (docs/memory.md)."""
     def __init__(self):
         super().__init__()
         self.dw7 = nn.Conv2d(16, 16, 7, padding=3, groups=16)
@@ -73,6 +73,76 @@ class ChannelsLastConvs(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         x = self.pw(self.conv(self.dw3(self.dw7(x))))
         return self.head(x.mean((2, 3)))
+
+
+class SequenceModel(nn.Module):
+    """A recurrent or attention layer over [B, T, F] features, flattened to a 10-way classifier
+    head over the last time step, so that every model here trains with cross_entropy."""
+    def __init__(self, body, out_features, unpack):
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(out_features, 10)
+        self.unpack = unpack
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.unpack:
+            y = y[0]
+        return self.head(y[:, -1])
+
+
+class SelfAttention(nn.Module):
+    """nn.MultiheadAttention as self-attention without weights: the inference fast path."""
+    def __init__(self, dim=256, heads=8):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class SdpaBlock(nn.Module):
+    """A hand-written attention block calling F.scaled_dot_product_attention, as most 2.x code does."""
+    def __init__(self, dim=256, heads=8):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class InterpolateConv(nn.Module):
+    """A 3x3 conv, bilinear upsampling by 2, then a 1x1 conv: a decoder's shape."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1)
+        self.pw = nn.Conv2d(32, 16, 1)
+
+    def forward(self, x):
+        x = F.interpolate(torch.relu(self.conv(x)), scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.pw(x)
+
+
+def transformer_encoder():
+    layer = nn.TransformerEncoderLayer(d_model=256, nhead=8, dim_feedforward=1024, batch_first=True)
+    return SequenceModel(nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False), 256, False)
+
+
+def aspp_head():
+    from torchvision.models.segmentation.deeplabv3 import ASPP
+    return ASPP(256, [12, 24, 36], out_channels=64)
+
+
+def video(name):
+    def build():
+        import torchvision.models.video
+        return getattr(torchvision.models.video, name)()
+    return build
 
 
 # name -> (builder, per-sample input shape, input kind, classifier)
@@ -90,6 +160,15 @@ MODELS = {
     "vit_b_16": (vision("vit_b_16"), (3, 224, 224), "image", True),
     "convnext_tiny": (vision("convnext_tiny"), (3, 224, 224), "image", True),
     "channels_last_convs": (ChannelsLastConvs, (16, 32, 32), "image", True),
+    # PyTorch 2.x's fused paths and kernels that 1.13's meta run missed (issue 15).
+    "transformer_encoder": (transformer_encoder, (64, 256), "image", True),
+    "multihead_attention": (SelfAttention, (64, 256), "image", False),
+    "lstm": (lambda: SequenceModel(nn.LSTM(128, 256, num_layers=2, batch_first=True), 256, True), (64, 128), "image", True),
+    "gru": (lambda: SequenceModel(nn.GRU(128, 256, num_layers=2, batch_first=True), 256, True), (64, 128), "image", True),
+    "sdpa_block": (SdpaBlock, (128, 256), "image", False),
+    "interpolate_conv": (InterpolateConv, (3, 64, 64), "image", False),
+    "r3d_18": (video("r3d_18"), (3, 4, 64, 64), "image", True),
+    "aspp_head": (aspp_head, (256, 32, 32), "image", False),
     "gpt2": (transformers_model("gpt2"), (128,), "tokens", False),
     "bert_base": (transformers_model("bert"), (128,), "tokens", False),
     "llama_1b": (transformers_model("llama"), (128,), "tokens", False),
@@ -187,11 +266,11 @@ class CpuMeter:
         self.prof.__exit__(None, None, None)
         events = self.prof.profiler.kineto_results.events()
         memory, ranges = [], {}
-        for e in events:
+        for e in events:  # PyTorch 2.x times kineto's events in ns (1.13: start_us/duration_us)
             if e.name() == "[memory]":
-                memory.append((e.start_us(), e.nbytes()))
+                memory.append((e.start_ns(), e.nbytes()))
             elif e.name().startswith("phase::"):
-                ranges[e.name()[7:]] = (e.start_us(), e.start_us() + e.duration_us())
+                ranges[e.name()[7:]] = (e.start_ns(), e.start_ns() + e.duration_ns())
         memory.sort(key=lambda m: m[0])
         live, phases, overall = self.live_before, {}, self.live_before
         running = []
@@ -295,6 +374,8 @@ def measure(spec, device, repeat):
                 results.append({"oom": True})
             else:
                 raise
+        except ValueError as e:  # a run PyTorch refuses (BatchNorm over one value at batch 1)
+            results.append({"error": str(e).splitlines()[0]})
     identical = all(json.dumps(r, sort_keys=True) == json.dumps(results[0], sort_keys=True) for r in results)
     return {"spec": spec, "repeats": results, "identical": identical}
 
@@ -306,7 +387,7 @@ def plan(models, device, quick, precisions_arg=None):
     opts = [("momentum", "foreach"), ("adam", "foreach"), ("adamw", "foreach"), ("adamw", "fused")]
     precisions = ["fp32"] if quick else ["fp32", "bf16-amp"]
     batches = [2] if quick else [8, 32]
-    if device.type == "cpu":  # issue 4's ground truth: python3-torch 1.13 defaults (for-loop)
+    if device.type == "cpu":  # the CPU ground truth: PyTorch's CPU default is the for-loop
         opts = [("momentum", "forloop"), ("adamw", "forloop")] if quick else \
             [("sgd", "forloop"), ("momentum", "forloop"), ("adam", "forloop"), ("adamw", "forloop")]
         precisions = ["fp32"]
@@ -426,7 +507,7 @@ def main():
     for i, spec in enumerate(runs):
         r = measure(spec, device, args.repeat)
         report["runs"].append(r)
-        peak = r["repeats"][0].get("allocated_peak", "OOM")
+        peak = r["repeats"][0].get("allocated_peak", r["repeats"][0].get("error", "OOM"))
         print(f"[{i + 1}/{len(runs)}] {json.dumps(spec)} -> peak {peak}"
               f"{'' if r['identical'] else '  REPEATS DIFFER'}", flush=True)
     if args.export:

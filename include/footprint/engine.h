@@ -51,6 +51,9 @@ struct CaptureOptions {
   // The optimizer's per-parameter step counters are device tensors: true for a CPU run; on CUDA
   // they are host tensors except with fused.
   bool counters_on_device = false;
+  // The device whose kernels the run stands for. Where meta would take another path than the real
+  // kernel (scaled_dot_product_attention's backend, docs/engine.md), it takes this target's.
+  Target target = Target::kCuda;
 };
 
 // A C++ module's forward, called with the input tensors.

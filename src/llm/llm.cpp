@@ -4,6 +4,7 @@
 #include "footprint/llm.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -257,6 +258,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   CaptureOptions co;
   co.inputs = {InputSpec{{batch, prefill ? ctx : 1}, DType::kInt64}};
   co.train = false;
+  co.target = s.memory.target;
   int64_t position = prefill ? 0 : ctx - 1;
   Trace t = capture(
       *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, position); },
@@ -326,6 +328,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   co.iterations = 2;
   co.loss = LossKind::kOutput;
   co.counters_on_device = cpu;
+  co.target = s.memory.target;
   bool amp = false;
   switch (s.precision) {
     case PrecisionMode::kFp16:

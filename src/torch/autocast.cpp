@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
@@ -27,7 +28,10 @@
 namespace footprint::detail {
 namespace {
 
-constexpr c10::DispatchKey kKey = c10::DispatchKey::AutocastXPU;
+// Meta tensors have no autocast key of their own, so the replay borrows the key of a backend that
+// no footprint user runs: IPU (Graphcore's, out of tree and discontinued). LibTorch 2.11 gives it
+// neither a fallback nor op kernels (AutocastXPU, which 1.13 left free, has both now).
+constexpr c10::DispatchKey kKey = c10::DispatchKey::AutocastIPU;
 
 enum class Policy { kLower, kFp32, kFp32Output, kPromote };
 
@@ -144,8 +148,11 @@ at::Tensor cast(const at::Tensor& t, at::ScalarType to) {
   if (!t.defined() || !t.is_floating_point() || t.scalar_type() == at::kDouble ||
       t.scalar_type() == to)
     return t;
-  bool cacheable = to == t_state.lower && t.scalar_type() == at::kFloat && t.requires_grad() &&
-                   t.is_leaf() && !t.is_view();
+  // cached_cast's condition, with 2.x's !InferenceMode::is_enabled() (pytorch#158232: tensors
+  // made in inference mode cannot serve a later training step).
+  bool cacheable = !c10::InferenceMode::is_enabled() && to == t_state.lower &&
+                   t.scalar_type() == at::kFloat && t.requires_grad() && t.is_leaf() &&
+                   !t.is_view();
   if (cacheable) {
     auto it = t_state.cache.find(t.unsafeGetTensorImpl());
     if (it != t_state.cache.end()) return it->second;
@@ -157,7 +164,7 @@ at::Tensor cast(const at::Tensor& t, at::ScalarType to) {
   return out;
 }
 
-void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(kKey);
   auto policy = policies().find(op.schema().name());
   if (t_state.on && policy != policies().end()) {
@@ -205,7 +212,7 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::ji
   op.redispatchBoxed(keys & c10::DispatchKeySet(c10::DispatchKeySet::FULL_AFTER, kKey), stack);
 }
 
-// The kernel is registered when first needed (not at load: another LibTorch may use the key).
+// The kernel is registered when first needed (not at load: another library may use the key).
 void install() {
   static std::once_flag once;
   static std::unique_ptr<torch::Library> library;
@@ -213,11 +220,12 @@ void install() {
   std::call_once(once, [] {
     if (c10::Dispatcher::singleton().hasBackendFallbackForDispatchKey(kKey)) {
       failure =
-          "this LibTorch uses the AutocastXPU dispatch key that footprint replays autocast on";
+          "a library in this process uses AutocastIPU, the dispatch key footprint replays "
+          "autocast on";
       return;
     }
     library = std::make_unique<torch::Library>(torch::Library::IMPL, "_", kKey, __FILE__, __LINE__);
-    library->fallback(torch::CppFunction::makeFromBoxedFunction<&fallback>());
+    library->fallback(torch::CppFunction::makeFromBoxedFunction<&kernel>());
   });
   if (!failure.empty()) throw Error("autocast cannot be modelled: " + failure);
 }

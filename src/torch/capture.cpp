@@ -14,6 +14,7 @@
 // RecordFunction::inputs() asserts a flag in debug builds that the NDEBUG-built libtorch never
 // sets, so this file must be compiled with NDEBUG (CMakeLists.txt sees to it).
 #include <ATen/record_function.h>
+#include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
@@ -29,10 +30,11 @@
 #include "footprint/torch.h"
 #include "torch/autocast.h"
 #include "torch/meta.h"
-#include "torch/optim.h"
+#include "torch/optim_replay.h"
 
 #ifndef NDEBUG
-#error "capture.cpp calls RecordFunction::inputs(), which needs NDEBUG with Debian's LibTorch"
+#error \
+    "capture.cpp calls RecordFunction::inputs(), which needs NDEBUG with the NDEBUG-built LibTorch"
 #endif
 
 namespace footprint {
@@ -225,6 +227,8 @@ void on_exit(const at::RecordFunction& fn, at::ObserverContext*) {
   }
   if (c->open.empty()) return;
   TraceOp& op = c->trace.ops[c->open.back()];
+  if (op.name == "aten::resize_" && !fn.outputs().empty() && fn.outputs().back().isTensor())
+    detail::account_meta_resize(fn.outputs().back().toTensor());
   c->open.pop_back();
   if (c->recorder) c->recorder->current_op = c->open.empty() ? -1 : c->open.back();
   auto arity = c->arity.find(fn.name());
@@ -329,13 +333,26 @@ at::Tensor make_loss(const at::Tensor& y, LossKind kind, const at::Tensor& label
   return y.to(at::kFloat).square().mean();
 }
 
-// 1.13's linear adds its bias out of place for a "tensor-subclass-like" bias (composite
-// compliance), and a meta tensor counts as one. So on meta a linear over a 4-D (or non-contiguous
-// 3-D) input allocates a second output-sized tensor, where CPU and CUDA run output.add_(bias) in
-// place. The trace takes the in-place form: the add's allocation and linear's free of the matmul
-// output at its return both go, the add's result keeps the matmul output's allocation, and the op
-// is aten::add_.
-void linear_bias_in_place(Trace& t) {
+// A meta tensor is "tensor-subclass-like" (ATen/TensorSubclassLikeUtils.h: the Meta backend bit
+// is in kTensorSubclassLike), so code written for composite compliance takes its out-of-place
+// branch on meta where CPU and CUDA work in place. Two such places allocate a second
+// output-sized tensor on meta only:
+//   - linear's bias (aten/src/ATen/native/Linear.cpp): `output = at::add(output, *bias)` for a
+//     subclass-like bias, `output.add_(*bias)` otherwise, when the input is not 2-D or 3-D
+//     contiguous (which fold the bias into addmm);
+//   - the autograd engine's sum of two gradients for one input (InputBuffer::accumulate in
+//     torch/csrc/autograd/input_buffer.cpp): `old_var.add_(var)` when can_accumulate_inplace(),
+//     which requires a tensor that is not subclass-like, else `old_var + var`.
+// The trace takes the in-place form: the add's allocation and the free of the tensor it would
+// have written into (released by the parent right after) both go, the add's result keeps that
+// tensor's allocation, and the op is aten::add_.
+bool adds_in_place_on_device(const Trace& t, const TraceOp& op) {
+  if (op.name != "aten::add" || op.parent < 0) return false;
+  const std::string& parent = t.ops[op.parent].name;
+  return parent == "aten::linear" || parent.rfind("autograd::engine::evaluate_function: ", 0) == 0;
+}
+
+void subclass_like_adds_in_place(Trace& t) {
   std::unordered_map<int, size_t> alloc_of;  // op -> its first allocation
   for (size_t k = 0; k < t.memory.size(); ++k)
     if (t.memory[k].bytes > 0 && t.memory[k].op >= 0) alloc_of.emplace(t.memory[k].op, k);
@@ -343,8 +360,7 @@ void linear_bias_in_place(Trace& t) {
   std::unordered_map<uint64_t, uint64_t> renamed;
   for (size_t i = 0; i < t.ops.size(); ++i) {
     TraceOp& op = t.ops[i];
-    if (op.name != "aten::add" || op.parent < 0 || t.ops[op.parent].name != "aten::linear")
-      continue;
+    if (!adds_in_place_on_device(t, op)) continue;
     auto a = alloc_of.find(int(i));
     if (a == alloc_of.end()) continue;
     const MemoryEvent& made = t.memory[a->second];
@@ -352,7 +368,11 @@ void linear_bias_in_place(Trace& t) {
       const MemoryEvent& e = t.memory[k];
       if (e.op == op.parent && e.bytes == -made.bytes) {
         drop[a->second] = drop[k] = true;
-        renamed[made.id] = e.id;
+        // A sum of sums (three gradients for one input) writes into a tensor already renamed.
+        uint64_t into = e.id;
+        for (auto r = renamed.find(into); r != renamed.end(); r = renamed.find(into))
+          into = r->second;
+        renamed[made.id] = into;
         op.name = "aten::add_";
         break;
       }
@@ -414,13 +434,19 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                                           o.counters_on_device);
       }
       detail::take_guessed_op();  // forget a guess made before this capture
+      struct Target {             // the kernels meta stands for, until this capture returns
+        explicit Target(bool cuda) { detail::set_cuda_target(cuda); }
+        ~Target() { detail::set_cuda_target(true); }
+      } target(o.target == footprint::Target::kCuda);
       Observe observe(c);
       auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
         if (o.autocast) scope.emplace(detail::scalar_type_from(*o.autocast));
       };
       if (!o.train) {
         set_phase(Phase::kForward, 0);
-        torch::NoGradGuard no_grad;
+        // As ../shared/MEASUREMENT.md's inference runs: torch.inference_mode(), which also turns
+        // off autocast's cache of cast weights in 2.x (autocast.cpp).
+        c10::InferenceMode inference;
         std::optional<detail::AutocastScope> amp;
         autocast(amp);
         forward(inputs);
@@ -476,7 +502,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       c.trace.memory.push_back({e.id, e.bytes, e.op, phase, iteration});
     }
   }
-  if (o.device == CaptureDevice::kMeta) linear_bias_in_place(c.trace);
+  if (o.device == CaptureDevice::kMeta) subclass_like_adds_in_place(c.trace);
 
   // Backward ops belong to the module whose forward op created their autograd node: the node's
   // sequence number is that op's. Each top-level backward op takes the call of the first node
@@ -531,6 +557,7 @@ Model model_at(Model model, const std::optional<DType>& dtype) {
 Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
   detail::keep_python_lifetimes(module);
   detail::see_cpu_tensors(module);
+  if (o.device == CaptureDevice::kMeta) detail::map_devices_to_meta(module);
   prepare(module, o);
   Capture c;
   c.types = model_from(module).module_types;
@@ -621,6 +648,7 @@ CaptureOptions capture_options(const MemoryScenario& s) {
   o.set_to_none = s.set_to_none;
   o.loss = s.loss;
   o.counters_on_device = cpu;
+  o.target = s.memory.target;
   return o;
 }
 

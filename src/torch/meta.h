@@ -61,20 +61,29 @@ class MemoryRecorder {
 };
 
 // Installs the meta allocator, registers a shape-only Meta kernel for each aten op that has none
-// in this LibTorch (1.13 lacks convolution, batch norm, relu, ...), and a Meta fallback for the
-// rest (see take_guessed_op). Idempotent.
+// in C++ LibTorch (2.11 lacks convolution, batch norm, relu, ...), the target kernel models, and
+// a guess for every other aten op without a Meta kernel (see take_guessed_op). Idempotent.
 void install_meta_runtime();
+
+// resize_ on meta grows a storage by setting its byte count, without the allocator
+// (resize_bytes_meta). Called after each aten::resize_, this records what a real resize_
+// allocates: the larger block, then the free of the old one. The capture calls it.
+void account_meta_resize(const at::Tensor& t);
 
 // Installs a tracking CPU allocator (c10::SetCPUAllocator; it cannot be removed again). It
 // records into the live CPU MemoryRecorder, if any. Idempotent.
 void install_cpu_tracking();
+
+// The target whose kernels meta stands for, on this thread (meta_kernels.cpp: the backend of
+// scaled_dot_product_attention). CUDA until set.
+void set_cuda_target(bool cuda);
 
 // True when, since the last call on this thread, an op with no Meta kernel ran through the
 // fallback, which gives results shaped like the op's inputs (broadcast) and cannot know better.
 bool take_guessed_op();
 
 // Replaces every parameter and buffer with a meta tensor of the same shape and requires_grad,
-// in place (TensorImpl::shallow_copy_from: module->to(kMeta) fails in 1.13). With `dtype`,
+// in place (TensorImpl::shallow_copy_from keeps autograd metadata). With `dtype`,
 // floating tensors take it, as module.to(dtype) does.
 void to_meta(torch::jit::Module& module, std::optional<c10::ScalarType> dtype = std::nullopt);
 void to_meta(torch::nn::Module& module, std::optional<c10::ScalarType> dtype = std::nullopt);
@@ -84,10 +93,18 @@ void to_meta(torch::nn::Module& module, std::optional<c10::ScalarType> dtype = s
 // (python_lifetimes.cpp). Must run before the module's first call; idempotent.
 void keep_python_lifetimes(torch::jit::Module& module);
 
-// nn.MultiheadAttention takes its inference fast path (aten::_native_multi_head_attention) only
-// when every tensor is on CPU or CUDA, `x.is_cuda or 'cpu' in str(x.device)`, which meta tensors
-// fail. In each graph that calls that op, str(x.device) reads "cpu", so that the capture takes the
-// path a real run takes (python_lifetimes.cpp). Before the module's first call; idempotent.
+// nn.MultiheadAttention and nn.TransformerEncoderLayer take their inference fast paths
+// (aten::_native_multi_head_attention, aten::_transformer_encoder_layer_fwd) only when every tensor
+// is on CPU or CUDA (`'cpu' in str(x.device)`, `x.device.type in _supported_device_type`), which
+// meta tensors fail. In each graph that calls those ops, str(x.device) and x.device.type read
+// "cpu", so that the capture takes the path a real run takes (python_lifetimes.cpp). Before the
+// module's first call; idempotent.
 void see_cpu_tensors(torch::jit::Module& module);
+
+// A torch.jit.trace bakes in the device it ran on (`cuda:0`, `cpu`) as Device constants, and
+// `torch.zeros(..., device=...)` inside the model then makes tensors there. Every such constant
+// becomes the meta device, so that a trace made on a GPU or a CPU runs on meta like any other
+// (python_lifetimes.cpp). Before the module's first meta call; idempotent.
+void map_devices_to_meta(torch::jit::Module& module);
 
 }  // namespace footprint::detail

@@ -1,16 +1,23 @@
-// Shape-only Meta kernels for the aten ops that have none in LibTorch 1.13 (../shared/DESIGN.md):
-// each one allocates its outputs with the shapes and dtypes the CPU kernel gives, and computes
-// nothing. A kernel is registered only where the dispatcher has no Meta kernel of its own, so a
-// newer LibTorch keeps its own. Registration happens at run time (torch::Library), so no
-// whole-archive linking is needed.
+// Meta kernels for the aten ops that have none in C++ LibTorch 2.11 (Python's meta registrations
+// have most of them, and exist only where Python has imported torch: docs/engine.md), and the
+// target kernel models that replace what meta would run (scaled_dot_product_attention). A
+// shape-only kernel allocates its outputs with the shapes and dtypes the real kernel gives, and
+// computes nothing; it is registered only where the dispatcher has no Meta kernel of its own.
+// Registration happens at run time (torch::Library), so no whole-archive linking is needed.
 //
-// Every other op without a Meta kernel reaches a boxed fallback. It cannot know the op's shapes,
+// Every other aten op without a Meta kernel gets a boxed guess. It cannot know the op's shapes,
 // so it guesses the broadcast shape of the tensor inputs (right for element-wise ops), says so
 // through take_guessed_op(), and refuses ops that return anything but tensors.
 #include <ATen/ATen.h>
 #include <ATen/ExpandUtils.h>
+#include <ATen/OpMathType.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/_transformer_encoder_layer_fwd_native.h>
+#include <ATen/ops/scaled_dot_product_attention_native.h>
 #include <torch/library.h>
+
+#include <limits>
+#include <numeric>
 
 #include "torch/meta.h"
 
@@ -72,14 +79,8 @@ at::Tensor adaptive_avg_pool2d(const at::Tensor& x, at::IntArrayRef out) {
 at::Tensor unary(const at::Tensor& x) {
   return at::empty_like(x);
 }
-at::Tensor& unary_(at::Tensor& x) {
-  return x;
-}
 at::Tensor hardtanh(const at::Tensor& x, const at::Scalar&, const at::Scalar&) {
   return at::empty_like(x);
-}
-at::Tensor& hardtanh_(at::Tensor& x, const at::Scalar&, const at::Scalar&) {
-  return x;
 }
 
 // The mask is bool, one per element.
@@ -112,18 +113,162 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
           grad_if(mask[2], channels)};
 }
 
+// ---------------------------------------------------------------- scaled_dot_product_attention
+// On meta, scaled_dot_product_attention (aten/src/ATen/native/transformers/attention.cpp, a
+// CompositeImplicitAutograd op) asks _fused_sdp_choice_stub only for devices the stub serves,
+// CPU and CUDA, so it takes the math path and builds the whole [B, H, L, S] score matrix, which
+// the real kernels never do.
+// The target kernel model for the CPU target (PyTorch 2.11, one thread):
+//   - the backend: select_sdp_backend_cpp tries flash first, and use_flash_attention_cpp takes it
+//     for 4-D q, k, v of one floating dtype (fp32, fp64, bf16, fp16), equal batch and heads (no
+//     GQA), equal head dims, non-empty sequences, unit last-dim strides, no dropout, and a mask
+//     that is absent or at most 4-D; else math;
+//   - the flash kernel's allocations (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp,
+//     cpu_flash_attention and cpu_flash_attention_backward), below.
+// The CUDA target keeps LibTorch's meta answer (math) until measured (docs/memory.md).
+thread_local bool t_cuda_target = true;
+
+constexpr int64_t kSdpMath = 0;   // sdp::SDPBackend::math
+constexpr int64_t kSdpFlash = 1;  // sdp::SDPBackend::flash_attention
+
+// The backend a real run on the target picks (sdp::select_sdp_backend_cpp for the CPU).
+int64_t fused_sdp_choice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                         const c10::optional<at::Tensor>& mask, double dropout, bool,
+                         c10::optional<double>, bool) {
+  if (t_cuda_target) return kSdpMath;
+  auto dtype = q.scalar_type();
+  bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.scalar_type() == dtype &&
+            v.scalar_type() == dtype &&
+            (dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16 ||
+             dtype == at::kHalf) &&
+            dropout == 0.0 && (!mask || !mask->defined() || mask->dim() <= 4);
+  ok = ok && q.size(0) == k.size(0) && q.size(0) == v.size(0) && q.size(1) == k.size(1) &&
+       q.size(1) == v.size(1) && q.size(3) == k.size(3) && q.size(3) == v.size(3) &&
+       q.size(2) > 0 && k.size(2) > 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
+  return ok ? kSdpFlash : kSdpMath;
+}
+
+// scaled_dot_product_attention for meta tensors, registered for AutogradMeta (training: the
+// composite's own slot, so the ops it calls record their backward) and for Meta (inference mode,
+// which skips the autograd keys). It does what the composite does, with the target's backend:
+// flash calls _scaled_dot_product_flash_attention_for_cpu after converting a boolean mask to an
+// additive one (convert_boolean_attn_mask: zeros_like, then -inf where the mask is false); any
+// other choice runs LibTorch's composite itself, which takes math on meta.
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& v, const c10::optional<at::Tensor>& mask,
+                                        double dropout, bool causal, c10::optional<double> scale,
+                                        bool gqa) {
+  if (fused_sdp_choice(q, k, v, mask, dropout, causal, scale, gqa) != kSdpFlash)
+    return at::native::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale, gqa);
+  c10::optional<at::Tensor> additive = mask;
+  if (mask && mask->defined() && mask->scalar_type() == at::kBool) {
+    at::Tensor converted = at::zeros_like(*mask, q.scalar_type());
+    converted.masked_fill_(mask->logical_not(), -std::numeric_limits<double>::infinity());
+    additive = converted;
+  }
+  return std::get<0>(
+      at::_scaled_dot_product_flash_attention_for_cpu(q, k, v, dropout, causal, additive, scale));
+}
+
+// The kernel's tiles: flash_attention_kernel_impl picks the query split by the query length,
+// and both splits are capped at the sequence lengths.
+int64_t q_split(int64_t q_len) {
+  return std::min(q_len, q_len >= 768 ? int64_t{256} : q_len >= 192 ? int64_t{64} : int64_t{32});
+}
+int64_t kv_split(int64_t kv_len) {
+  return std::min(kv_len, int64_t{512});
+}
+
+at::Tensor with_layout_of(const at::Tensor& q, std::vector<int64_t> shape) {
+  std::vector<int64_t> order(shape.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return q.stride(a) < q.stride(b); });
+  std::vector<int64_t> strides(shape.size());
+  int64_t stride = 1;
+  for (int64_t d : order) {
+    strides[d] = stride;
+    stride *= shape[d];
+  }
+  return at::empty_strided(shape, strides, q.options());
+}
+
+// Forward: the output [B, H, L, Ev] and the log-sum-exp [B, H, L] in the accumulation type
+// (fp32 for bf16/fp16), then per thread (one) a buffer of qk + qk_max + qk_sum + dst,
+// qSplit x kvSplit + 2 qSplit + qSplit x E accumulation floats, and for bf16/fp16 a qSplit x
+// kvSplit buffer at the input's type, both freed on return.
+std::tuple<at::Tensor, at::Tensor> flash_attention_for_cpu(const at::Tensor& q, const at::Tensor& k,
+                                                           const at::Tensor& v, double, bool,
+                                                           const c10::optional<at::Tensor>&,
+                                                           c10::optional<double>) {
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2), E = q.size(3), S = k.size(2);
+  auto accum = at::toOpMathType(q.scalar_type());
+  // The output is laid out in the query's order of dimensions (alloc_with_matching_layout in
+  // sdp_utils_cpp.h: the dims sorted by the query's strides, filled innermost first), so that
+  // MultiheadAttention's permute(2, 0, 1, 3) of it is already contiguous (measured).
+  at::Tensor out = with_layout_of(q, {B, H, L, v.size(3)});
+  at::Tensor lse = at::empty({B, H, L}, q.options().dtype(accum));
+  const int64_t qs = q_split(L), kvs = kv_split(S);
+  bool reduced = accum != q.scalar_type();
+  at::Tensor buf = at::empty({1, qs * kvs + 2 * qs + qs * E}, q.options().dtype(accum));
+  at::Tensor buf_reduced = at::empty({1, qs, reduced ? kvs : 0}, q.options());
+  return {out, lse};
+}
+
+// Backward: dq, dk and dv shaped like q, k and v, a contiguous copy of grad_out in the kernel's
+// [B, L, H, E] order, per thread attn + grad_attn (2 x qSplit x kvSplit accumulation floats) plus
+// qSplit floats more (measured on 2.11: 256 B at qSplit 64), and for bf16/fp16 the same two
+// tiles at the input's type; the copy and the buffers are freed on return.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_for_cpu_backward(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor&, const at::Tensor&, double, bool, const c10::optional<at::Tensor>&,
+    c10::optional<double>) {
+  auto accum = at::toOpMathType(q.scalar_type());
+  // The kernel's own layout, [B, L, H, E] under a transpose (AccumulateGrad copies them into a
+  // leaf laid out [B, H, L, E], measured).
+  auto grad = [](const at::Tensor& x) {
+    return at::empty({x.size(0), x.size(2), x.size(1), x.size(3)}, x.options()).transpose(1, 2);
+  };
+  at::Tensor dq = grad(q), dk = grad(k), dv = grad(v);
+  at::Tensor grad_copy;
+  if (!grad_out.transpose(1, 2).is_contiguous()) grad_copy = at::empty_like(grad_out);
+  const int64_t qs = q_split(q.size(2)), kvs = kv_split(k.size(2));
+  bool reduced = accum != q.scalar_type();
+  at::Tensor buf = at::empty({1, 2 * qs * kvs + qs}, q.options().dtype(accum));
+  at::Tensor buf_reduced = at::empty({1, reduced ? 2 * qs * kvs : 0}, q.options());
+  return {dq, dk, dv};
+}
+
 // nn.MultiheadAttention's inference fast path, as 1.13's native_multi_head_attention_cpu
 // allocates (aten/src/ATen/native/transformers/attention.cpp): the packed projection [B, T, 3D],
 // q, k and v with the bias added and q scaled, [3, B, H, T, d], after which the projection is
 // freed; the scores [B, H, T, T], soft-maxed in place, with the context written over q; the
 // context back in [B, T, D] for the output projection, freed once that is made; q, k and v freed
 // on return. The scores are returned (averaged over heads: a new [B, T, T]) only when asked for.
+// On the CPU target, PyTorch 2.11's kernel first tries scaled_dot_product_attention: for
+// self-attention (query, key and value one tensor), a head dim that is a multiple of 8 and no
+// weights asked for, when select_sdp_backend_cpp picks flash for the heads viewed from the query,
+// it runs linear -> chunk -> sdpa -> linear and keeps no scores.
 std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
-    const at::Tensor& query, const at::Tensor&, const at::Tensor&, int64_t embed_dim,
-    int64_t num_head, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-    const c10::optional<at::Tensor>&, bool need_weights, bool average_attn_weights,
+    const at::Tensor& query, const at::Tensor& key, const at::Tensor& value, int64_t embed_dim,
+    int64_t num_head, const at::Tensor& qkv_weight, const at::Tensor& qkv_bias,
+    const at::Tensor& proj_weight, const at::Tensor& proj_bias,
+    const c10::optional<at::Tensor>& mask, bool need_weights, bool average_attn_weights,
     c10::optional<int64_t>) {
   const int64_t B = query.size(0), T = query.size(1), D = embed_dim, H = num_head;
+  const int64_t d = D / H;
+  if (!t_cuda_target && query.is_same(key) && key.is_same(value) && d % 8 == 0 && !need_weights) {
+    at::Tensor heads = query.view({B, -1, H, d}).transpose(1, 2);
+    if (fused_sdp_choice(heads, heads, heads, mask, 0.0, false, c10::nullopt, false) == kSdpFlash) {
+      at::Tensor x = at::linear(query, qkv_weight, qkv_bias);
+      auto chunks = x.chunk(3, -1);
+      for (auto& c : chunks) c = c.view({B, -1, H, d}).transpose(1, 2);
+      at::Tensor y =
+          at::scaled_dot_product_attention(chunks[0], chunks[1], chunks[2], mask, 0.0, false);
+      at::Tensor past = y.transpose(1, 2).reshape({B, -1, D});
+      return {at::linear(past, proj_weight, proj_bias), at::Tensor()};
+    }
+  }
   auto o = query.options();
   at::Tensor qkv = at::empty({B, T, 3 * D}, o);
   at::Tensor q_k_v = at::empty({3, B, H, T, D / H}, o);
@@ -253,6 +398,10 @@ void guessing_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
 
 }  // namespace
 
+void set_cuda_target(bool cuda) {
+  t_cuda_target = cuda;
+}
+
 bool take_guessed_op() {
   bool g = t_guessed;
   t_guessed = false;
@@ -269,11 +418,8 @@ void register_missing_meta_kernels() {
   impl("native_batch_norm", TORCH_FN(native_batch_norm));
   impl("_adaptive_avg_pool2d", TORCH_FN(adaptive_avg_pool2d));
   impl("relu", TORCH_FN(unary));
-  impl("relu_", TORCH_FN(unary_));
   impl("hardswish", TORCH_FN(unary));
-  impl("hardswish_", TORCH_FN(unary_));
   impl("hardtanh", TORCH_FN(hardtanh));
-  impl("hardtanh_", TORCH_FN(hardtanh_));
   impl("native_dropout", TORCH_FN(native_dropout));
   impl("convolution_backward_overrideable", TORCH_FN(convolution_backward));
   impl("native_batch_norm_backward", TORCH_FN(native_batch_norm_backward));
@@ -287,12 +433,37 @@ void register_missing_meta_kernels() {
   impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
   impl("mse_loss_backward", TORCH_FN(mse_loss_backward));
   impl("_native_multi_head_attention", TORCH_FN(native_multi_head_attention));
-  // A LibTorch that has a Meta fallback of its own keeps it (registering a second one throws).
-  try {
-    static torch::Library fallback(torch::Library::IMPL, "_", c10::DispatchKey::Meta, __FILE__,
-                                   __LINE__);
-    fallback.fallback(torch::CppFunction::makeFromBoxedFunction<&guessing_fallback>());
-  } catch (const c10::Error&) {
+  // nn.TransformerEncoderLayer's fast path: LibTorch's own CPU and CUDA implementation
+  // (aten/src/ATen/native/transformers/transformer.cpp) is device-agnostic ATen calls (layer_norm,
+  // _native_multi_head_attention, linear, relu/gelu, add_), so it runs on meta as it is and
+  // records the real op sequence.
+  impl("_transformer_encoder_layer_fwd", TORCH_FN(at::native::transformer_encoder_layer_forward));
+  impl("_scaled_dot_product_flash_attention_for_cpu", TORCH_FN(flash_attention_for_cpu));
+  impl("_scaled_dot_product_flash_attention_for_cpu_backward",
+       TORCH_FN(flash_attention_for_cpu_backward));
+  static torch::Library autograd(torch::Library::IMPL, "aten", c10::DispatchKey::AutogradMeta,
+                                 __FILE__, __LINE__);
+  autograd.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
+  lib.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
+  // The guess, for every other aten op that meta cannot run. LibTorch 2.x registers a Meta
+  // backend fallback of its own (MetaFallbackKernel.cpp: it throws "no fake impl or Meta
+  // kernel"), and a key takes one fallback only, so the guess is registered op by op instead:
+  // for each op with no Meta kernel and no composite kernel (which would run on meta by calling
+  // other ops). Ops registered later (a Python extension's) keep LibTorch's error.
+  for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
+    if (name.name.rfind("aten::", 0) != 0) continue;
+    auto op = c10::Dispatcher::singleton().findOp(name);
+    if (!op || op->hasKernelForDispatchKey(c10::DispatchKey::Meta)) continue;
+    bool composite = false;
+    for (auto key : {c10::DispatchKey::CompositeImplicitAutograd,
+                     c10::DispatchKey::CompositeImplicitAutogradNestedTensor,
+                     c10::DispatchKey::CompositeExplicitAutograd,
+                     c10::DispatchKey::CompositeExplicitAutogradNonFunctional})
+      composite = composite || op->hasKernelForDispatchKey(key);
+    if (composite) continue;
+    std::string qualified = name.name.substr(6);
+    if (!name.overload_name.empty()) qualified += "." + name.overload_name;
+    lib.impl(qualified.c_str(), torch::CppFunction::makeFromBoxedFunction<&guessing_fallback>());
   }
 }
 

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "torch/libtorch_adapter.h"
 #include "torch/meta.h"
 
 namespace footprint::detail {
@@ -43,14 +44,16 @@ void meta_free(void* ctx) {
   delete block;
 }
 
-struct MetaAllocator final : c10::Allocator {
-  c10::DataPtr allocate(size_t n) const override {
+struct MetaAllocator final : TrackingAllocator {
+  c10::DataPtr take(size_t n) override {
     auto* block = new Block{g_next_id++, static_cast<int64_t>(n),
                             t_meta_recorder ? t_meta_recorder->generation() : 0};
     if (t_meta_recorder) t_meta_recorder->on_alloc(block->id, block->bytes);
     return {nullptr, block, &meta_free, c10::Device(c10::DeviceType::Meta)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  // Meta tensors have no bytes: a copy between them (clone, contiguous) moves nothing.
+  void copy_data(void*, const void*, std::size_t) const override {}
 };
 
 MetaAllocator g_meta_allocator;
@@ -73,8 +76,8 @@ void cpu_free(void* p) {
   c10::free_cpu(p);
 }
 
-struct CpuTracker final : c10::Allocator {
-  c10::DataPtr allocate(size_t n) const override {
+struct CpuTracker final : TrackingAllocator {
+  c10::DataPtr take(size_t n) override {
     void* p = c10::alloc_cpu(n);
     if (p) {
       std::lock_guard<std::mutex> lock(g_cpu_mutex);
@@ -86,6 +89,9 @@ struct CpuTracker final : c10::Allocator {
     return {p, p, &cpu_free, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &cpu_free; }
+  void copy_data(void* dest, const void* src, std::size_t n) const override {
+    default_copy_data(dest, src, n);
+  }
 };
 
 CpuTracker g_cpu_tracker;
@@ -132,6 +138,26 @@ void MemoryRecorder::on_free(uint64_t id, int64_t bytes) {
   if (bytes == 0) return;
   events_.push_back({id, -bytes, current_op});
   live_ -= bytes;
+}
+
+void account_meta_resize(const at::Tensor& t) {
+  if (!t.defined() || !t.is_meta() || !t.has_storage()) return;
+  const c10::Storage& storage = t.storage();
+  const c10::DataPtr& data = storage.data_ptr();
+  if (data.get_deleter() != &meta_free || !data.get_context()) return;
+  auto* block = static_cast<Block*>(data.get_context());
+  int64_t now = static_cast<int64_t>(storage.nbytes());
+  if (now <= block->bytes) return;
+  // As a CPU or CUDA resize_ does: the larger block is allocated, then the old one freed.
+  uint64_t old_id = block->id;
+  int64_t old_bytes = block->bytes;
+  bool mine = t_meta_recorder && block->generation == t_meta_recorder->generation();
+  block->id = g_next_id++;
+  block->bytes = now;
+  if (mine) {
+    t_meta_recorder->on_alloc(block->id, now);
+    t_meta_recorder->on_free(old_id, old_bytes);
+  }
 }
 
 void install_meta_runtime() {

@@ -157,18 +157,32 @@ void keep_python_lifetimes(torch::jit::Module& module) {
 
 void see_cpu_tensors(torch::jit::Module& module) {
   static const c10::Symbol mha = c10::Symbol::fromQualString("aten::_native_multi_head_attention");
+  static const c10::Symbol encoder =
+      c10::Symbol::fromQualString("aten::_transformer_encoder_layer_fwd");
+  static const c10::Symbol type = c10::Symbol::fromQualString("prim::type");
   for (auto& g : all_graphs(module)) {
     std::vector<Node*> nodes = all_nodes(*g);
-    if (std::none_of(nodes.begin(), nodes.end(), [](Node* n) { return n->kind() == mha; }))
+    if (std::none_of(nodes.begin(), nodes.end(),
+                     [](Node* n) { return n->kind() == mha || n->kind() == encoder; }))
       continue;
     for (Node* n : nodes) {
-      if (n->kind() != c10::aten::str || n->inputs().size() != 1 ||
+      // str(x.device) (MultiheadAttention) and x.device.type (TransformerEncoderLayer).
+      if ((n->kind() != c10::aten::str && n->kind() != type) || n->inputs().size() != 1 ||
           n->input(0)->node()->kind() != c10::prim::device)
         continue;
       torch::jit::WithInsertPoint here(n);
       n->output()->replaceAllUsesWith(g->insertConstant(std::string("cpu")));
     }
   }
+}
+
+void map_devices_to_meta(torch::jit::Module& module) {
+  for (auto& g : all_graphs(module))
+    for (Node* n : all_nodes(*g))
+      if (n->kind() == c10::prim::Constant &&
+          n->output()->type()->kind() == c10::TypeKind::DeviceObjType &&
+          n->hasAttribute(c10::attr::value))
+        n->s_(c10::attr::value, "meta");
 }
 
 }  // namespace footprint::detail

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """A scaled-down llama, written in plain PyTorch after transformers 4.48's modeling_llama.py (eager
-attention, a static KV cache for inference), run by python3-torch on CPU: the ground truth for
+attention, a static KV cache for inference), run by the pinned torch on CPU: the ground truth for
 footprint llm's C++ modules (tests/llm_test.cpp). The functions and their local variables are
 transformers', so tensors live as long as they do there (a Python local holds its tensor until the
 function returns or the name is rebound): inputs_embeds through all layers, the eager attention
 weights until the decoder layer returns, the unrotated q and k until both are rotated.
 
-    /usr/bin/python3 tests/gen/make_llm.py OUT_DIR
+    python tests/gen/make_llm.py OUT_DIR
 
 Writes OUT_DIR/tiny-llama.json (the config) and OUT_DIR/tiny-llama.reference.json:
   - parameters: the count, each tensor once;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the real-model test files and what PyTorch itself says about them.
 
-Run at test time with Debian's python3-torch / python3-torchvision (ctest fixture `models`):
-    /usr/bin/python3 tests/gen/make_models.py OUTDIR
+Run at test time with the pinned torch / torchvision (dev.sh's virtual environment; ctest
+fixture `models`):
+    python tests/gen/make_models.py OUTDIR
 
 For each model: NAME.pt (torch.jit.script), NAME.pth (torch.save state_dict) and
 NAME.safetensors (written here: 8-byte length, JSON header, raw bytes; Debian has no safetensors
@@ -130,7 +131,7 @@ class MatmulAttention(nn.Module):
 
 
 class NoMetaKernel(nn.Module):
-    """torch.logit has no Meta kernel in LibTorch 1.13, and footprint has no FLOP rule for it."""
+    """torch.logit has no Meta kernel in C++ LibTorch (1.13 or 2.11), and footprint has no FLOP rule for it."""
     def __init__(self):
         super().__init__()
         self.a = nn.Linear(4, 4)

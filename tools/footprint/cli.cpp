@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -67,7 +68,7 @@ constexpr const char* kMemoryHelp = R"(Examples:
   footprint memory resnet50.pt --input 1x3x224x224                     inference, on CUDA
   footprint memory resnet50.pt --input 64x3x224x224 --train --gpu h100  AdamW (foreach), fp32
   footprint memory model.pt --input 8x3x224x224 --train --optimizer momentum --impl for-loop
-  footprint memory model.pt --input 8x3x224x224 --train --device cpu    a CPU run (PyTorch 1.13)
+  footprint memory model.pt --input 8x3x224x224 --train --device cpu    a CPU run (PyTorch 2.11)
   footprint memory model.pt --input 32x3x224x224 --train --gpu 24GiB --alloc-conf max_split_size_mb:128
   footprint memory twoconv.pt --input 1x1x32x32 --method seed           the seeds' formulas beside
 
@@ -404,7 +405,7 @@ int run(int argc, char** argv, const Engine* engine) {
   llm->add_option("--gpu", la.gpu,
                   "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, rtx3090, t4, "
                   "v100-16gb, v100-32gb, or a size (24GiB)");
-  llm->add_option("--device", la.device, "cuda, or cpu to estimate a CPU run (PyTorch 1.13)")
+  llm->add_option("--device", la.device, "cuda, or cpu to estimate a CPU run (PyTorch 2.11)")
       ->default_val("cuda")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   llm->add_option("--cuda-context", la.cuda_context_mib,

@@ -1,10 +1,11 @@
-// torch.optim's allocations, op for op (src/torch/optim.h). Each function below follows the Python
-// function named in its comment (torch/optim/*.py, PyTorch 2.x; 1.13's single-tensor paths
+// torch.optim's allocations, op for op (src/torch/optim_replay.h). Each function below follows the
+// Python function named in its comment (torch/optim/*.py, PyTorch 2.x; 1.13's single-tensor paths
 // allocate the same). A Python variable that is rebound frees its old tensor only once the new one
 // exists; the C++ variables below are declared where that gives the same order of frees.
-#include "torch/optim.h"
+#include "torch/optim_replay.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "footprint/error.h"
 
