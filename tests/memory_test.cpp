@@ -273,3 +273,46 @@ TEST(Memory, ScaledDotProductAttentionTakesTheCpuFlashKernel) {
   fp::Trace math = attention(fp::CaptureDevice::kMeta, fp::Target::kCuda);
   EXPECT_GE(largest_allocation(math), 2 * 4 * 64 * 64 * 4);
 }
+
+// The CUDA target (sm90), bf16 q, k, v [2, 4, 128, 64] that require grad, in a training step.
+// PyTorch picks flash (fp16/bf16, head dim 64 <= 256, no mask; sdp_utils.cpp), whose forward
+// saves the output, 2 x 4 x 128 x 64 x 2 = 131,072 B, and the fp32 log-sum-exp of B x H x S,
+// 2 x 4 x 128 x 4 = 4,096 B: the bytes the op leaves allocated. Nothing the size of the scores
+// (2 x 4 x 128 x 128 bf16, 262,144 B) is made, forward or backward. Backward
+// (attention_backward.cu, flash_api.cpp): dq, dk, dv (131,072 B each), softmax_d [2, 4, 128] fp32
+// (4,096 B) and the fp32 dq accumulator [2, 128, 4, 64] (262,144 B, as large as the scores would be
+// in bf16, but fp32 and per head dim: the largest allocation of the run).
+TEST(Memory, ScaledDotProductAttentionSavesWhatCudaFlashSaves) {
+  auto none = std::make_shared<torch::nn::Module>();
+  fp::CaptureOptions o;
+  o.inputs = fp::parse_inputs("2x4x128x64:bfloat16;2x4x128x64:bfloat16;2x4x128x64:bfloat16");
+  o.train = true;
+  o.target = fp::Target::kCuda;
+  fp::Trace t = fp::capture(
+      *none,
+      [](const std::vector<torch::Tensor>& x) {
+        for (const auto& t : x) t.requires_grad_(true);
+        return at::scaled_dot_product_attention(x[0], x[1], x[2]);
+      },
+      o);
+  int sdpa = -1;
+  for (size_t i = 0; i < t.ops.size(); ++i)
+    if (t.ops[i].parent == -1 && t.ops[i].name == "aten::scaled_dot_product_attention")
+      sdpa = int(i);
+  ASSERT_GE(sdpa, 0);
+  std::vector<int> top(t.ops.size());
+  for (size_t i = 0; i < t.ops.size(); ++i)
+    top[i] = t.ops[i].parent == -1 ? int(i) : top[t.ops[i].parent];
+  int64_t net = 0, forward_largest = 0;
+  bool flash_backward = false;
+  for (const auto& e : t.memory) {
+    if (e.op >= 0 && top[e.op] == sdpa) net += e.bytes;
+    if (e.phase == fp::Phase::kForward) forward_largest = std::max(forward_largest, e.bytes);
+  }
+  for (const auto& op : t.ops)
+    flash_backward |= op.name == "aten::_scaled_dot_product_flash_attention_backward";
+  EXPECT_EQ(net, 131072 + 4096);
+  EXPECT_EQ(forward_largest, 131072);
+  EXPECT_TRUE(flash_backward);
+  EXPECT_EQ(largest_allocation(t), 2 * 128 * 4 * 64 * 4);
+}

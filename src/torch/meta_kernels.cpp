@@ -125,17 +125,35 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
 //     that is absent or at most 4-D; else math;
 //   - the flash kernel's allocations (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp,
 //     cpu_flash_attention and cpu_flash_attention_backward), below.
-// The CUDA target keeps LibTorch's meta answer (math) until measured (docs/memory.md).
+// The CUDA target's flash kernels are below, from source (docs/memory.md: not yet measured).
 thread_local bool t_cuda_target = true;
 
 constexpr int64_t kSdpMath = 0;   // sdp::SDPBackend::math
 constexpr int64_t kSdpFlash = 1;  // sdp::SDPBackend::flash_attention
 
+// The CUDA target (sm80 and later; from source, not yet measured): sdp_utils.cpp's flash
+// constraints: fp16 or bf16 q, k, v of 4 dims, equal batch and heads, equal head dims of at most
+// 256, non-empty sequences, unit last-dim strides, and no attention mask (flash takes none; a
+// causal mask is is_causal). Everything else stays on math, as LibTorch's meta answer has it:
+// memory-efficient attention (fp32, masks) is not modelled yet. On sm90 with the wheel's cuDNN
+// (> 9.15) PyTorch 2.11 tries cuDNN attention before flash; its forward keeps the same bytes (the
+// output and fp32 softmax statistics of B x H x L), its backward workspace is cuDNN's own.
+bool cuda_flash_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const c10::optional<at::Tensor>& mask) {
+  auto dtype = q.scalar_type();
+  return q.dim() == 4 && k.dim() == 4 && v.dim() == 4 &&
+         (dtype == at::kHalf || dtype == at::kBFloat16) && k.scalar_type() == dtype &&
+         v.scalar_type() == dtype && (!mask || !mask->defined()) && q.size(0) == k.size(0) &&
+         q.size(0) == v.size(0) && q.size(1) == k.size(1) && q.size(1) == v.size(1) &&
+         q.size(3) == k.size(3) && q.size(3) == v.size(3) && q.size(3) <= 256 && q.size(2) > 0 &&
+         k.size(2) > 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
+}
+
 // The backend a real run on the target picks (sdp::select_sdp_backend_cpp for the CPU).
 int64_t fused_sdp_choice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                          const c10::optional<at::Tensor>& mask, double dropout, bool,
                          c10::optional<double>, bool) {
-  if (t_cuda_target) return kSdpMath;
+  if (t_cuda_target) return cuda_flash_applies(q, k, v, mask) ? kSdpFlash : kSdpMath;
   auto dtype = q.scalar_type();
   bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.scalar_type() == dtype &&
             v.scalar_type() == dtype &&
@@ -160,6 +178,9 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         bool gqa) {
   if (fused_sdp_choice(q, k, v, mask, dropout, causal, scale, gqa) != kSdpFlash)
     return at::native::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale, gqa);
+  if (t_cuda_target)
+    return std::get<0>(
+        at::_scaled_dot_product_flash_attention(q, k, v, dropout, causal, false, scale));
   c10::optional<at::Tensor> additive = mask;
   if (mask && mask->defined() && mask->scalar_type() == at::kBool) {
     at::Tensor converted = at::zeros_like(*mask, q.scalar_type());
@@ -237,6 +258,53 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_for_cpu_backward(
   at::Tensor buf = at::empty({1, 2 * qs * kvs + qs}, q.options().dtype(accum));
   at::Tensor buf_reduced = at::empty({1, reduced ? 2 * qs * kvs : 0}, q.options());
   return {dq, dk, dv};
+}
+
+// The CUDA flash kernels (aten/src/ATen/native/transformers/cuda/attention.cu and
+// attention_backward.cu, flash_api.cpp's mha_fwd and mha_bwd), from source, not yet measured. They
+// work on q, k, v transposed to [B, L, H, D]. Forward: the output empty_like that view (the
+// query's layout where it is dense, else contiguous), returned transposed back, and the
+// log-sum-exp [B, H, L] in fp32. The philox seed and offset are host tensors (none without
+// dropout); nothing else is allocated on the device.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, c10::SymInt, c10::SymInt, at::Tensor,
+           at::Tensor, at::Tensor>
+flash_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor&, double, bool,
+                     bool, c10::optional<double>) {
+  at::Tensor out = at::empty_like(q.transpose(1, 2)).transpose(1, 2);
+  at::Tensor lse = at::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(at::kFloat));
+  return {out,
+          lse,
+          at::Tensor(),
+          at::Tensor(),
+          c10::SymInt(q.size(2)),
+          c10::SymInt(k.size(2)),
+          at::Tensor(),
+          at::Tensor(),
+          at::Tensor()};
+}
+
+int64_t round_multiple(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
+}
+
+// Backward: contiguous copies of grad_out and out in [B, L, H, D] where they are not so
+// (_flash_attention_backward), dq, dk, dv empty_like the transposed q, k, v, the row sums of
+// dO * O (softmax_d, [B, H, L rounded to 128] fp32) and FlashAttention-2's fp32 dq accumulator
+// [B, L rounded to 128, H, D rounded to 32 (to 256 above 192)]; all but dq, dk, dv freed on return.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_cuda_backward(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& out, const at::Tensor&, const at::Tensor&, const at::Tensor&, c10::SymInt,
+    c10::SymInt, double, bool, const at::Tensor&, const at::Tensor&, c10::optional<double>) {
+  at::Tensor grad_copy = grad_out.transpose(1, 2).contiguous();
+  at::Tensor out_copy = out.transpose(1, 2).contiguous();
+  at::Tensor dq = at::empty_like(q.transpose(1, 2));
+  at::Tensor dk = at::empty_like(k.transpose(1, 2));
+  at::Tensor dv = at::empty_like(v.transpose(1, 2));
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2), D = q.size(3);
+  const int64_t L128 = round_multiple(L, 128), Dr = D <= 192 ? round_multiple(D, 32) : 256;
+  at::Tensor softmax_d = at::empty({B, H, L128}, q.options().dtype(at::kFloat));
+  at::Tensor dq_accum = at::empty({B, L128, H, Dr}, q.options().dtype(at::kFloat));
+  return {dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)};
 }
 
 // nn.MultiheadAttention's inference fast path, as 1.13's native_multi_head_attention_cpu
@@ -439,6 +507,8 @@ void register_missing_meta_kernels() {
   // records the real op sequence.
   impl("_transformer_encoder_layer_fwd", TORCH_FN(at::native::transformer_encoder_layer_forward));
   impl("_scaled_dot_product_flash_attention_for_cpu", TORCH_FN(flash_attention_for_cpu));
+  impl("_scaled_dot_product_flash_attention", TORCH_FN(flash_attention_cuda));
+  impl("_scaled_dot_product_flash_attention_backward", TORCH_FN(flash_attention_cuda_backward));
   impl("_scaled_dot_product_flash_attention_for_cpu_backward",
        TORCH_FN(flash_attention_for_cpu_backward));
   static torch::Library autograd(torch::Library::IMPL, "aten", c10::DispatchKey::AutogradMeta,
