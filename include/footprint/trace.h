@@ -61,7 +61,10 @@ struct TraceOp {
   // The op had no kernel for the capture device: its outputs' shapes were guessed from its
   // inputs (docs/engine.md).
   bool guessed = false;
-  bool weight_cast = false;      // autocast's copy of a weight into its cache
+  bool weight_cast = false;  // autocast's copy of a weight into its cache
+  // The autograd engine's sum of two gradients that a CPU or CUDA run does in place, into this
+  // operand (0 or 1); -1 for any other op (capture.cpp, subclass_like_adds_in_place).
+  int in_place_operand = -1;
   std::vector<OpValue> inputs;   // as the schema lists them
   std::vector<OpValue> outputs;  // as the schema returns them
 };

@@ -179,6 +179,28 @@ int call_by_parameter(Capture& c, const at::RecordFunction& fn) {
   return 0;
 }
 
+constexpr const char* kEvaluateFunction = "autograd::engine::evaluate_function: ";
+
+// InputBuffer::accumulate (torch/csrc/autograd/input_buffer.cpp) adds a second gradient for one
+// tensor in place into the first, or else into the second, when that tensor passes
+// can_accumulate_inplace: dense, not a tensor subclass, and held only by the buffer (use_count
+// and storage use_count 1). A meta tensor always counts as a subclass, so meta adds out of place;
+// the rest of the test is the same on meta, and is made here, while the add begins. The operands
+// seen here carry one reference more: the dispatcher's boxed copy for the observer.
+int accumulates_in_place(c10::ArrayRef<c10::IValue> all, size_t n) {
+  if (n == SIZE_MAX || n < 2 || all.size() < n) return -1;
+  auto sole = [](const c10::IValue& v) {
+    if (!v.isTensor()) return false;
+    const at::Tensor& t = v.toTensor();
+    return t.defined() && !t.is_sparse() && t.is_non_overlapping_and_dense() &&
+           t.use_count() == 2 && t.has_storage() && t.storage().use_count() == 1;
+  };
+  size_t first = all.size() - n;
+  if (sole(all[first])) return 0;
+  if (sole(all[first + 1])) return 1;
+  return -1;
+}
+
 std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
   Capture* c = t_capture;
   if (!c) return nullptr;
@@ -203,6 +225,9 @@ std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
     arity = c->arity.emplace(fn.name(), n).first;
   }
   op.inputs = values_from(fn.inputs(), arity->second.first);
+  if (op.parent >= 0 && op.name == "aten::add" &&
+      c->trace.ops[op.parent].name.rfind(kEvaluateFunction, 0) == 0)
+    op.in_place_operand = accumulates_in_place(fn.inputs(), arity->second.first);
   if (op.phase == Phase::kBackward) {
     op.call = 0;  // set from the forward op afterwards
   } else if (op.parent >= 0) {
@@ -348,8 +373,7 @@ at::Tensor make_loss(const at::Tensor& y, LossKind kind, const at::Tensor& label
 // tensor's allocation, and the op is aten::add_.
 bool adds_in_place_on_device(const Trace& t, const TraceOp& op) {
   if (op.name != "aten::add" || op.parent < 0) return false;
-  const std::string& parent = t.ops[op.parent].name;
-  return parent == "aten::linear" || parent.rfind("autograd::engine::evaluate_function: ", 0) == 0;
+  return t.ops[op.parent].name == "aten::linear" || op.in_place_operand >= 0;
 }
 
 void subclass_like_adds_in_place(Trace& t) {
@@ -364,9 +388,11 @@ void subclass_like_adds_in_place(Trace& t) {
     auto a = alloc_of.find(int(i));
     if (a == alloc_of.end()) continue;
     const MemoryEvent& made = t.memory[a->second];
+    // The parent frees the first operand (the buffer's old value) first, then the second.
+    int skip = op.in_place_operand == 1 ? 1 : 0;
     for (size_t k = a->second + 1; k < t.memory.size(); ++k) {
       const MemoryEvent& e = t.memory[k];
-      if (e.op == op.parent && e.bytes == -made.bytes) {
+      if (e.op == op.parent && e.bytes == -made.bytes && skip-- == 0) {
         drop[a->second] = drop[k] = true;
         // A sum of sums (three gradients for one input) writes into a tensor already renamed.
         uint64_t into = e.id;

@@ -13,6 +13,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/_transformer_encoder_layer_fwd_native.h>
+#include <ATen/ops/gru_native.h>
 #include <ATen/ops/scaled_dot_product_attention_native.h>
 #include <torch/library.h>
 
@@ -307,6 +308,68 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_cuda_backward(
   return {dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)};
 }
 
+// ---------------------------------------------------------------- recurrent layers
+// nn.GRU on the CPU target. aten::gru (aten/src/ATen/native/RNN.cpp) runs _rnn_impl_with_concat
+// over FullLayer, whose CPU branch (`inputs.device().is_cpu()`) projects the whole input sequence
+// through the input weights at once and feeds each step's slice to the cell; on any other device,
+// meta included, each step projects its own slice. The input projection [T, B, 3H] then lives
+// through the whole layer. This does what the CPU branch does, with the same calls and lifetimes:
+// the cell is GRUCell's non-fused path; each layer's step outputs are stacked before they and the
+// projection are freed; dropout between layers in training; the final hiddens stacked. A
+// bidirectional GRU, and every GRU for the CUDA target (cuDNN's, not modelled), run LibTorch's own
+// composite.
+struct GruParams {
+  at::Tensor w_ih, w_hh, b_ih, b_hh;
+};
+
+at::Tensor gru_cell_precomputed(const at::Tensor& igates, const at::Tensor& hidden,
+                                const GruParams& p) {
+  const auto chunked_igates = igates.unsafe_chunk(3, 1);
+  const auto chunked_hgates = at::linear(hidden, p.w_hh, p.b_hh).unsafe_chunk(3, 1);
+  const auto reset_gate = chunked_hgates[0].add_(chunked_igates[0]).sigmoid_();
+  const auto input_gate = chunked_hgates[1].add_(chunked_igates[1]).sigmoid_();
+  const auto new_gate = chunked_igates[2].add(chunked_hgates[2].mul_(reset_gate)).tanh_();
+  return (hidden - new_gate).mul_(input_gate).add_(new_gate);
+}
+
+std::pair<at::Tensor, at::Tensor> gru_layer_cpu(const at::Tensor& inputs, const at::Tensor& h0,
+                                                const GruParams& p) {
+  const auto inputs_w = at::linear(inputs, p.w_ih, p.b_ih);
+  std::vector<at::Tensor> outputs;
+  at::Tensor hidden = h0;
+  for (const auto& step : inputs_w.unbind(0)) {
+    hidden = gru_cell_precomputed(step, hidden, p);
+    outputs.push_back(hidden);
+  }
+  TORCH_CHECK(!outputs.empty(), "Expected sequence length to be larger than 0 in RNN");
+  return {at::stack(outputs, 0), hidden};
+}
+
+std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor& hx,
+                                       at::TensorList params, bool has_biases, int64_t num_layers,
+                                       double dropout, bool train, bool bidirectional,
+                                       bool batch_first) {
+  const size_t per_layer = has_biases ? 4 : 2;
+  if (t_cuda_target || bidirectional || params.size() != per_layer * size_t(num_layers))
+    return at::native::gru(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                           batch_first);
+  at::Tensor layer_input = batch_first ? input.transpose(0, 1) : input;
+  auto hiddens = hx.unbind(0);
+  std::vector<at::Tensor> final_hiddens;
+  for (int64_t l = 0; l < num_layers; ++l) {
+    const at::Tensor* w = params.data() + l * per_layer;
+    GruParams p{w[0], w[1], has_biases ? w[2] : at::Tensor(), has_biases ? w[3] : at::Tensor()};
+    auto [outputs, final_hidden] = gru_layer_cpu(layer_input, hiddens[l], p);
+    final_hiddens.push_back(final_hidden);
+    layer_input = outputs;
+    if (dropout != 0 && train && l < num_layers - 1)
+      layer_input = at::dropout(layer_input, dropout, /*train=*/true);
+  }
+  at::Tensor hy = at::stack(final_hiddens, 0);
+  if (batch_first) layer_input.transpose_(0, 1);
+  return {layer_input, hy};
+}
+
 // nn.MultiheadAttention's inference fast path, as 1.13's native_multi_head_attention_cpu
 // allocates (aten/src/ATen/native/transformers/attention.cpp): the packed projection [B, T, 3D],
 // q, k and v with the bias added and q scaled, [3, B, H, T, d], after which the projection is
@@ -514,6 +577,8 @@ void register_missing_meta_kernels() {
   static torch::Library autograd(torch::Library::IMPL, "aten", c10::DispatchKey::AutogradMeta,
                                  __FILE__, __LINE__);
   autograd.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
+  autograd.impl("gru.input", TORCH_FN(gru));
+  lib.impl("gru.input", TORCH_FN(gru));
   lib.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
   // The guess, for every other aten op that meta cannot run. LibTorch 2.x registers a Meta
   // backend fallback of its own (MetaFallbackKernel.cpp: it throws "no fake impl or Meta
