@@ -20,6 +20,10 @@ struct DeviceProfile {
   std::string source;            // where the numbers come from
 };
 
+// cuBLAS's workspace before Hopper through the caching allocator (CublasHandlePool.cpp,
+// CUBLAS_WORKSPACE_CONFIG ":4096:2:16:8": 2 x 4 MiB + 8 x 16 KiB), for a GPU of no known profile.
+constexpr int64_t kCublasWorkspaceDefault = 2 * 4096 * 1024 + 8 * 16 * 1024;
+
 const std::vector<DeviceProfile>& device_profiles();
 // "h100", "a100-40gb", ... or a size ("24GiB", "80GB", "16000MiB"): a GPU of that total with the
 // context of a typical recent GPU. Throws Error listing the known names.

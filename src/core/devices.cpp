@@ -25,8 +25,7 @@ namespace footprint {
 namespace {
 
 constexpr int64_t MiB = 1 << 20;
-constexpr int64_t kCublasDefault = 2 * 4096 * 1024 + 8 * 16 * 1024;  // ":4096:2:16:8"
-constexpr int64_t kCublasHopper = 8 * 4096 * 1024;                   // ":4096:8"
+constexpr int64_t kCublasHopper = 8 * 4096 * 1024;  // ":4096:8"
 constexpr const char* kSource =
     "memory.total: nvidia-smi as published for the board; context: typical PyTorch 2.x + "
     "CUDA 12 (not measured by footprint)";
@@ -37,14 +36,20 @@ const std::vector<DeviceProfile>& device_profiles() {
   static const std::vector<DeviceProfile> profiles{
       {"h100", "NVIDIA H100 80GB HBM3", 81559 * MiB, 520 * MiB, kCublasHopper, kSource},
       {"h200", "NVIDIA H200 141GB HBM3e", 143771 * MiB, 520 * MiB, kCublasHopper, kSource},
-      {"a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MiB, 420 * MiB, kCublasDefault, kSource},
-      {"a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MiB, 420 * MiB, kCublasDefault, kSource},
-      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasDefault, kSource},
-      {"rtx4090", "NVIDIA GeForce RTX 4090", 24564 * MiB, 400 * MiB, kCublasDefault, kSource},
-      {"rtx3090", "NVIDIA GeForce RTX 3090", 24576 * MiB, 380 * MiB, kCublasDefault, kSource},
-      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasDefault, kSource},
-      {"v100-16gb", "Tesla V100-SXM2-16GB", 16160 * MiB, 330 * MiB, kCublasDefault, kSource},
-      {"v100-32gb", "Tesla V100-SXM2-32GB", 32768 * MiB, 330 * MiB, kCublasDefault, kSource},
+      {"a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MiB, 420 * MiB, kCublasWorkspaceDefault,
+       kSource},
+      {"a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MiB, 420 * MiB, kCublasWorkspaceDefault,
+       kSource},
+      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasWorkspaceDefault, kSource},
+      {"rtx4090", "NVIDIA GeForce RTX 4090", 24564 * MiB, 400 * MiB, kCublasWorkspaceDefault,
+       kSource},
+      {"rtx3090", "NVIDIA GeForce RTX 3090", 24576 * MiB, 380 * MiB, kCublasWorkspaceDefault,
+       kSource},
+      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasWorkspaceDefault, kSource},
+      {"v100-16gb", "Tesla V100-SXM2-16GB", 16160 * MiB, 330 * MiB, kCublasWorkspaceDefault,
+       kSource},
+      {"v100-32gb", "Tesla V100-SXM2-32GB", 32768 * MiB, 330 * MiB, kCublasWorkspaceDefault,
+       kSource},
   };
   return profiles;
 }
@@ -80,7 +85,7 @@ DeviceProfile device_parse(std::string_view text) {
     p.name = fmt::format("a GPU with {} of memory", text);
     p.total = int64_t(v * scale);
     p.context = 400 * MiB;
-    p.cublas_workspace = kCublasDefault;
+    p.cublas_workspace = kCublasWorkspaceDefault;
     p.source = "the size given; context: typical PyTorch 2.x + CUDA 12 (not measured)";
     return p;
   }

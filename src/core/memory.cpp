@@ -225,10 +225,19 @@ int64_t round_up(int64_t v, int64_t m) {
   return (v + m - 1) / m * m;
 }
 
-// One 2-D convolution or its backward, as the scratch rules need it.
+// oneDNN's scratchpad entries of fixed size, as measured op by op with the CPU profiler (1.13,
+// unchanged on 2.11); the rules below say where each appears.
+constexpr int64_t kBiasScratchExtra = 128;             // bytes beside a bias padded to 16 channels
+constexpr int64_t kDepthwiseForwardScratch = 4224;     // bytes, channels-last depthwise forward
+constexpr int64_t kChannelsLastForwardScratch = 8192;  // bytes, channels-last dense forward
+constexpr int64_t kBf16WeightGradScratchExtra = 8580;  // bytes, bf16 weight-gradient scratchpad
+constexpr int64_t kRtusExtra = 256;  // bytes beside a strided 1x1's compacted bf16 input
+
+// One 2-D or 3-D convolution or its backward, as the scratch rules need it. A 3-D one's depth
+// folds into its height (H = D x H, oh = oD x oH, kh = kD x kH): the rules only count bytes.
 struct Conv {
   const TraceOp* op = nullptr;
-  bool backward = false, grad_input = false;
+  bool backward = false, grad_input = false, volumetric = false;
   int64_t N = 0, C = 0, H = 0, W = 0;       // the input
   int64_t OC = 0, icg = 0, kh = 0, kw = 0;  // the weight: OC, C/groups, kh, kw
   int64_t oh = 0, ow = 0, groups = 1, stride_w = 1;
@@ -255,14 +264,17 @@ int64_t scratch_fp32(const Conv& c, bool mkldnn) {
     // at once; then the plain output beside the blocked one.
     if (!c.backward) {
       const OpValue& bias = c.op->inputs[2];
-      int64_t padded_bias = bias.is_tensor() && c.OC % 16 ? pad16(c.OC) * 4 + 128 : 0;
+      int64_t padded_bias = bias.is_tensor() && c.OC % 16 ? pad16(c.OC) * 4 + kBiasScratchExtra : 0;
       int64_t plain = c.N * c.OC * c.out_hw() * 4;
       // A dilated convolution whose taps reach into the input (dilation below its height and
       // width) holds all four at once: the plain output is made before the reordered input,
       // weight and blocked output go (measured on 2.11: deeplabv3's ASPP at rates 12 and 24 on
       // a 32 x 32 map). At a dilation as large as the map only the centre tap reads the input,
       // and oneDNN takes another path, not modelled.
-      if (c.dilated && c.dilation_h < c.H && c.dilation_w < c.W)
+      // So does a 3-D convolution below 16 input channels, whose input is not reordered
+      // (measured on 2.11: r3d_18's 3x7x7 stem at batch 1 and 8; from 16 channels on its peak is
+      // the 2-D rule's, as the whole model's peak at batch 8 shows).
+      if ((c.dilated && c.dilation_h < c.H && c.dilation_w < c.W) || (c.volumetric && c.C < 16))
         return padded_bias + input + weight + output;
       return std::max(padded_bias + input + weight + output, output + plain) - plain;
     }
@@ -310,11 +322,11 @@ int64_t scratch_fp32_channels_last(const Conv& c, bool mkldnn) {
   }
   if (c.depthwise()) {
     int64_t padded = pad16(c.OC) * kk * 4;
-    if (!c.backward) return 4224 + padded;
+    if (!c.backward) return kDepthwiseForwardScratch + padded;
     bool wide = std::max(c.kh, c.kw) > 3;
     return grad_copy + (wide ? 256 * c.OC * kk * 4 : padded) + weight + bias;
   }
-  if (!c.backward) return copy + 8192 + pad16(c.OC) * c.icg * kk * 4;
+  if (!c.backward) return copy + kChannelsLastForwardScratch + pad16(c.OC) * c.icg * kk * 4;
   int64_t weight_stage =
       copy + pad16(c.OC) * (c.icg < 16 ? c.icg : pad16(c.icg)) * kk * 4 + weight + bias;
   if (!c.grad_input) return grad_copy + weight_stage;
@@ -344,7 +356,7 @@ int64_t scratch_bf16(const Conv& c) {
   const int64_t input = c.C >= 16 ? c.N * pad16(c.C) * c.H * c.W * e : 0;
   const int64_t blocked = c.N * pad16(c.OC) * c.out_hw() * e;
   const int64_t output = c.N * c.OC * c.out_hw() * e;
-  const int64_t rtus = kk == 1 && c.strided ? c.C * c.out_hw() * e + 256 : 0;
+  const int64_t rtus = kk == 1 && c.strided ? c.C * c.out_hw() * e + kRtusExtra : 0;
   if (!c.backward) {
     int64_t first = (rtus ? c.C * c.H * c.W * e + rtus : 0) + input + reordered + blocked;
     return std::max(first - output, blocked);
@@ -355,7 +367,7 @@ int64_t scratch_bf16(const Conv& c) {
     int64_t tr_iw = round_up(tr_ow * c.stride_w + c.kw - 1, 2 * c.stride_w);
     int64_t tr_src = c.C >= 16 ? pad16(c.C) * c.H * tr_iw * e : 0;
     int64_t tr_dst = pad16(c.OC) * c.oh * tr_ow * e;
-    pad = tr_src + tr_dst + 8580;
+    pad = tr_src + tr_dst + kBf16WeightGradScratchExtra;
   }
   const int64_t scratchpad = 2 * weight + (kk == 1 ? rtus : pad);
   const int64_t grad_in = c.grad_input ? c.N * c.C * c.H * c.W * e : 0;
@@ -378,9 +390,8 @@ int64_t cpu_conv_scratch(const TraceOp& op, bool backward) {
   if (op.inputs.size() < base + 9) return 0;
   const OpValue& in = op.inputs[base];
   const OpValue& w = op.inputs[base + 1];
-  if (!in.is_tensor() || !w.is_tensor() || in.tensor().shape.size() != 4 ||
-      w.tensor().shape.size() != 4)
-    return 0;
+  const size_t dims = in.is_tensor() ? in.tensor().shape.size() : 0;
+  if (!w.is_tensor() || (dims != 4 && dims != 5) || w.tensor().shape.size() != dims) return 0;
   auto ints = [&](size_t i) {
     return i < op.inputs.size() ? op.inputs[i].ints : std::vector<int64_t>{};
   };
@@ -393,24 +404,29 @@ int64_t cpu_conv_scratch(const TraceOp& op, bool backward) {
   const auto& k = w.tensor().shape;
   // The output's spatial dims: the grad_output's in backward, the result's in forward.
   const OpValue& y = backward ? op.inputs[0] : (op.outputs.empty() ? OpValue{} : op.outputs[0]);
-  if (!y.is_tensor() || y.tensor().shape.size() != 4) return 0;
+  if (!y.is_tensor() || y.tensor().shape.size() != dims) return 0;
+  const auto& o = y.tensor().shape;
   Conv c;
   c.op = &op;
   c.backward = backward;
   c.grad_input = backward && !op.inputs.back().ints.empty() && op.inputs.back().ints[0] != 0;
-  c.N = x[0], c.C = x[1], c.H = x[2], c.W = x[3];
-  c.OC = k[0], c.icg = k[1], c.kh = k[2], c.kw = k[3];
-  c.oh = y.tensor().shape[2], c.ow = y.tensor().shape[3];
+  c.volumetric = dims == 5;
+  c.N = x[0], c.C = x[1], c.H = c.volumetric ? x[2] * x[3] : x[2], c.W = x.back();
+  c.OC = k[0], c.icg = k[1], c.kh = c.volumetric ? k[2] * k[3] : k[2], c.kw = k.back();
+  c.oh = c.volumetric ? o[2] * o[3] : o[2], c.ow = o.back();
   c.groups = ints(base + 8).empty() ? 1 : ints(base + 8)[0];
   c.stride_w = stride.empty() ? 1 : stride.back();
   c.strided = any_not(stride, 1), c.dilated = any_not(dilation, 1), c.padded = any_not(padding, 0);
   if (!dilation.empty()) c.dilation_h = dilation.front(), c.dilation_w = dilation.back();
   bool channels_last = in.tensor().channels_last || w.tensor().channels_last;
-  if (in.tensor().dtype == DType::kBFloat16) return channels_last ? 0 : scratch_bf16(c);
+  if (in.tensor().dtype == DType::kBFloat16)
+    return channels_last || c.volumetric ? 0 : scratch_bf16(c);
   if (in.tensor().dtype != DType::kFloat32) return 0;
+  // ConvParams::use_mkldnn at one thread: the kernel's last two dims, the input's first four.
+  const int64_t k_h = k[dims - 2];
   bool mkldnn =
-      (c.strided || c.dilated || c.N >= 16 || c.kw != 1 || c.kh != 1) &&
-      (c.groups > 1 || (c.kw > 3 && c.kh > 3) || c.N > 1 || c.N * c.C * c.H * c.W > 20480);
+      (c.strided || c.dilated || c.N >= 16 || c.kw != 1 || k_h != 1) &&
+      (c.groups > 1 || (c.kw > 3 && k_h > 3) || c.N > 1 || x[0] * x[1] * x[2] * x[3] > 20480);
   return channels_last ? scratch_fp32_channels_last(c, mkldnn) : scratch_fp32(c, mkldnn);
 }
 
@@ -566,7 +582,7 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
     if (o.gathered > 0)
       add(a ? a->block_size(a->allocate(o.gathered)) : o.gathered, Category::kTransient);
     if (cuda && a && uses_blas(trace)) {
-      int64_t ws = o.gpu ? o.gpu->cublas_workspace : 2 * 4096 * 1024 + 8 * 16 * 1024;
+      int64_t ws = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
       add(a->block_size(a->allocate(ws)), Category::kTransient);
     }
     w.peak.bytes = w.total;
