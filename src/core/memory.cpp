@@ -498,11 +498,213 @@ Baseline baseline(const Model& model) {
 
 }  // namespace
 
+namespace {
+
+// ---------------------------------------------------------------- the passes
+// analyze_memory is a pipeline: the target's kernels add what meta does not allocate
+// (target_events) -> each allocation gets its category (categorize_events) -> sharding sizes each
+// one for this rank (size_events) -> one walk replays them through the target's allocator
+// (replay) -> the peak is attributed (attribute_peak) and what stays between steps is counted
+// (kept_between_steps).
+
+// Pass: the target kernel model. On CPU the convolutions' scratch joins the sequence; on CUDA the
+// trace's own events are the target's (its kernel models run in the capture: docs/engine.md).
+const std::vector<MemoryEvent>& target_events(const Trace& trace, Target target,
+                                              std::vector<MemoryEvent>& storage) {
+  if (target != Target::kCpu) return trace.memory;
+  storage = with_cpu_scratch(trace);
+  return storage;
+}
+
+// Pass: categories. Each allocation's free, and its category from its phase and lifetime.
+struct Categorized {
+  std::vector<size_t> freed_at;    // per event: the event that frees it, or SIZE_MAX
+  std::vector<Category> category;  // per allocation event
+};
+
+Categorized categorize_events(const std::vector<MemoryEvent>& ev, bool train) {
+  const size_t n = ev.size();
+  Categorized c{std::vector<size_t>(n, SIZE_MAX), std::vector<Category>(n, Category::kTransient)};
+  std::unordered_map<uint64_t, size_t> open;
+  for (size_t i = 0; i < n; ++i) {
+    if (ev[i].bytes > 0) {
+      open[ev[i].id] = i;
+    } else {
+      auto it = open.find(ev[i].id);
+      if (it != open.end()) {
+        c.freed_at[it->second] = i;
+        open.erase(it);
+      }
+    }
+  }
+  PhaseBounds bounds = phase_bounds(ev);
+  for (size_t i = 0; i < n; ++i)
+    if (ev[i].bytes > 0) c.category[i] = categorize(ev, train, bounds, i, c.freed_at[i]);
+  return c;
+}
+
+// Pass: sharding. This rank's bytes of each allocation (ZeRO/FSDP/TP divide a category by
+// MemoryOptions::shard), without the autocast weight casts that sharding plans drop, and what is
+// resident before the first event: the model's tensors, FSDP's gathered unit, cuBLAS's workspace.
+struct Sized {
+  std::vector<int64_t> bytes;  // per event
+  struct Resident {
+    int64_t bytes;
+    Category category;
+    bool device_only;  // held only where the allocator is modelled (CUDA)
+  };
+  std::vector<Resident> resident;
+};
+
+int64_t shard_share(const MemoryOptions& o, int64_t bytes, Category c) {
+  int64_t d = std::max<int64_t>(1, o.shard[int(c)]);
+  return (bytes + d - 1) / d;
+}
+
+Sized size_events(const std::vector<MemoryEvent>& ev, const Categorized& cat, const Trace& trace,
+                  const Baseline& base, const MemoryOptions& o) {
+  Sized s;
+  s.bytes.resize(ev.size(), 0);
+  for (size_t i = 0; i < ev.size(); ++i) {
+    if (ev[i].bytes <= 0) continue;
+    bool dropped = false;
+    for (int op = ev[i].op; o.drop_weight_casts && op >= 0 && size_t(op) < trace.ops.size();
+         op = trace.ops[op].parent)
+      dropped = dropped || trace.ops[op].weight_cast;
+    s.bytes[i] = dropped ? 0 : shard_share(o, ev[i].bytes, cat.category[i]);
+  }
+  for (const auto& [bytes, c] : base.tensors)
+    s.resident.push_back({shard_share(o, bytes, c), c, false});
+  if (o.gathered > 0) s.resident.push_back({o.gathered, Category::kTransient, false});
+  if (o.target == Target::kCuda && uses_blas(trace)) {
+    int64_t ws = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
+    s.resident.push_back({ws, Category::kTransient, true});
+  }
+  return s;
+}
+
+// Pass: the replay. Live bytes per category through the events, with each request placed by the
+// CUDA caching allocator when one is given; the peaks overall, per iteration and per phase.
+// `stop` ends the walk at an event (the peak's, to see what is live there).
+struct Replay {
+  CategoryBytes live{};
+  int64_t total = 0;
+  PeakPoint peak;
+  size_t peak_event = SIZE_MAX;
+  std::vector<int64_t> iteration_peak;
+  std::map<std::pair<int, int>, int64_t> phase_peak;
+  std::unordered_map<uint64_t, std::pair<int64_t, size_t>> live_blocks;  // id -> size, event
+};
+
+Replay replay(const std::vector<MemoryEvent>& ev, const Categorized& cat, const Sized& sized,
+              size_t stop, CachingAllocator* a) {
+  Replay w;
+  auto add = [&](int64_t bytes, Category c) {
+    w.live[int(c)] += bytes;
+    w.total += bytes;
+  };
+  for (const auto& r : sized.resident) {
+    if (r.device_only && !a) continue;
+    add(a ? a->block_size(a->allocate(r.bytes)) : r.bytes, r.category);
+  }
+  w.peak.bytes = w.total;
+  w.peak.by_category = w.live;
+  w.peak.phase = Phase::kSetup;
+  std::unordered_map<uint64_t, int64_t> handles;
+  for (size_t i = 0; i < ev.size() && i <= stop; ++i) {
+    const MemoryEvent& e = ev[i];
+    if (e.bytes > 0) {
+      int64_t size = sized.bytes[i];
+      if (size == 0) continue;
+      if (a) {
+        int64_t h = a->allocate(size);
+        size = h >= 0 ? a->block_size(h) : round_up_512(size);
+        handles[e.id] = h;
+      }
+      add(size, cat.category[i]);
+      w.live_blocks[e.id] = {size, i};
+    } else {
+      auto it = w.live_blocks.find(e.id);
+      if (it == w.live_blocks.end()) continue;
+      add(-it->second.first, cat.category[it->second.second]);
+      w.live_blocks.erase(it);
+      if (a) {
+        auto h = handles.find(e.id);
+        if (h != handles.end() && h->second >= 0) a->free(h->second);
+        if (h != handles.end()) handles.erase(h);
+      }
+    }
+    if (e.iteration >= int(w.iteration_peak.size())) w.iteration_peak.resize(e.iteration + 1, 0);
+    w.iteration_peak[e.iteration] = std::max(w.iteration_peak[e.iteration], w.total);
+    auto& pp = w.phase_peak[{e.iteration, int(e.phase)}];
+    pp = std::max(pp, w.total);
+    if (w.total > w.peak.bytes) {
+      w.peak.bytes = w.total;
+      w.peak.by_category = w.live;
+      w.peak.phase = e.phase;
+      w.peak.iteration = e.iteration;
+      w.peak_event = i;
+    }
+  }
+  return w;
+}
+
+// Pass: attribution. The peak's top-level op and module, and what is live there by the module
+// that allocated it (activations, transient and output; `at` is a replay stopped at the peak).
+void attribute_peak(const std::vector<MemoryEvent>& ev, const Categorized& cat, const Trace& trace,
+                    const Replay& full, const Replay& at, MemoryReport& r) {
+  const MemoryEvent& e = ev[full.peak_event];
+  if (e.op >= 0 && size_t(e.op) < trace.ops.size()) {
+    // The top-level op, which names what the user wrote.
+    int op = e.op;
+    while (trace.ops[op].parent >= 0) op = trace.ops[op].parent;
+    r.peak.op = trace.ops[op].name;
+    int call = trace.ops[e.op].call;
+    if (call >= 0 && size_t(call) < trace.calls.size()) r.peak.module = trace.calls[call].path;
+  }
+  std::map<int, int64_t> by_call;
+  for (const auto& [id, block] : at.live_blocks) {
+    const MemoryEvent& a = ev[block.second];
+    Category c = cat.category[block.second];
+    if (c != Category::kActivations && c != Category::kTransient && c != Category::kOutput)
+      continue;
+    int call = a.op >= 0 && size_t(a.op) < trace.ops.size() ? trace.ops[a.op].call : 0;
+    by_call[call] += block.first;
+  }
+  std::map<std::string, ModuleBytes> by_module;
+  for (const auto& [call, bytes] : by_call) {
+    const ModuleCall& mc = trace.calls[size_t(call) < trace.calls.size() ? call : 0];
+    auto& m = by_module[mc.path];
+    m.module = mc.path;
+    m.type = mc.type;
+    m.bytes += bytes;
+  }
+  for (auto& [path, m] : by_module) r.modules.push_back(m);
+  std::sort(r.modules.begin(), r.modules.end(),
+            [](const ModuleBytes& a, const ModuleBytes& b) { return a.bytes > b.bytes; });
+}
+
+// Pass: model states. What stays between iterations: the model's tensors (this rank's share),
+// the optimizer's state, and the gradients live after the last backward (set_to_none frees them
+// only at the next zero_grad).
+void kept_between_steps(const std::vector<MemoryEvent>& ev, const Categorized& cat,
+                        const Sized& sized, const Trace& trace, const Baseline& base,
+                        const MemoryOptions& o, MemoryReport& r) {
+  r.model_states[int(Category::kParameters)] = 0;
+  r.model_states[int(Category::kBuffers)] = 0;
+  for (const auto& [bytes, c] : base.tensors) r.model_states[int(c)] += shard_share(o, bytes, c);
+  CategoryBytes end{};
+  for (size_t i = 0; i < ev.size(); ++i)
+    if (ev[i].bytes > 0 && cat.freed_at[i] == SIZE_MAX) end[int(cat.category[i])] += sized.bytes[i];
+  r.model_states[int(Category::kOptimizerState)] = end[int(Category::kOptimizerState)];
+  if (trace.train) r.model_states[int(Category::kGradients)] = end[int(Category::kGradients)];
+}
+
+}  // namespace
+
 MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& o) {
-  // On CPU, the convolutions' scratch joins the sequence.
-  std::vector<MemoryEvent> cpu_events;
-  if (o.target == Target::kCpu) cpu_events = with_cpu_scratch(trace);
-  const auto& ev = o.target == Target::kCpu ? cpu_events : trace.memory;
+  std::vector<MemoryEvent> storage;
+  const std::vector<MemoryEvent>& ev = target_events(trace, o.target, storage);
   MemoryReport r;
   r.source = model.source;
   r.train = trace.train;
@@ -526,157 +728,20 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
 
   Baseline base = baseline(model);
   r.parameter_count = base.trainable_count;
+  Categorized cat = categorize_events(ev, trace.train);
+  Sized sized = size_events(ev, cat, trace, base, o);
 
-  // Frees per allocation id, and each allocation's category.
-  const size_t n = ev.size();
-  std::unordered_map<uint64_t, size_t> open;
-  std::vector<size_t> freed_at(n, SIZE_MAX);
-  for (size_t i = 0; i < n; ++i) {
-    if (ev[i].bytes > 0) {
-      open[ev[i].id] = i;
-    } else {
-      auto it = open.find(ev[i].id);
-      if (it != open.end()) {
-        freed_at[it->second] = i;
-        open.erase(it);
-      }
-    }
-  }
-  PhaseBounds bounds = phase_bounds(ev);
-  std::vector<Category> category(n, Category::kTransient);
-  for (size_t i = 0; i < n; ++i)
-    if (ev[i].bytes > 0) category[i] = categorize(ev, trace.train, bounds, i, freed_at[i]);
-  // Sharding: this rank's share of each allocation.
-  auto share = [&](int64_t bytes, Category c) {
-    int64_t d = std::max<int64_t>(1, o.shard[int(c)]);
-    return (bytes + d - 1) / d;
-  };
-  auto event_bytes = [&](size_t i) -> int64_t {
-    for (int op = ev[i].op; o.drop_weight_casts && op >= 0 && size_t(op) < trace.ops.size();
-         op = trace.ops[op].parent)
-      if (trace.ops[op].weight_cast) return 0;
-    return share(ev[i].bytes, category[i]);
-  };
-
-  // The walk: live bytes per category, and the peaks. `stop` ends a second walk at the peak.
-  struct Walk {
-    CategoryBytes live{};
-    int64_t total = 0;
-    PeakPoint peak;
-    size_t peak_event = SIZE_MAX;
-    std::vector<int64_t> iteration_peak;
-    std::map<std::pair<int, int>, int64_t> phase_peak;
-    std::unordered_map<uint64_t, std::pair<int64_t, size_t>> live_blocks;  // id -> size, event
-  };
-  auto walk = [&](size_t stop, CachingAllocator* a) {
-    Walk w;
-    auto add = [&](int64_t bytes, Category c) {
-      w.live[int(c)] += bytes;
-      w.total += bytes;
-    };
-    for (const auto& [bytes, c] : base.tensors) {
-      int64_t size = share(bytes, c);
-      if (a) size = a->block_size(a->allocate(size));
-      add(size, c);
-    }
-    if (o.gathered > 0)
-      add(a ? a->block_size(a->allocate(o.gathered)) : o.gathered, Category::kTransient);
-    if (cuda && a && uses_blas(trace)) {
-      int64_t ws = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
-      add(a->block_size(a->allocate(ws)), Category::kTransient);
-    }
-    w.peak.bytes = w.total;
-    w.peak.by_category = w.live;
-    w.peak.phase = Phase::kSetup;
-    std::unordered_map<uint64_t, int64_t> handles;
-    for (size_t i = 0; i < n && i <= stop; ++i) {
-      const MemoryEvent& e = ev[i];
-      if (e.bytes > 0) {
-        int64_t size = event_bytes(i);
-        if (size == 0) continue;
-        if (a) {
-          int64_t h = a->allocate(size);
-          size = h >= 0 ? a->block_size(h) : round_up_512(size);
-          handles[e.id] = h;
-        }
-        add(size, category[i]);
-        w.live_blocks[e.id] = {size, i};
-      } else {
-        auto it = w.live_blocks.find(e.id);
-        if (it == w.live_blocks.end()) continue;
-        add(-it->second.first, category[it->second.second]);
-        w.live_blocks.erase(it);
-        if (a) {
-          auto h = handles.find(e.id);
-          if (h != handles.end() && h->second >= 0) a->free(h->second);
-          if (h != handles.end()) handles.erase(h);
-        }
-      }
-      if (e.iteration >= int(w.iteration_peak.size())) w.iteration_peak.resize(e.iteration + 1, 0);
-      w.iteration_peak[e.iteration] = std::max(w.iteration_peak[e.iteration], w.total);
-      auto& pp = w.phase_peak[{e.iteration, int(e.phase)}];
-      pp = std::max(pp, w.total);
-      if (w.total > w.peak.bytes) {
-        w.peak.bytes = w.total;
-        w.peak.by_category = w.live;
-        w.peak.phase = e.phase;
-        w.peak.iteration = e.iteration;
-        w.peak_event = i;
-      }
-    }
-    return w;
-  };
-  Walk full = walk(SIZE_MAX, cuda ? &allocator : nullptr);
+  Replay full = replay(ev, cat, sized, SIZE_MAX, cuda ? &allocator : nullptr);
   r.peak = full.peak;
   r.iteration_peak = full.iteration_peak;
   for (const auto& [key, peak] : full.phase_peak)
     r.phases.push_back({Phase(key.second), key.first, peak});
   if (full.peak_event != SIZE_MAX) {
-    const MemoryEvent& e = ev[full.peak_event];
-    if (e.op >= 0 && size_t(e.op) < trace.ops.size()) {
-      // The top-level op, which names what the user wrote.
-      int op = e.op;
-      while (trace.ops[op].parent >= 0) op = trace.ops[op].parent;
-      r.peak.op = trace.ops[op].name;
-      int call = trace.ops[e.op].call;
-      if (call >= 0 && size_t(call) < trace.calls.size()) r.peak.module = trace.calls[call].path;
-    }
-    // What is live at the peak, by the module that allocated it.
     CachingAllocator again(config);
-    Walk at = walk(full.peak_event, cuda ? &again : nullptr);
-    std::map<int, int64_t> by_call;
-    for (const auto& [id, block] : at.live_blocks) {
-      const MemoryEvent& a = ev[block.second];
-      Category c = category[block.second];
-      if (c != Category::kActivations && c != Category::kTransient && c != Category::kOutput)
-        continue;
-      int call = a.op >= 0 && size_t(a.op) < trace.ops.size() ? trace.ops[a.op].call : 0;
-      by_call[call] += block.first;
-    }
-    std::map<std::string, ModuleBytes> by_module;
-    for (const auto& [call, bytes] : by_call) {
-      const ModuleCall& mc = trace.calls[size_t(call) < trace.calls.size() ? call : 0];
-      auto& m = by_module[mc.path];
-      m.module = mc.path;
-      m.type = mc.type;
-      m.bytes += bytes;
-    }
-    for (auto& [path, m] : by_module) r.modules.push_back(m);
-    std::sort(r.modules.begin(), r.modules.end(),
-              [](const ModuleBytes& a, const ModuleBytes& b) { return a.bytes > b.bytes; });
+    Replay at = replay(ev, cat, sized, full.peak_event, cuda ? &again : nullptr);
+    attribute_peak(ev, cat, trace, full, at, r);
   }
-
-  // Model states at the end: what stays between iterations.
-  r.model_states[int(Category::kParameters)] = 0;
-  r.model_states[int(Category::kBuffers)] = 0;
-  for (const auto& [bytes, c] : base.tensors) r.model_states[int(c)] += share(bytes, c);
-  CategoryBytes end{};
-  for (size_t i = 0; i < n; ++i)
-    if (ev[i].bytes > 0 && freed_at[i] == SIZE_MAX) end[int(category[i])] += event_bytes(i);
-  r.model_states[int(Category::kOptimizerState)] = end[int(Category::kOptimizerState)];
-  // Gradients: live after the last backward (set_to_none frees them only at the next zero_grad).
-  if (trace.train) r.model_states[int(Category::kGradients)] = end[int(Category::kGradients)];
-
+  kept_between_steps(ev, cat, sized, trace, base, o, r);
   if (cuda) {
     r.allocator = allocator.stats();
     if (r.capacity > 0) {
@@ -685,7 +750,7 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
       AllocatorConfig unlimited = config;
       unlimited.capacity = 0;
       CachingAllocator free_run(unlimited);
-      walk(SIZE_MAX, &free_run);
+      replay(ev, cat, sized, SIZE_MAX, &free_run);
       int64_t need = free_run.stats().reserved_peak + r.device_overhead;
       r.fits = !r.allocator.out_of_memory;
       r.margin = r.capacity - need;

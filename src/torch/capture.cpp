@@ -460,9 +460,9 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                                           o.counters_on_device);
       }
       detail::take_guessed_op();  // forget a guess made before this capture
-      struct Target {             // the kernels meta stands for, until this capture returns
-        explicit Target(bool cuda) { detail::set_cuda_target(cuda); }
-        ~Target() { detail::set_cuda_target(true); }
+      struct TargetScope {  // the kernels meta stands for, until this capture returns
+        explicit TargetScope(bool cuda) { detail::set_cuda_target(cuda); }
+        ~TargetScope() { detail::set_cuda_target(true); }
       } target(o.target == footprint::Target::kCuda);
       Observe observe(c);
       auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
