@@ -99,6 +99,18 @@ struct MemoryOptions {
   bool drop_weight_casts = false;
 };
 
+// Run policy for a training step, written once for the CLI, the C++ API and `footprint llm`:
+// PyTorch 2.x's torch.optim picks foreach where every parameter is on CUDA and the for-loop
+// elsewhere (_default_to_fused_or_foreach); two iterations show the optimizer's state appearing
+// inside the first step and the steady state after it; the per-parameter step counters are device
+// tensors on CPU (on CUDA, host tensors).
+struct TrainingPlan {
+  OptimizerSpec optimizer;
+  int iterations = 2;
+  bool counters_on_device = false;
+};
+TrainingPlan plan_training(Target target, const std::optional<OptimizerSpec>& optimizer);
+
 // The moment of a peak: where it happens and what is live.
 struct PeakPoint {
   int64_t bytes = 0;  // the sum of live bytes (CPU: as requested; CUDA: rounded blocks)

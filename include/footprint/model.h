@@ -49,6 +49,14 @@ struct Model {
   std::vector<std::string> notes;                   // things the reader wants the user to know
 };
 
+// "Tied", defined once for every report (params, summary, memory, llm): a tensor is tied to an
+// earlier one when both view the same bytes the same way, the same storage in the same file at
+// the same offset, shape, strides and dtype. tie_key is that identity ("" for a tensor with no
+// storage identity, which is never tied); untied_tensors lists each tensor once, in model order,
+// leaving out the repeats.
+std::string tie_key(const TensorInfo& t);
+std::vector<const TensorInfo*> untied_tensors(const Model& model);
+
 // Parameter or buffer by the name's last component, for files that do not record it: BatchNorm's
 // running_mean, running_var and num_batches_tracked, and every non-floating tensor, are buffers.
 TensorRole role_by_name(const std::string& name, DType dtype);

@@ -68,6 +68,14 @@ std::string_view precision_mode_name(PrecisionMode p) {
   return "?";
 }
 
+TrainingPlan plan_training(Target target, const std::optional<OptimizerSpec>& optimizer) {
+  bool cpu = target == Target::kCpu;
+  TrainingPlan p;
+  p.optimizer = optimizer.value_or(parse_optimizer("adamw", cpu ? "for-loop" : "foreach"));
+  p.counters_on_device = cpu;
+  return p;
+}
+
 OptimizerSpec parse_optimizer(std::string_view name, std::string_view impl) {
   OptimizerSpec o;
   if (name == "sgd") {
@@ -480,10 +488,8 @@ struct Baseline {
 
 Baseline baseline(const Model& model) {
   Baseline b;
-  std::set<std::string> seen;
-  for (const auto& t : model.tensors) {
-    std::string key = t.storage.empty() ? "" : t.storage;
-    if (!key.empty() && !seen.insert(key).second) continue;
+  for (const TensorInfo* tensor : untied_tensors(model)) {
+    const TensorInfo& t = *tensor;
     int64_t bytes = t.bytes();
     bool param = t.role == TensorRole::kParameter;
     (param ? b.parameters : b.buffers) += bytes;
@@ -836,10 +842,9 @@ SeedEstimate seed_estimate(const Model& model, const Summary& summary, int bits)
   // The module that holds the last parameter, in registration order: pytorch_modelsize keeps only
   // the last module's parameters (its loop resets `sizes` per module).
   std::string last;
-  std::set<std::string> seen;
-  for (const auto& t : model.tensors) {
+  for (const TensorInfo* tensor : untied_tensors(model)) {
+    const TensorInfo& t = *tensor;
     if (t.role != TensorRole::kParameter) continue;
-    if (!t.storage.empty() && !seen.insert(t.storage).second) continue;
     s.parameters += t.numel();
     auto dot = t.name.rfind('.');
     last = dot == std::string::npos ? "" : t.name.substr(0, dot);

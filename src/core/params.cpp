@@ -103,9 +103,7 @@ ParamReport params(const Model& model, const ParamOptions& options) {
   r.notes = model.notes;
   r.params = r.trainable = r.frozen = r.buffers = r.total = empty_tally(n);
 
-  using Identity =
-      std::tuple<std::string, int64_t, std::vector<int64_t>, std::vector<int64_t>, DType>;
-  std::map<Identity, std::string> first_with;
+  std::map<std::string, std::string> first_with;  // tie_key -> the first tensor's name
   std::map<DType, DTypeRow> by_dtype;
   ModuleRollup rollup(model, options.depth, n);
 
@@ -114,9 +112,8 @@ ParamReport params(const Model& model, const ParamOptions& options) {
     row.tensor = t;
     for (Precision p : options.precisions)
       row.bytes_at.push_back(precision_bytes(p, t.dtype, t.numel()));
-    if (!t.storage.empty()) {
-      Identity id{t.file + "\n" + t.storage, t.storage_offset, t.shape, t.strides, t.dtype};
-      auto [it, inserted] = first_with.emplace(id, t.name);
+    if (std::string key = tie_key(t); !key.empty()) {
+      auto [it, inserted] = first_with.emplace(key, t.name);
       if (!inserted) {
         row.tied_to = it->second;
         r.tied += 1;

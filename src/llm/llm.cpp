@@ -77,26 +77,17 @@ Packed pack(const TransformerConfig& c, const TensorInfo& t, Precision p, int64_
   return {rows * ((cols * bits + 7) / 8), rows * groups * 2, rows * ((groups * bits + 7) / 8)};
 }
 
-// Unique tensors (a tie counted once), in model order.
-std::vector<const TensorInfo*> unique(const Model& m) {
-  std::vector<const TensorInfo*> out;
-  std::set<std::string> seen;
-  for (const auto& t : m.tensors)
-    if (t.storage.empty() || seen.insert(t.storage).second) out.push_back(&t);
-  return out;
-}
-
 std::vector<WeightBytes> weight_table(const TransformerConfig& c, const Model& m, int64_t group) {
   std::vector<WeightBytes> out;
   int64_t params = 0;
-  for (const auto* t : unique(m))
+  for (const auto* t : untied_tensors(m))
     if (t->role == TensorRole::kParameter) params += t->numel();
   for (Precision p :
        {Precision::kFp32, Precision::kFp16, Precision::kBf16, Precision::kInt8, Precision::kInt4}) {
     WeightBytes w;
     w.precision = p;
     bool quant = p == Precision::kInt8 || p == Precision::kInt4;
-    for (const auto* t : unique(m)) {
+    for (const auto* t : untied_tensors(m)) {
       if (t->role != TensorRole::kParameter) continue;
       if (quant && quantizable(c, *t)) {
         Packed k = pack(c, *t, p, group);
@@ -142,7 +133,7 @@ Model quantized(const TransformerConfig& c, const Model& m, Precision p, int64_t
 std::vector<LlmPart> parts_of(const TransformerConfig& c, const Model& m) {
   std::map<std::string, LlmPart> parts;
   std::string first = layer_prefix(c, 0);
-  for (const auto* t : unique(m)) {
+  for (const auto* t : untied_tensors(m)) {
     if (t->role != TensorRole::kParameter) continue;
     auto& p = parts[part_of(t->name)];
     p.name = part_of(t->name);
@@ -292,7 +283,7 @@ void shard(const TransformerConfig& c, const LlmScenario& s, const Model& info, 
   // One layer's parameters and trainable parameters (their gradients), at their dtypes.
   int64_t layer = 0, layer_grads = 0, layer_numel = 0;
   std::string first = layer_prefix(c, 0);
-  for (const auto* t : unique(info))
+  for (const auto* t : untied_tensors(info))
     if (t->role == TensorRole::kParameter && t->name.rfind(first, 0) == 0) {
       layer += t->bytes();
       layer_numel += t->numel();
@@ -320,14 +311,14 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   if (s.lora_rank > 0)  // PEFT freezes everything but the adapters
     for (auto& item : model->named_parameters())
       if (!contains(item.key(), "lora_")) item.value().set_requires_grad(false);
-  bool cpu = s.memory.target == Target::kCpu;
+  TrainingPlan plan = plan_training(s.memory.target, s.optimizer);
   CaptureOptions co;
   co.inputs = {InputSpec{{batch, ctx}, DType::kInt64}, InputSpec{{batch, ctx}, DType::kInt64}};
   co.train = true;
-  co.optimizer = s.optimizer.value_or(parse_optimizer("adamw", cpu ? "for-loop" : "foreach"));
-  co.iterations = 2;
+  co.optimizer = plan.optimizer;
+  co.iterations = plan.iterations;
   co.loss = LossKind::kOutput;
-  co.counters_on_device = cpu;
+  co.counters_on_device = plan.counters_on_device;
   co.target = s.memory.target;
   bool amp = false;
   switch (s.precision) {
@@ -362,7 +353,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   if (report) {
     report->sharded_working_set = m.gathered;
     report->trainable = 0;
-    for (const auto* tensor : unique(info))
+    for (const auto* tensor : untied_tensors(info))
       if (tensor->trainable) report->trainable += tensor->numel();
   }
   return r;
@@ -407,7 +398,7 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     lm::BuildOptions o;
     auto model = lm::build(c, o);
     Model info = model_from(*model);
-    for (const auto* t : unique(info))
+    for (const auto* t : untied_tensors(info))
       if (t->role == TensorRole::kParameter) r.parameters += t->numel();
     r.parts = parts_of(c, info);
     r.weights = weight_table(c, info, s.group_size);

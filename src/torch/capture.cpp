@@ -460,7 +460,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                                           o.counters_on_device);
       }
       detail::take_guessed_op();  // forget a guess made before this capture
-      struct TargetScope {  // the kernels meta stands for, until this capture returns
+      struct TargetScope {        // the kernels meta stands for, until this capture returns
         explicit TargetScope(bool cuda) { detail::set_cuda_target(cuda); }
         ~TargetScope() { detail::set_cuda_target(true); }
       } target(o.target == footprint::Target::kCuda);
@@ -665,15 +665,14 @@ CaptureOptions capture_options(const MemoryScenario& s) {
   if (s.precision == PrecisionMode::kBf16Amp) o.autocast = DType::kBFloat16;
   if (s.precision == PrecisionMode::kFp16Amp) o.autocast = DType::kFloat16;
   o.device = CaptureDevice::kMeta;
-  bool cpu = s.memory.target == Target::kCpu;
+  TrainingPlan plan = plan_training(s.memory.target, s.optimizer);
   if (s.train) {
-    // PyTorch 2.x picks foreach where every parameter is on CUDA, else the for-loop.
-    o.optimizer = s.optimizer.value_or(parse_optimizer("adamw", cpu ? "for-loop" : "foreach"));
-    o.iterations = 2;
+    o.optimizer = plan.optimizer;
+    o.iterations = plan.iterations;
   }
   o.set_to_none = s.set_to_none;
   o.loss = s.loss;
-  o.counters_on_device = cpu;
+  o.counters_on_device = plan.counters_on_device;
   o.target = s.memory.target;
   return o;
 }
