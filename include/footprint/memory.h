@@ -88,13 +88,16 @@ struct MemoryOptions {
   AllocatorConfig allocator;         // the CUDA caching allocator's settings
   std::optional<DeviceProfile> gpu;  // for the device total and whether it fits
   std::optional<int64_t> capacity;   // bytes, overrides the profile's (--gpu 24GiB)
-  // Sharded data parallelism (ZeRO, FSDP) as seen by one rank: each category's bytes divided by
-  // its divisor, rounded up, allocation by allocation; `gathered` bytes are held throughout
-  // besides (the parameters gathered for the layers being computed and their gradients before
-  // the reduce-scatter). With `drop_weight_casts`, autocast's copies of the weights count
-  // nothing: under ZeRO-3/FSDP mixed precision the gathered 16-bit parameters (in `gathered`)
-  // take their place and are freed after each layer.
-  CategoryBytes shard{1, 1, 1, 1, 1, 1, 1, 1};
+};
+
+// The sharding pass's plan: sharded data parallelism (ZeRO, FSDP) as seen by one rank. Each
+// category's bytes are divided by its divisor, rounded up, allocation by allocation; `gathered`
+// bytes are held throughout besides (the parameters gathered for the layers being computed and
+// their gradients before the reduce-scatter). With `drop_weight_casts`, autocast's copies of the
+// weights count nothing: under ZeRO-3/FSDP mixed precision the gathered 16-bit parameters (in
+// `gathered`) take their place and are freed after each layer. The default plan shards nothing.
+struct ShardPlan {
+  CategoryBytes divisor{1, 1, 1, 1, 1, 1, 1, 1};
   int64_t gathered = 0;
   bool drop_weight_casts = false;
 };
@@ -163,7 +166,8 @@ struct MemoryReport {
   std::vector<std::string> notes;
 };
 
-MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& options);
+MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& options,
+                            const ShardPlan& sharding = {});
 
 // What to estimate: the run (footprint/engine.h captures it on meta) and the device.
 struct MemoryScenario {

@@ -549,9 +549,10 @@ Categorized categorize_events(const std::vector<MemoryEvent>& ev, bool train) {
   return c;
 }
 
-// Pass: sharding. This rank's bytes of each allocation (ZeRO/FSDP/TP divide a category by
-// MemoryOptions::shard), without the autocast weight casts that sharding plans drop, and what is
-// resident before the first event: the model's tensors, FSDP's gathered unit, cuBLAS's workspace.
+// Pass: sharding, driven by its plan. This rank's bytes of each allocation (ZeRO/FSDP/TP divide a
+// category by ShardPlan::divisor), without the autocast weight casts that sharding plans drop, and
+// what is resident before the first event: the model's tensors, FSDP's gathered unit, cuBLAS's
+// workspace.
 struct Sized {
   std::vector<int64_t> bytes;  // per event
   struct Resident {
@@ -562,26 +563,26 @@ struct Sized {
   std::vector<Resident> resident;
 };
 
-int64_t shard_share(const MemoryOptions& o, int64_t bytes, Category c) {
-  int64_t d = std::max<int64_t>(1, o.shard[int(c)]);
+int64_t shard_share(const ShardPlan& plan, int64_t bytes, Category c) {
+  int64_t d = std::max<int64_t>(1, plan.divisor[int(c)]);
   return (bytes + d - 1) / d;
 }
 
 Sized size_events(const std::vector<MemoryEvent>& ev, const Categorized& cat, const Trace& trace,
-                  const Baseline& base, const MemoryOptions& o) {
+                  const Baseline& base, const MemoryOptions& o, const ShardPlan& plan) {
   Sized s;
   s.bytes.resize(ev.size(), 0);
   for (size_t i = 0; i < ev.size(); ++i) {
     if (ev[i].bytes <= 0) continue;
     bool dropped = false;
-    for (int op = ev[i].op; o.drop_weight_casts && op >= 0 && size_t(op) < trace.ops.size();
+    for (int op = ev[i].op; plan.drop_weight_casts && op >= 0 && size_t(op) < trace.ops.size();
          op = trace.ops[op].parent)
       dropped = dropped || trace.ops[op].weight_cast;
-    s.bytes[i] = dropped ? 0 : shard_share(o, ev[i].bytes, cat.category[i]);
+    s.bytes[i] = dropped ? 0 : shard_share(plan, ev[i].bytes, cat.category[i]);
   }
   for (const auto& [bytes, c] : base.tensors)
-    s.resident.push_back({shard_share(o, bytes, c), c, false});
-  if (o.gathered > 0) s.resident.push_back({o.gathered, Category::kTransient, false});
+    s.resident.push_back({shard_share(plan, bytes, c), c, false});
+  if (plan.gathered > 0) s.resident.push_back({plan.gathered, Category::kTransient, false});
   if (o.target == Target::kCuda && uses_blas(trace)) {
     int64_t ws = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
     s.resident.push_back({ws, Category::kTransient, true});
@@ -695,10 +696,10 @@ void attribute_peak(const std::vector<MemoryEvent>& ev, const Categorized& cat, 
 // only at the next zero_grad).
 void kept_between_steps(const std::vector<MemoryEvent>& ev, const Categorized& cat,
                         const Sized& sized, const Trace& trace, const Baseline& base,
-                        const MemoryOptions& o, MemoryReport& r) {
+                        const ShardPlan& plan, MemoryReport& r) {
   r.model_states[int(Category::kParameters)] = 0;
   r.model_states[int(Category::kBuffers)] = 0;
-  for (const auto& [bytes, c] : base.tensors) r.model_states[int(c)] += shard_share(o, bytes, c);
+  for (const auto& [bytes, c] : base.tensors) r.model_states[int(c)] += shard_share(plan, bytes, c);
   CategoryBytes end{};
   for (size_t i = 0; i < ev.size(); ++i)
     if (ev[i].bytes > 0 && cat.freed_at[i] == SIZE_MAX) end[int(cat.category[i])] += sized.bytes[i];
@@ -708,7 +709,8 @@ void kept_between_steps(const std::vector<MemoryEvent>& ev, const Categorized& c
 
 }  // namespace
 
-MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& o) {
+MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& o,
+                            const ShardPlan& plan) {
   std::vector<MemoryEvent> storage;
   const std::vector<MemoryEvent>& ev = target_events(trace, o.target, storage);
   MemoryReport r;
@@ -735,7 +737,7 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
   Baseline base = baseline(model);
   r.parameter_count = base.trainable_count;
   Categorized cat = categorize_events(ev, trace.train);
-  Sized sized = size_events(ev, cat, trace, base, o);
+  Sized sized = size_events(ev, cat, trace, base, o, plan);
 
   Replay full = replay(ev, cat, sized, SIZE_MAX, cuda ? &allocator : nullptr);
   r.peak = full.peak;
@@ -747,7 +749,7 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
     Replay at = replay(ev, cat, sized, full.peak_event, cuda ? &again : nullptr);
     attribute_peak(ev, cat, trace, full, at, r);
   }
-  kept_between_steps(ev, cat, sized, trace, base, o, r);
+  kept_between_steps(ev, cat, sized, trace, base, plan, r);
   if (cuda) {
     r.allocator = allocator.stats();
     if (r.capacity > 0) {

@@ -270,12 +270,13 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   return r;
 }
 
-// The sharding of one rank: divisors per category, and the working set it gathers.
-void shard(const TransformerConfig& c, const LlmScenario& s, const Model& info, bool amp,
-           MemoryOptions& m) {
+// The sharding plan of one rank: divisors per category, and the working set it gathers.
+ShardPlan shard_plan(const TransformerConfig& c, const LlmScenario& s, const Model& info,
+                     bool amp) {
+  ShardPlan m;
   int64_t dp = s.gpus / s.tp;
-  if (s.sharding == Sharding::kNone || dp <= 1) return;
-  auto set = [&](Category cat) { m.shard[int(cat)] = dp; };
+  if (s.sharding == Sharding::kNone || dp <= 1) return m;
+  auto set = [&](Category cat) { m.divisor[int(cat)] = dp; };
   set(Category::kOptimizerState);
   if (s.sharding != Sharding::kZero1) set(Category::kGradients);
   bool params = s.sharding == Sharding::kZero3 || s.sharding == Sharding::kFsdp;
@@ -295,6 +296,7 @@ void shard(const TransformerConfig& c, const LlmScenario& s, const Model& info, 
     m.gathered += 2 * (amp ? 2 * layer_numel : layer);
     m.drop_weight_casts = amp;
   }
+  return m;
 }
 
 MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
@@ -342,16 +344,15 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   Trace t = capture(
       *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, 0); }, co);
   Model info = model_from(*model);  // after the capture: at its dtype
-  MemoryOptions m = s.memory;
-  shard(c, s, info, amp, m);
-  MemoryReport r = analyze_memory(info, t, m);
+  ShardPlan sharding = shard_plan(c, s, info, amp);
+  MemoryReport r = analyze_memory(info, t, s.memory, sharding);
   note_guesses(t, r);
   r.source = c.source;
   r.inputs = co.inputs;
   r.precision = std::string(precision_mode_name(s.precision));
   r.optimizer = optimizer_name(*co.optimizer);
   if (report) {
-    report->sharded_working_set = m.gathered;
+    report->sharded_working_set = sharding.gathered;
     report->trainable = 0;
     for (const auto* tensor : untied_tensors(info))
       if (tensor->trainable) report->trainable += tensor->numel();
