@@ -376,10 +376,11 @@ std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor
 // freed; the scores [B, H, T, T], soft-maxed in place, with the context written over q; the
 // context back in [B, T, D] for the output projection, freed once that is made; q, k and v freed
 // on return. The scores are returned (averaged over heads: a new [B, T, T]) only when asked for.
-// On the CPU target, PyTorch 2.11's kernel first tries scaled_dot_product_attention: for
+// PyTorch 2.11's CPU and CUDA kernels first try scaled_dot_product_attention: for
 // self-attention (query, key and value one tensor), a head dim that is a multiple of 8 and no
-// weights asked for, when select_sdp_backend_cpp picks flash for the heads viewed from the query,
-// it runs linear -> chunk -> sdpa -> linear and keeps no scores.
+// weights asked for, when the target's backend choice for the heads viewed from the query is a
+// fused kernel (flash here: fused_sdp_choice), they run linear -> chunk -> sdpa -> linear and keep
+// no scores (attention.cpp, native_multi_head_attention_cpu; attention.cu, from source).
 std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
     const at::Tensor& query, const at::Tensor& key, const at::Tensor& value, int64_t embed_dim,
     int64_t num_head, const at::Tensor& qkv_weight, const at::Tensor& qkv_bias,
@@ -388,7 +389,7 @@ std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
     c10::optional<int64_t>) {
   const int64_t B = query.size(0), T = query.size(1), D = embed_dim, H = num_head;
   const int64_t d = D / H;
-  if (!t_cuda_target && query.is_same(key) && key.is_same(value) && d % 8 == 0 && !need_weights) {
+  if (query.is_same(key) && key.is_same(value) && d % 8 == 0 && !need_weights) {
     at::Tensor heads = query.view({B, -1, H, d}).transpose(1, 2);
     if (fused_sdp_choice(heads, heads, heads, mask, 0.0, false, c10::nullopt, false) == kSdpFlash) {
       at::Tensor x = at::linear(query, qkv_weight, qkv_bias);
