@@ -151,9 +151,8 @@ bool cuda_flash_applies(const at::Tensor& q, const at::Tensor& k, const at::Tens
 }
 
 // The backend a real run on the target picks (sdp::select_sdp_backend_cpp for the CPU).
-int64_t fused_sdp_choice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                         const c10::optional<at::Tensor>& mask, double dropout, bool,
-                         c10::optional<double>, bool) {
+int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const c10::optional<at::Tensor>& mask, double dropout) {
   if (t_cuda_target) return cuda_flash_applies(q, k, v, mask) ? kSdpFlash : kSdpMath;
   auto dtype = q.scalar_type();
   bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.scalar_type() == dtype &&
@@ -177,7 +176,7 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const at::Tensor& v, const c10::optional<at::Tensor>& mask,
                                         double dropout, bool causal, c10::optional<double> scale,
                                         bool gqa) {
-  if (fused_sdp_choice(q, k, v, mask, dropout, causal, scale, gqa) != kSdpFlash)
+  if (sdp_backend(q, k, v, mask, dropout) != kSdpFlash)
     return at::native::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale, gqa);
   if (t_cuda_target)
     return std::get<0>(
@@ -379,7 +378,7 @@ std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor
 // PyTorch 2.11's CPU and CUDA kernels first try scaled_dot_product_attention: for
 // self-attention (query, key and value one tensor), a head dim that is a multiple of 8 and no
 // weights asked for, when the target's backend choice for the heads viewed from the query is a
-// fused kernel (flash here: fused_sdp_choice), they run linear -> chunk -> sdpa -> linear and keep
+// fused kernel (flash here: sdp_backend), they run linear -> chunk -> sdpa -> linear and keep
 // no scores (attention.cpp, native_multi_head_attention_cpu; attention.cu, from source).
 std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
     const at::Tensor& query, const at::Tensor& key, const at::Tensor& value, int64_t embed_dim,
@@ -391,7 +390,7 @@ std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
   const int64_t d = D / H;
   if (query.is_same(key) && key.is_same(value) && d % 8 == 0 && !need_weights) {
     at::Tensor heads = query.view({B, -1, H, d}).transpose(1, 2);
-    if (fused_sdp_choice(heads, heads, heads, mask, 0.0, false, c10::nullopt, false) == kSdpFlash) {
+    if (sdp_backend(heads, heads, heads, mask, 0.0) == kSdpFlash) {
       at::Tensor x = at::linear(query, qkv_weight, qkv_bias);
       auto chunks = x.chunk(3, -1);
       for (auto& c : chunks) c = c.view({B, -1, H, d}).transpose(1, 2);
