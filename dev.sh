@@ -15,7 +15,8 @@ JOBS=${JOBS:-2}
 PACKAGES=(build-essential cmake ninja-build pkg-config git python3-venv python3-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev)  # libFuzzer and the sanitizers, for fuzz/run.sh
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizers, for fuzz/run.sh
+  chromium)                 # headless, to open footprint memory --html in the tests
 
 setup() {
   local missing=()
@@ -76,7 +77,12 @@ case "${1:-}" in
     echo
     echo "== Its training step's memory (AdamW, batch 64) on a T4, down to the CUDA allocator"
     "$BUILD_DIR/footprint" memory "$BUILD_DIR/example/hybrid_network.pt" --input 64x1x28x28 \
-      --train --optimizer adamw --gpu t4 --modules 3
+      --train --optimizer adamw --gpu t4 --modules 3 \
+      --html "$BUILD_DIR/example/hybrid_network_memory.html" \
+      --snapshot "$BUILD_DIR/example/hybrid_network_memory.pickle"
+    echo
+    echo "== The picture of that step: open $BUILD_DIR/example/hybrid_network_memory.html in a browser;"
+    echo "   $BUILD_DIR/example/hybrid_network_memory.pickle opens at pytorch.org/memory_viz"
     ;;
   test)
     setup

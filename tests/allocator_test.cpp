@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "footprint/error.h"
+#include "footprint/memory_viz.h"
 
 namespace fp = footprint;
 
@@ -168,5 +169,117 @@ TEST(Allocator, ConfigErrorsNameTheOption) {
     FAIL();
   } catch (const fp::Error& e) {
     EXPECT_NE(std::string(e.what()).find("max_split_size_mb"), std::string::npos);
+  }
+}
+
+// The action log (AllocatorAction), which memory_viz snapshots are written from: a 3 MiB request
+// is a new 20 MiB large-pool segment (rule 4: under 10 MiB) and a 3 MiB block at its start; its
+// free gives the block back; a 100 B request opens a 2 MiB small-pool segment with a 512 B block.
+TEST(Allocator, RecordsItsActions) {
+  fp::CachingAllocator a({});
+  std::vector<fp::AllocatorAction> log;
+  a.record(&log);
+  int64_t h = a.allocate(3 * MiB);
+  a.free(h);
+  a.allocate(100);
+  a.record(nullptr);
+  a.allocate(100);  // not recorded
+  using K = fp::AllocatorAction;
+  ASSERT_EQ(log.size(), 5u);
+  const int64_t base = fp::CachingAllocator::kBaseAddress;
+  EXPECT_EQ(log[0].kind, K::kSegmentAlloc);
+  EXPECT_EQ(log[0].address, base);
+  EXPECT_EQ(log[0].size, 20 * MiB);
+  EXPECT_FALSE(log[0].small);
+  EXPECT_EQ(log[1].kind, K::kAlloc);
+  EXPECT_EQ(log[1].address, base);
+  EXPECT_EQ(log[1].size, 3 * MiB);
+  EXPECT_EQ(log[1].requested, 3 * MiB);
+  EXPECT_EQ(log[2].kind, K::kFree);
+  EXPECT_EQ(log[2].address, base);
+  EXPECT_EQ(log[3].kind, K::kSegmentAlloc);
+  EXPECT_EQ(log[3].address, base + 20 * MiB);  // segments are laid out one after another
+  EXPECT_EQ(log[3].size, 2 * MiB);
+  EXPECT_TRUE(log[3].small);
+  EXPECT_EQ(log[4].kind, K::kAlloc);
+  EXPECT_EQ(log[4].size, 512);
+  EXPECT_EQ(log[4].requested, 100);
+}
+
+// Expandable segments map pages at the end (rule 9) and, near the limit, unmap the free pages at
+// the end (rule 7). With a 41 MiB limit: 30 MiB maps two 20 MiB pages of the large pool; after it
+// is freed, 100 B needs a 2 MiB page of the small pool, which would make 42 MiB, so the 40 free
+// MiB are unmapped first.
+TEST(Allocator, RecordsMappedAndUnmappedPages) {
+  fp::AllocatorConfig c;
+  c.expandable_segments = true;
+  c.capacity = 41 * MiB;
+  fp::CachingAllocator a(c);
+  std::vector<fp::AllocatorAction> log;
+  a.record(&log);
+  a.free(a.allocate(30 * MiB));
+  a.allocate(100);
+  using K = fp::AllocatorAction;
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_EQ(log[0].kind, K::kSegmentMap);
+  EXPECT_EQ(log[0].size, 40 * MiB);
+  EXPECT_EQ(log[1].kind, K::kAlloc);
+  EXPECT_EQ(log[2].kind, K::kFree);
+  EXPECT_EQ(log[3].kind, K::kSegmentUnmap);
+  EXPECT_EQ(log[3].address, log[0].address);
+  EXPECT_EQ(log[3].size, 40 * MiB);
+  EXPECT_EQ(log[4].kind, K::kSegmentMap);
+  EXPECT_EQ(log[4].size, 2 * MiB);
+  EXPECT_TRUE(log[4].small);
+  EXPECT_EQ(log[5].kind, K::kAlloc);
+  EXPECT_EQ(a.stats().reserved, 2 * MiB);
+}
+
+// segments_at (footprint/memory_viz.h) rebuilds the allocator's state from its actions alone; on
+// long random sequences it must equal the allocator's own segments, block for block, whatever the
+// settings (this is what makes a snapshot's "segments" and its trace agree).
+TEST(Allocator, SegmentsRebuiltFromActionsEqualTheAllocators) {
+  for (int setting = 0; setting < 4; ++setting) {
+    fp::AllocatorConfig c;
+    if (setting == 1) c.max_split_size = 40 * MiB;
+    if (setting == 2) c.expandable_segments = true;
+    if (setting == 3) c.capacity = 300 * MiB;  // releases cached segments (rule 7)
+    fp::CachingAllocator a(c);
+    fp::MemoryTimeline t;
+    std::vector<fp::AllocatorAction> log;
+    a.record(&log);
+    std::vector<int64_t> live;
+    uint64_t x = 12345 + setting;
+    auto next = [&] { return x = x * 6364136223846793005ull + 1442695040888963407ull, x >> 33; };
+    for (int i = 0; i < 3000; ++i) {
+      if (!live.empty() && next() % 3 == 0) {
+        size_t k = next() % live.size();
+        a.free(live[k]);
+        live.erase(live.begin() + long(k));
+      } else {
+        int64_t sizes[] = {100, 4000, 700 * KiB, 3 * MiB, 11 * MiB, 37 * MiB};
+        int64_t h = a.allocate(sizes[next() % 6] + int64_t(next() % 5000));
+        if (h >= 0) live.push_back(h);
+      }
+    }
+    for (const auto& action : log) t.actions.push_back({action, 0});
+    auto rebuilt = fp::segments_at(t, 0);
+    auto real = a.segments();
+    ASSERT_EQ(rebuilt.size(), real.size()) << "setting " << setting;
+    for (size_t s = 0; s < real.size(); ++s) {
+      EXPECT_EQ(rebuilt[s].address, real[s].address);
+      EXPECT_EQ(rebuilt[s].size, real[s].size);
+      EXPECT_EQ(rebuilt[s].expandable, real[s].expandable);
+      ASSERT_EQ(rebuilt[s].blocks.size(), real[s].blocks.size()) << "segment " << s;
+      for (size_t b = 0; b < real[s].blocks.size(); ++b) {
+        EXPECT_EQ(rebuilt[s].blocks[b].address, real[s].blocks[b].address);
+        EXPECT_EQ(rebuilt[s].blocks[b].size, real[s].blocks[b].size);
+        EXPECT_EQ(rebuilt[s].blocks[b].requested, real[s].blocks[b].requested);
+        EXPECT_EQ(rebuilt[s].blocks[b].step >= 0, real[s].blocks[b].handle >= 0);
+      }
+    }
+    int64_t reserved = 0;
+    for (const auto& s : rebuilt) reserved += s.size;
+    EXPECT_EQ(reserved, a.stats().reserved);
   }
 }

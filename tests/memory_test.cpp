@@ -7,6 +7,7 @@
 
 #include "footprint/engine.h"
 #include "footprint/error.h"
+#include "footprint/memory_viz.h"
 #include "test_util.h"
 
 namespace fp = footprint;
@@ -315,4 +316,57 @@ TEST(Memory, ScaledDotProductAttentionSavesWhatCudaFlashSaves) {
   EXPECT_EQ(forward_largest, 131072);
   EXPECT_TRUE(flash_backward);
   EXPECT_EQ(largest_allocation(t), 2 * 128 * 4 * 64 * 4);
+}
+
+// The timeline (MemoryOptions::timeline, behind --snapshot and --html) on twice.pt, 1 x 8, on
+// CUDA: recording it changes no number; its steps begin with the four parameters (512 B blocks
+// each, in one 2 MiB small-pool segment) and cuBLAS's workspace (8,519,680 B, a large-pool block
+// under 10 MiB, so a 20 MiB segment): 2,048 + 8,519,680 B allocated and 22 MiB reserved, as
+// CudaReservedForATinyModel works out. The largest step is the allocated peak, at the report's
+// op, and the segments rebuilt from its actions add up to the reserved peak.
+TEST(Memory, TimelineAgreesWithTheReport) {
+  fp::MemoryScenario s;
+  s.inputs = fp::parse_inputs("1x8");
+  auto plain = fp::memory_file(kModels + "/twice.pt", s);
+  s.memory.timeline = true;
+  auto r = fp::memory_file(kModels + "/twice.pt", s);
+  EXPECT_FALSE(plain.timeline);
+  ASSERT_TRUE(r.timeline);
+  EXPECT_EQ(r.allocator.allocated_peak, plain.allocator.allocated_peak);
+  EXPECT_EQ(r.allocator.reserved_peak, plain.allocator.reserved_peak);
+  EXPECT_EQ(r.peak.op, plain.peak.op);
+  const fp::MemoryTimeline& t = *r.timeline;
+  ASSERT_GT(t.steps.size(), 5u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(t.steps[i].allocated, 512 * (i + 1));
+    EXPECT_EQ(t.steps[i].phase, fp::Phase::kSetup);
+    EXPECT_EQ(t.ops[t.steps[i].op], "parameters");
+  }
+  EXPECT_EQ(t.ops[t.steps[4].op], "cuBLAS workspace");
+  EXPECT_EQ(t.steps[4].allocated, 2048 + 8519680);
+  EXPECT_EQ(t.steps[4].reserved, 22 * MiB);
+  int64_t most = 0;
+  for (const auto& step : t.steps) most = std::max(most, step.allocated);
+  EXPECT_EQ(most, r.allocator.allocated_peak);
+  EXPECT_EQ(t.steps[t.peak_step].allocated, most);
+  EXPECT_EQ(t.ops[t.steps[t.peak_step].op], r.peak.op);
+  int64_t reserved = 0;
+  for (const auto& seg : fp::segments_at(t, t.steps.size() - 1)) reserved += seg.size;
+  EXPECT_EQ(reserved, r.allocator.reserved_peak);
+}
+
+// A run that does not fit its GPU is pictured as it would go with no limit, the run whose peaks
+// the report gives: resnet18's AdamW step at batch 64 needs 1.49 GiB allocated, more than 1 GiB.
+TEST(Memory, TimelineOfARunThatDoesNotFit) {
+  auto s = training("64x3x224x224", "adamw", "foreach", fp::Target::kCuda);
+  s.memory.gpu = fp::device_parse("1GiB");
+  s.memory.timeline = true;
+  auto r = fp::memory_file(kModels + "/resnet18.pt", s);
+  ASSERT_FALSE(r.fits.value_or(true));
+  ASSERT_TRUE(r.timeline);
+  int64_t reserved = 0;
+  for (const auto& seg : fp::segments_at(*r.timeline, r.timeline->steps.size() - 1))
+    reserved += seg.size;
+  EXPECT_EQ(reserved, r.allocator.reserved_peak);
+  EXPECT_EQ(r.timeline->steps[r.timeline->peak_step].allocated, r.allocator.allocated_peak);
 }

@@ -42,6 +42,41 @@ struct AllocatorStats {
   int64_t oom_request = 0;     // the request that failed
 };
 
+// What the allocator did, in the order it did it: the actions of PyTorch's allocator trace
+// (torch.cuda.memory._record_memory_history; footprint/memory_viz.h writes them as its snapshot).
+struct AllocatorAction {
+  enum Kind {
+    kAlloc,         // a block handed out: address, size (the block), requested
+    kFree,          // a block given back (before it merges with free neighbours)
+    kSegmentAlloc,  // cudaMalloc: a new segment at address, of size
+    kSegmentFree,   // cudaFree of a whole cached segment (rule 7)
+    kSegmentMap,    // expandable segments: pages mapped at address
+    kSegmentUnmap,  // expandable segments: pages unmapped at address
+    kOom,           // a request that could not be met: requested
+  };
+  Kind kind = kAlloc;
+  int64_t address = 0;
+  int64_t size = 0;
+  int64_t requested = 0;
+  int64_t handle = -1;  // kAlloc, kFree
+  bool small = false;   // the small pool's (segment actions)
+};
+
+// A segment as it is now, its blocks in address order (torch.cuda.memory._snapshot()'s view).
+struct SegmentState {
+  int64_t address = 0;
+  int64_t size = 0;
+  bool small = false;  // the small pool's (2 MiB segments)
+  bool expandable = false;
+  struct Block {
+    int64_t address = 0;
+    int64_t size = 0;
+    int64_t requested = 0;  // 0 when free
+    int64_t handle = -1;    // -1 when free
+  };
+  std::vector<Block> blocks;
+};
+
 class CachingAllocator {
  public:
   explicit CachingAllocator(AllocatorConfig config);
@@ -57,6 +92,11 @@ class CachingAllocator {
   // block was too small to split off (what allocated_bytes counts).
   int64_t block_size(int64_t handle) const;
   const AllocatorStats& stats() const { return stats_; }
+  // Every action from now on is appended to `log` (nullptr stops it). Addresses start at
+  // kBaseAddress, so that no block sits at 0.
+  void record(std::vector<AllocatorAction>* log) { log_ = log; }
+  std::vector<SegmentState> segments() const;
+  static constexpr int64_t kBaseAddress = int64_t(0x7f00) << 32;
 
   // The size a request is rounded to, and the segment a new block of that size would get.
   int64_t round_size(int64_t bytes) const;
@@ -72,15 +112,20 @@ class CachingAllocator {
   bool release_cached();
   Block* split(Pool& pool, Block* block, int64_t size);
   void count_alloc(int64_t rounded, int64_t requested);
+  void log(AllocatorAction::Kind kind, int64_t address, int64_t size, int64_t requested = 0,
+           int64_t handle = -1, bool small = false) {
+    if (log_) log_->push_back({kind, address, size, requested, handle, small});
+  }
 
   AllocatorConfig config_;
   std::unique_ptr<Pool> small_, large_;
   std::vector<std::unique_ptr<Segment>> segments_;
   std::map<int64_t, std::pair<Block*, int64_t>> live_;  // handle -> block, requested bytes
   int64_t next_handle_ = 0;
-  int64_t next_address_ = 0;
+  int64_t next_address_ = kBaseAddress;
   int64_t requested_ = 0;
   AllocatorStats stats_;
+  std::vector<AllocatorAction>* log_ = nullptr;
 };
 
 // Replays allocation events (bytes > 0 allocates, < 0 frees the same id) and returns the stats.

@@ -7,6 +7,7 @@
 #include "footprint/flops.h"
 #include "footprint/hf_config.h"
 #include "footprint/llm.h"
+#include "footprint/memory_viz.h"
 #include "footprint/model.h"
 #include "footprint/params.h"
 #include "footprint/read.h"

@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,6 +89,7 @@ struct MemoryOptions {
   AllocatorConfig allocator;         // the CUDA caching allocator's settings
   std::optional<DeviceProfile> gpu;  // for the device total and whether it fits
   std::optional<int64_t> capacity;   // bytes, overrides the profile's (--gpu 24GiB)
+  bool timeline = false;             // record MemoryReport::timeline (--snapshot, --html)
 };
 
 // The sharding pass's plan: sharded data parallelism (ZeRO, FSDP) as seen by one rank. Each
@@ -136,6 +138,42 @@ struct PhasePeak {
   int64_t peak = 0;  // the allocated peak within the phase (CUDA: rounded blocks)
 };
 
+// The run as a timeline, for pictures of it (footprint/memory_viz.h): what is live after every
+// allocation and free of the replay, and every action of the target's allocator. Recorded when
+// MemoryOptions::timeline is set.
+struct MemoryTimeline {
+  struct Step {  // after one allocation or free; the resident tensors come first, in phase setup
+    int64_t allocated = 0;  // live bytes as the peak counts them (CUDA: blocks)
+    int64_t reserved = 0;   // CUDA: the allocator's segments; CPU: allocated
+    CategoryBytes live{};
+    Category category = Category::kTransient;  // of the tensor allocated or freed
+    bool free = false;
+    Phase phase = Phase::kSetup;
+    int iteration = 0;
+    int op = -1;      // ops[op]: the top-level op, or what a resident tensor is ("parameters")
+    int stack = -1;   // stacks[stack]: the ops running, innermost (the one that allocated) first
+    int module = -1;  // modules[module]: the module whose call it was in
+  };
+  struct Module {
+    std::string path;  // "" for the model itself
+    std::string type;
+  };
+  // An allocator action and the step it belongs to. On CPU, where no caching allocator sits
+  // between the tensors and malloc, each allocation is its own segment. A run that does not fit
+  // its device is recorded as it would go with no limit, as its peaks are reported.
+  struct Action {
+    AllocatorAction action;
+    int step = 0;
+  };
+  std::vector<std::string> ops;
+  std::vector<std::vector<int>> stacks;  // of ops, each innermost first, ending at a top-level op
+  std::vector<Module> modules;
+  std::vector<Step> steps;
+  std::vector<Action> actions;
+  size_t peak_step = 0;  // the first step at the allocated peak
+  bool cuda = true;      // the target: the caching allocator's actions, or malloc's
+};
+
 struct MemoryReport {
   std::string source;
   bool train = false;
@@ -164,6 +202,7 @@ struct MemoryReport {
   int64_t unlimited_reserved_peak = 0;  // with a capacity: what it would reserve with no limit
   std::string stopped;                  // the capture stopped early: the numbers are a lower bound
   std::vector<std::string> notes;
+  std::shared_ptr<const MemoryTimeline> timeline;  // with MemoryOptions::timeline
 };
 
 MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& options,

@@ -79,6 +79,8 @@ struct CachingAllocator::Block {
   int64_t address = 0;
   int64_t size = 0;
   bool allocated = false;
+  int64_t requested = 0;  // while allocated
+  int64_t handle = -1;    // while allocated
   Block* prev = nullptr;
   Block* next = nullptr;
   Segment* segment = nullptr;
@@ -158,6 +160,7 @@ CachingAllocator::Block* CachingAllocator::new_segment(Pool& pool, int64_t size)
   stats_.reserved += bytes;
   stats_.reserved_peak = std::max(stats_.reserved_peak, stats_.reserved);
   ++stats_.segments;
+  log(AllocatorAction::kSegmentAlloc, b->address, bytes, 0, -1, pool.small);
   return b;
 }
 
@@ -185,6 +188,7 @@ CachingAllocator::Block* CachingAllocator::grow_expandable(Pool& pool, int64_t s
   ++stats_.segments;
   int64_t base = tail ? tail->address + tail->size : seg->base;
   seg->size += grow;
+  log(AllocatorAction::kSegmentMap, base, grow, 0, -1, pool.small);
   if (have > 0) {
     pool.free.erase(tail);
     tail->size += grow;
@@ -216,6 +220,8 @@ bool CachingAllocator::release_cached() {
       if (tail && !tail->allocated && tail->size >= page) {
         int64_t unmap = tail->size / page * page;
         pool.free.erase(tail);
+        log(AllocatorAction::kSegmentUnmap, tail->address + tail->size - unmap, unmap, 0, -1,
+            seg->small);
         tail->size -= unmap;
         seg->size -= unmap;
         released += unmap;
@@ -232,6 +238,7 @@ bool CachingAllocator::release_cached() {
     if (seg->first->next == nullptr && !seg->first->allocated) {
       pool.free.erase(seg->first);
       released += seg->size;
+      log(AllocatorAction::kSegmentFree, seg->first->address, seg->size, 0, -1, seg->small);
       it = segments_.erase(it);
     } else {
       ++it;
@@ -284,12 +291,16 @@ int64_t CachingAllocator::allocate(int64_t bytes) {
   if (!b) {
     stats_.out_of_memory = true;
     if (!stats_.oom_request) stats_.oom_request = bytes;
+    log(AllocatorAction::kOom, 0, 0, bytes);
     return -1;
   }
   split(pool, b, size);
   count_alloc(b->size, bytes);
   int64_t handle = next_handle_++;
   live_[handle] = {b, bytes};
+  b->requested = bytes;
+  b->handle = handle;
+  log(AllocatorAction::kAlloc, b->address, b->size, bytes, handle);
   return handle;
 }
 
@@ -300,7 +311,10 @@ void CachingAllocator::free(int64_t handle) {
   live_.erase(it);
   stats_.allocated -= b->size;
   requested_ -= requested;
+  log(AllocatorAction::kFree, b->address, b->size, requested, handle);
   b->allocated = false;
+  b->requested = 0;
+  b->handle = -1;
   Pool& pool = b->segment->small ? *small_ : *large_;
   // Rule 6: merge with free neighbours.
   for (Block* n : {b->prev, b->next}) {
@@ -325,6 +339,25 @@ void CachingAllocator::free(int64_t handle) {
 int64_t CachingAllocator::block_size(int64_t handle) const {
   auto it = live_.find(handle);
   return it == live_.end() ? 0 : it->second.first->size;
+}
+
+std::vector<SegmentState> CachingAllocator::segments() const {
+  std::vector<SegmentState> out;
+  for (const auto& seg : segments_) {
+    if (!seg->first) continue;  // an expandable segment with nothing mapped
+    SegmentState s;
+    s.address = seg->first->address;
+    s.size = seg->size;
+    s.small = seg->small;
+    s.expandable = seg->expandable;
+    for (const Block* b = seg->first; b; b = b->next)
+      s.blocks.push_back({b->address, b->size, b->allocated ? b->requested : 0,
+                          b->allocated ? b->handle : -1});
+    out.push_back(std::move(s));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SegmentState& a, const SegmentState& b) { return a.address < b.address; });
+  return out;
 }
 
 AllocatorStats replay(const std::vector<AllocEvent>& events, const AllocatorConfig& config) {

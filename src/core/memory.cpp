@@ -559,6 +559,7 @@ struct Sized {
     int64_t bytes;
     Category category;
     bool device_only;  // held only where the allocator is modelled (CUDA)
+    const char* what;  // for the timeline: "parameters", "cuBLAS workspace"
   };
   std::vector<Resident> resident;
 };
@@ -581,11 +582,14 @@ Sized size_events(const std::vector<MemoryEvent>& ev, const Categorized& cat, co
     s.bytes[i] = dropped ? 0 : shard_share(plan, ev[i].bytes, cat.category[i]);
   }
   for (const auto& [bytes, c] : base.tensors)
-    s.resident.push_back({shard_share(plan, bytes, c), c, false});
-  if (plan.gathered > 0) s.resident.push_back({plan.gathered, Category::kTransient, false});
+    s.resident.push_back({shard_share(plan, bytes, c), c, false,
+                          c == Category::kParameters ? "parameters" : "buffers"});
+  if (plan.gathered > 0)
+    s.resident.push_back(
+        {plan.gathered, Category::kTransient, false, "gathered parameters (sharding)"});
   if (o.target == Target::kCuda && uses_blas(trace)) {
     int64_t ws = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
-    s.resident.push_back({ws, Category::kTransient, true});
+    s.resident.push_back({ws, Category::kTransient, true, "cuBLAS workspace"});
   }
   return s;
 }
@@ -603,8 +607,114 @@ struct Replay {
   std::unordered_map<uint64_t, std::pair<int64_t, size_t>> live_blocks;  // id -> size, event
 };
 
+// The timeline's recorder (MemoryOptions::timeline): a step after each change the replay makes,
+// with the allocator's actions since the last one. Without an allocator (CPU), each allocation is
+// a malloc of its own, recorded as a segment holding one block.
+class Recorder {
+ public:
+  Recorder(const Trace& trace, const std::vector<MemoryEvent>& ev, const Categorized& cat,
+           CachingAllocator* a, MemoryTimeline& tl)
+      : trace_(trace), ev_(ev), cat_(cat), a_(a), tl_(tl) {
+    if (a_) a_->record(&log_);
+    tl_.cuda = a_ != nullptr;
+  }
+  ~Recorder() {
+    if (a_) a_->record(nullptr);
+  }
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  void resident(const Replay& w, const Sized::Resident& r, int64_t bytes) {
+    MemoryTimeline::Step s = base_step(w, r.category, false);
+    s.op = intern_op(r.what);
+    if (!a_) malloc_actions(next_id_--, bytes, false);
+    push(s);
+  }
+  void event(const Replay& w, size_t i, size_t alloc_event, int64_t bytes) {
+    const MemoryEvent& e = ev_[i];
+    MemoryTimeline::Step s = base_step(w, cat_.category[alloc_event], e.bytes < 0);
+    s.phase = e.phase;
+    s.iteration = e.iteration;
+    if (e.op >= 0 && size_t(e.op) < trace_.ops.size()) {
+      std::vector<int> stack;
+      for (int op = e.op; op >= 0; op = trace_.ops[op].parent)
+        stack.push_back(intern_op(trace_.ops[op].name));
+      s.op = stack.back();
+      auto [it, added] = stack_index_.try_emplace(stack, int(tl_.stacks.size()));
+      if (added) tl_.stacks.push_back(std::move(stack));
+      s.stack = it->second;
+      s.module = intern_module(trace_.ops[e.op].call);
+    }
+    if (!a_) malloc_actions(e.id, bytes, e.bytes < 0);
+    push(s);
+  }
+  void finish() {
+    size_t peak = 0;
+    for (size_t i = 0; i < tl_.steps.size(); ++i)
+      if (tl_.steps[i].allocated > tl_.steps[peak].allocated) peak = i;
+    tl_.peak_step = peak;
+  }
+
+ private:
+  MemoryTimeline::Step base_step(const Replay& w, Category c, bool free) const {
+    MemoryTimeline::Step s;
+    s.allocated = w.total;
+    s.reserved = a_ ? a_->stats().reserved : w.total;
+    s.live = w.live;
+    s.category = c;
+    s.free = free;
+    return s;
+  }
+  void push(const MemoryTimeline::Step& s) {
+    int step = int(tl_.steps.size());
+    for (const auto& action : log_) tl_.actions.push_back({action, step});
+    log_.clear();
+    tl_.steps.push_back(s);
+  }
+  void malloc_actions(uint64_t id, int64_t bytes, bool free) {
+    if (!free) {
+      int64_t address = next_address_;
+      next_address_ += (bytes + 511) / 512 * 512;  // apart, and aligned as malloc's would be
+      cpu_blocks_[id] = {address, bytes};
+      log_.push_back({AllocatorAction::kSegmentAlloc, address, bytes, 0, -1});
+      log_.push_back({AllocatorAction::kAlloc, address, bytes, bytes, int64_t(id)});
+      return;
+    }
+    auto it = cpu_blocks_.find(id);
+    if (it == cpu_blocks_.end()) return;
+    auto [address, size] = it->second;
+    cpu_blocks_.erase(it);
+    log_.push_back({AllocatorAction::kFree, address, size, size, int64_t(id)});
+    log_.push_back({AllocatorAction::kSegmentFree, address, size, 0, -1});
+  }
+  int intern_op(const std::string& name) {
+    auto [it, added] = op_index_.try_emplace(name, int(tl_.ops.size()));
+    if (added) tl_.ops.push_back(name);
+    return it->second;
+  }
+  int intern_module(int call) {
+    if (call < 0 || size_t(call) >= trace_.calls.size()) return -1;
+    auto [it, added] = module_index_.try_emplace(call, int(tl_.modules.size()));
+    if (added) tl_.modules.push_back({trace_.calls[call].path, trace_.calls[call].type});
+    return it->second;
+  }
+
+  const Trace& trace_;
+  const std::vector<MemoryEvent>& ev_;
+  const Categorized& cat_;
+  CachingAllocator* a_;
+  MemoryTimeline& tl_;
+  std::vector<AllocatorAction> log_;
+  std::unordered_map<std::string, int> op_index_;
+  std::unordered_map<int, int> module_index_;
+  std::map<std::vector<int>, int> stack_index_;
+  std::unordered_map<uint64_t, std::pair<int64_t, int64_t>> cpu_blocks_;  // id -> address, size
+  int64_t next_address_ = CachingAllocator::kBaseAddress;
+  uint64_t next_id_ = UINT64_MAX;  // ids for the resident tensors, below which no event's lies
+};
+
 Replay replay(const std::vector<MemoryEvent>& ev, const Categorized& cat, const Sized& sized,
-              size_t stop, CachingAllocator* a) {
+              size_t stop, CachingAllocator* a, Recorder* rec = nullptr) {
   Replay w;
   auto add = [&](int64_t bytes, Category c) {
     w.live[int(c)] += bytes;
@@ -612,7 +722,9 @@ Replay replay(const std::vector<MemoryEvent>& ev, const Categorized& cat, const 
   };
   for (const auto& r : sized.resident) {
     if (r.device_only && !a) continue;
-    add(a ? a->block_size(a->allocate(r.bytes)) : r.bytes, r.category);
+    int64_t bytes = a ? a->block_size(a->allocate(r.bytes)) : r.bytes;
+    add(bytes, r.category);
+    if (rec) rec->resident(w, r, bytes);
   }
   w.peak.bytes = w.total;
   w.peak.by_category = w.live;
@@ -630,16 +742,19 @@ Replay replay(const std::vector<MemoryEvent>& ev, const Categorized& cat, const 
       }
       add(size, cat.category[i]);
       w.live_blocks[e.id] = {size, i};
+      if (rec) rec->event(w, i, i, size);
     } else {
       auto it = w.live_blocks.find(e.id);
       if (it == w.live_blocks.end()) continue;
-      add(-it->second.first, cat.category[it->second.second]);
+      auto [size, alloc_event] = it->second;
+      add(-size, cat.category[alloc_event]);
       w.live_blocks.erase(it);
       if (a) {
         auto h = handles.find(e.id);
         if (h != handles.end() && h->second >= 0) a->free(h->second);
         if (h != handles.end()) handles.erase(h);
       }
+      if (rec) rec->event(w, i, alloc_event, size);
     }
     if (e.iteration >= int(w.iteration_peak.size())) w.iteration_peak.resize(e.iteration + 1, 0);
     w.iteration_peak[e.iteration] = std::max(w.iteration_peak[e.iteration], w.total);
@@ -739,7 +854,19 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
   Categorized cat = categorize_events(ev, trace.train);
   Sized sized = size_events(ev, cat, trace, base, o, plan);
 
-  Replay full = replay(ev, cat, sized, SIZE_MAX, cuda ? &allocator : nullptr);
+  std::shared_ptr<MemoryTimeline> timeline;
+  std::optional<Recorder> recorder;
+  if (o.timeline) {
+    timeline = std::make_shared<MemoryTimeline>();
+    recorder.emplace(trace, ev, cat, cuda ? &allocator : nullptr, *timeline);
+  }
+  Replay full = replay(ev, cat, sized, SIZE_MAX, cuda ? &allocator : nullptr,
+                       recorder ? &*recorder : nullptr);
+  if (recorder) {
+    recorder->finish();
+    recorder.reset();
+    r.timeline = timeline;
+  }
   r.peak = full.peak;
   r.iteration_peak = full.iteration_peak;
   for (const auto& [key, peak] : full.phase_peak)
@@ -758,7 +885,17 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
       AllocatorConfig unlimited = config;
       unlimited.capacity = 0;
       CachingAllocator free_run(unlimited);
-      replay(ev, cat, sized, SIZE_MAX, &free_run);
+      // A run that does not fit is pictured as it would go on a device large enough, as its
+      // peaks are reported.
+      if (timeline && allocator.stats().out_of_memory) {
+        *timeline = MemoryTimeline{};
+        recorder.emplace(trace, ev, cat, &free_run, *timeline);
+      }
+      replay(ev, cat, sized, SIZE_MAX, &free_run, recorder ? &*recorder : nullptr);
+      if (recorder) {
+        recorder->finish();
+        recorder.reset();
+      }
       int64_t need = free_run.stats().reserved_peak + r.device_overhead;
       r.fits = !r.allocator.out_of_memory;
       r.margin = r.capacity - need;

@@ -11,7 +11,10 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 
 #include "footprint/footprint.h"
 
@@ -71,6 +74,8 @@ constexpr const char* kMemoryHelp = R"(Examples:
   footprint memory model.pt --input 8x3x224x224 --train --device cpu    a CPU run (PyTorch 2.11)
   footprint memory model.pt --input 32x3x224x224 --train --gpu 24GiB --alloc-conf max_split_size_mb:128
   footprint memory twoconv.pt --input 1x1x32x32 --method seed           the seeds' formulas beside
+  footprint memory model.pt --input 8x3x224x224 --train --html run.html --snapshot run.pickle
+                                      see it: a page for the browser, a file for pytorch.org/memory_viz
 
 The model's TorchScript code runs on the meta device, and every allocation and free is recorded:
 parameters and buffers, the input, what each forward op keeps for backward, temporaries,
@@ -81,6 +86,10 @@ steady state is iteration 2. On CUDA the sequence is replayed through a model of
 allocator: "allocated" is what torch.cuda.max_memory_allocated() reports (blocks rounded to 512 B),
 "reserved" is max_memory_reserved(), and the device needs reserved + the CUDA context. --device cpu
 estimates a CPU run (bytes as requested; the profiler's count).
+
+--html writes one page (no network needed) with live memory over the run by category, the peak
+and its op, module and phase, what each module holds at the peak and the allocator's segments.
+--snapshot writes what torch.cuda.memory._dump_snapshot() would: open it at pytorch.org/memory_viz.
 
 Defaults follow PyTorch 2.x: --impl auto is foreach on CUDA and for-loop on CPU. Sizes use binary
 units (1 MiB = 1024^2 bytes); JSON has exact bytes. docs/memory.md has the model, the checks
@@ -144,6 +153,47 @@ void device_options(MemoryOptions& m, const std::string& gpu, double context_mib
     }
   }
   if (!alloc_conf.empty()) m.allocator = parse_allocator_config(alloc_conf);
+}
+
+// --snapshot and --html: the pictures of a report, written where asked.
+struct PictureArgs {
+  std::string snapshot, html;
+  bool any() const { return !snapshot.empty() || !html.empty(); }
+};
+
+void add_picture_options(CLI::App* c, PictureArgs& p, const char* which) {
+  c->add_option("--snapshot", p.snapshot,
+                fmt::format("Write {} as a memory_viz snapshot (the pickle that "
+                            "torch.cuda.memory._dump_snapshot writes): drop it on "
+                            "pytorch.org/memory_viz",
+                            which));
+  c->add_option("--html", p.html,
+                fmt::format("Write {} as one self-contained HTML page: live memory over time by "
+                            "category, the peak, the modules and the allocator's segments",
+                            which));
+}
+
+void write_file(const std::string& option, const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  if (out) out.write(bytes.data(), std::streamsize(bytes.size()));
+  if (!out || !out.flush())
+    throw Error(fmt::format("{} {}: cannot write the file: {}", option, path, std::strerror(errno)));
+}
+
+// Before the run, so that a path that cannot be written costs no capture: its directory must be
+// there and writable.
+void check_writable(const std::string& option, const std::string& path) {
+  if (path.empty()) return;
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (access(dir.c_str(), W_OK) != 0)
+    throw Error(fmt::format("{} {}: cannot write there: {}: {}", option, path, dir,
+                            std::strerror(errno)));
+}
+
+void write_pictures(const PictureArgs& p, const MemoryReport& r) {
+  if (!p.snapshot.empty()) write_file("--snapshot", p.snapshot, memory_snapshot(r));
+  if (!p.html.empty()) write_file("--html", p.html, memory_html(r));
 }
 
 // --input values: each may hold several inputs separated by ';'.
@@ -333,9 +383,12 @@ int run(int argc, char** argv, const Engine* engine) {
   memory->add_option("--modules", ma.modules, "Rows of the largest modules at the peak")
       ->default_val(8)
       ->check(CLI::Range(0, 100000));
+  PictureArgs pictures;
+  add_picture_options(memory, pictures, "the run");
   memory->footer(kMemoryHelp);
   CLI::App* fit = app.add_subcommand("fit", "The largest batch that fits a GPU.");
   memory_options(fit, true);
+  add_picture_options(fit, pictures, "the run at the batch found");
   fit->footer(kFitHelp);
 
   struct LlmArgs {
@@ -417,6 +470,9 @@ int run(int argc, char** argv, const Engine* engine) {
   llm->add_option("--format", la.format, "Output format")
       ->default_val("table")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+  add_picture_options(llm, pictures,
+                      "the training step (inference: the phase with the larger peak, prefill or "
+                      "decode)");
   llm->footer(kLlmHelp);
 
   auto scenario = [&](bool per_sample) {
@@ -437,6 +493,7 @@ int run(int argc, char** argv, const Engine* engine) {
     s.loss = *loss_parse(ma.loss);
     s.set_to_none = ma.zero_grad == "none";
     device_options(s.memory, ma.gpu, ma.context_mib, ma.alloc_conf);
+    s.memory.timeline = pictures.any();
     return s;
   };
 
@@ -447,6 +504,8 @@ int run(int argc, char** argv, const Engine* engine) {
   }
 
   try {
+    check_writable("--snapshot", pictures.snapshot);
+    check_writable("--html", pictures.html);
     if ((memory->parsed() || fit->parsed() || llm->parsed()) && !engine) return run_engine(argv);
     if (llm->parsed()) {
       LlmScenario s;
@@ -479,7 +538,19 @@ int run(int argc, char** argv, const Engine* engine) {
       s.fit = la.fit == "batch"     ? FitTarget::kBatch
               : la.fit == "context" ? FitTarget::kContext
                                     : FitTarget::kNone;
-      fmt::print("{}", print_llm(engine->llm(la.config, s), *format_parse(la.format)));
+      s.memory.timeline = pictures.any();
+      LlmReport r = engine->llm(la.config, s);
+      fmt::print("{}", print_llm(r, *format_parse(la.format)));
+      if (pictures.any()) {
+        const MemoryReport* pictured = r.train ? &*r.train : nullptr;
+        for (const auto* phase : {&r.prefill, &r.decode})
+          if (*phase && (!pictured || (*phase)->peak.bytes > pictured->peak.bytes))
+            pictured = &**phase;
+        if (!pictured)
+          throw Error(fmt::format("{}: --snapshot/--html: this model has no run to picture",
+                                  la.config));
+        write_pictures(pictures, *pictured);
+      }
       return 0;
     }
     if (memory->parsed()) {
@@ -490,12 +561,14 @@ int run(int argc, char** argv, const Engine* engine) {
       if (ma.method == "seed") print.seed = engine->seed(ma.file, s.inputs);
       MemoryReport r = engine->memory(ma.file, s);
       fmt::print("{}", print_memory(r, print));
+      write_pictures(pictures, r);
       return 0;
     }
     if (fit->parsed()) {
       MemoryScenario s = scenario(true);
       FitResult r = engine->fit(ma.file, s);
       fmt::print("{}", print_fit(r, *format_parse(ma.format)));
+      write_pictures(pictures, r.fits);
       return 0;
     }
     if (summary->parsed()) {
