@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/pickle_writer.h"
 #include "footprint/error.h"
 #include "test_util.h"
 
@@ -181,4 +182,54 @@ TEST(PickleMemory, ConstantsAreShared) {
   auto doc = pk::parse(bytes, "consts.pkl");
   EXPECT_EQ(doc.root->items.size(), 1000000u);
   EXPECT_LT(doc.arena.size(), 10u);
+}
+
+// The writer behind memory_viz snapshots (src/core/pickle_writer.h), read back by the reader: ints
+// at every encoding's edges (BININT1 below 256, BININT for 32 bits, LONG1 beyond: addresses are
+// 47-bit), strings (UTF-8, and memoized when repeated), shared lists, dicts, bools and None.
+// tests/memory_viz_test.py loads its snapshots with Python's own pickle.
+TEST(Pickle, WriterRoundTrips) {
+  footprint::detail::PickleWriter w;
+  const std::vector<int64_t> ints = {0,          255,       256,         -1,
+                                     INT32_MIN,  INT32_MAX, 1ll << 31,   -(1ll << 40),
+                                     0x7f00ll << 32, INT64_MIN, INT64_MAX};
+  w.begin_dict();
+  w.string("ints");
+  w.begin_list();
+  for (int64_t v : ints) w.integer(v);
+  w.end_list();
+  w.string("frames");
+  w.begin_list();
+  w.string("aten::conv2d");
+  w.string("größe");
+  w.string("aten::conv2d");
+  w.end_list();
+  uint32_t shared = w.put();
+  w.string("again");
+  w.get(shared);
+  w.string("flags");
+  w.begin_list();
+  w.boolean(true);
+  w.boolean(false);
+  w.none();
+  w.end_list();
+  w.end_dict();
+  auto doc = pk::parse(w.finish(), "written.pkl");
+  ASSERT_EQ(doc.root->kind, pk::Kind::kDict);
+  const pk::Value* got = doc.root->get("ints");
+  ASSERT_NE(got, nullptr);
+  ASSERT_EQ(got->items.size(), ints.size());
+  for (size_t i = 0; i < ints.size(); ++i) EXPECT_EQ(got->items[i]->integer, ints[i]) << i;
+  const pk::Value* frames = doc.root->get("frames");
+  ASSERT_NE(frames, nullptr);
+  ASSERT_EQ(frames->items.size(), 3u);
+  EXPECT_EQ(frames->items[0]->str, "aten::conv2d");
+  EXPECT_EQ(frames->items[1]->str, "größe");
+  EXPECT_EQ(frames->items[2]->str, "aten::conv2d");
+  EXPECT_EQ(doc.root->get("again"), frames);  // the same object, through the memo
+  const pk::Value* flags = doc.root->get("flags");
+  ASSERT_NE(flags, nullptr);
+  EXPECT_TRUE(flags->items[0]->boolean);
+  EXPECT_FALSE(flags->items[1]->boolean);
+  EXPECT_EQ(flags->items[2]->kind, pk::Kind::kNone);
 }
