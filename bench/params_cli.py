@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Wall time and peak RSS of the `footprint params` command on the sharded LLaMA-7B checkpoint,
-against `cat` of the same index in the same run (process start-up and a small read: the floor
-any command pays).
+"""Wall time and peak RSS of the `footprint params` command on the sharded LLaMA-7B checkpoint and
+on LLaMA-7B as a 3.9 GB Q4_K GGUF file (sparse; issue 21's target: under 20 ms), against `cat` of
+the index in the same run (process start-up and a small read: the floor any command pays).
 
     params_cli.py FOOTPRINT DIR [RUNS]
 """
@@ -33,6 +33,10 @@ def main():
     print(f"cat index (floor):  median {base[0] * 1000:7.2f} ms  max {base[1] * 1000:7.2f} ms  peak RSS {base[2]:6.1f} MiB")
     print(f"footprint params:   median {fp[0] * 1000:7.2f} ms  max {fp[1] * 1000:7.2f} ms  peak RSS {fp[2]:6.1f} MiB")
     print(f"ratio footprint/floor (median wall): {fp[0] / base[0]:.2f}")
+    gguf = measure([footprint, "params", folder + "/llama-7b-q4_k.gguf"], runs)
+    print(f"footprint params on the 3.9 GB GGUF:  median {gguf[0] * 1000:7.2f} ms  max "
+          f"{gguf[1] * 1000:7.2f} ms  peak RSS {gguf[2]:6.1f} MiB  (target < 20 ms; "
+          f"ratio to the floor {gguf[0] / base[0]:.2f})")
 
 
 if __name__ == "__main__":

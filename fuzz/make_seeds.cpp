@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   }
   std::string dir = argv[1];
   int n = 0;
-  for (const auto& target : {"safetensors", "zip", "checkpoint", "pickle", "hf_config", "shape"})
+  for (const auto& target :
+       {"safetensors", "zip", "checkpoint", "pickle", "hf_config", "shape", "gguf", "onnx", "pt2"})
     ::mkdir((dir + "/" + target).c_str(), 0755);
   for (const auto& seed : footprint_test::seed_files()) {
     // The fuzzers run with -max_len=65536 for speed; the large hostile files (a 100,000-deep

@@ -3,13 +3,14 @@
 # runs each for a while from the tests' hand-built files (fuzz/make_seeds.cpp):
 #   fuzz/run.sh SECONDS [BUILD_DIR]      each target for SECONDS, two at a time (2 cores)
 #   RUNS=10000000 fuzz/run.sh 0          each target for that many executions instead
+#   TARGETS="gguf onnx" fuzz/run.sh 60   only these targets
 # The corpus grows in BUILD_DIR/corpus/<target>; a finding is written to BUILD_DIR/artifacts/ and
 # makes the script fail. Every finding becomes a case in tests/hostile.cpp once fixed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 build=${2:-$here/build-fuzz}
-targets=(safetensors zip checkpoint pickle hf_config shape)
+targets=(${TARGETS:-safetensors zip checkpoint pickle hf_config shape gguf onnx pt2})
 
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DFOOTPRINT_BUILD_FUZZERS=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }

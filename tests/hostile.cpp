@@ -40,6 +40,62 @@ std::string safetensors_one(const std::string& entry, uint64_t data) {
   return safetensors_bytes(std::string(R"({"w":)") + entry + "}", data);
 }
 
+// GGUF's little-endian fields (src/formats/gguf.cpp describes the layout).
+struct Gguf {
+  std::string b;
+  Gguf& u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) b += char((v >> (8 * i)) & 0xff);
+    return *this;
+  }
+  Gguf& u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) b += char((v >> (8 * i)) & 0xff);
+    return *this;
+  }
+  Gguf& str(const std::string& s) {
+    u64(s.size());
+    b += s;
+    return *this;
+  }
+  // A tensor info: name, dims (ne[0] first), ggml type, data offset.
+  Gguf& tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
+    str(name).u32(uint32_t(ne.size()));
+    for (uint64_t d : ne) u64(d);
+    return u32(type).u64(offset);
+  }
+  // Zeros up to the 32-byte alignment, then `data` bytes of tensor data.
+  std::string with_data(size_t data) const {
+    std::string out = b;
+    out.resize((out.size() + 31) / 32 * 32 + data, '\0');
+    return out;
+  }
+};
+Gguf gguf(uint64_t tensors, uint64_t kvs) {
+  Gguf g;
+  g.b = "GGUF";
+  return g.u32(3).u64(tensors).u64(kvs);
+}
+
+// A protobuf length-delimited field (ONNX): key, length, bytes.
+std::string proto(uint32_t field, const std::string& bytes) {
+  std::string out;
+  auto varint = [&](uint64_t v) {
+    do {
+      out += char((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+      v >>= 7;
+    } while (v);
+  };
+  varint(uint64_t(field) << 3 | 2);
+  varint(bytes.size());
+  return out + bytes;
+}
+
+// A torch.export program's archive (src/formats/pt2.cpp): one parameter "w" of 4 floats.
+const char* kPt2Program =
+    R"({"graph_module":{"graph":{"tensor_values":{"p_w":{"dtype":7,"sizes":[{"as_int":4}],)"
+    R"("requires_grad":true,"strides":[{"as_int":1}],"storage_offset":{"as_int":0}}},)"
+    R"("inputs":[],"outputs":[],"nodes":[]},"signature":{"input_specs":[{"parameter":)"
+    R"({"arg":{"name":"p_w"},"parameter_name":"w"}}],"output_specs":[]}}})";
+
 size_t find_last(const std::string& s, const std::string& sig) {
   return s.rfind(sig);
 }
@@ -188,6 +244,55 @@ const Case kCases[] = {
        return bytes;
      }},
 
+    // GGUF headers (issue 21).
+    {"gguf_tensor_count_2_63", "big.gguf", "tensors; the",
+     [](const std::string&) { return gguf(uint64_t(1) << 63, 0).b; }},
+    {"gguf_string_past_end", "string.gguf", "needs 1000 bytes",
+     [](const std::string&) {
+       Gguf g = gguf(0, 1);  // a key of 1000 bytes, with 23 left
+       return g.u64(1000).b + "abc" + std::string(20, 'x');
+     }},
+    {"gguf_unknown_type", "type.gguf", "ggml type 99",
+     [](const std::string&) { return gguf(1, 0).tensor("w", {32}, 99, 0).with_data(128); }},
+    {"gguf_overlapping_tensors", "overlap.gguf", "overlaps tensor",
+     [](const std::string&) {  // two 8-float F32 tensors (32 bytes each), both at offset 0
+       return gguf(2, 0).tensor("a", {8}, 0, 0).tensor("b", {8}, 0, 0).with_data(64);
+     }},
+    {"gguf_huge_array", "array.gguf", "more than the",
+     [](const std::string&) {  // an array of 2^62 u8
+       return gguf(0, 1).str("a").u32(9).u32(0).u64(uint64_t(1) << 62).b;
+     }},
+    {"gguf_deep_arrays", "deep.gguf", "nests arrays more than 8 deep",
+     [](const std::string&) {
+       Gguf g = gguf(0, 1).str("a").u32(9);
+       for (int i = 0; i < 20; ++i) g.u32(9).u64(1);
+       return g.b;
+     }},
+    // ONNX (issue 21).
+    {"onnx_varint_never_ends", "model.onnx", "never ends",
+     [](const std::string&) { return "\x08" + std::string(11, '\xff'); }},
+    {"onnx_nested_subgraphs", "nested.onnx", "subgraphs nest more than 64 deep",
+     [](const std::string&) {  // graph -> node -> attribute g -> graph ..., 100 deep
+       std::string graph;
+       for (int i = 0; i < 100; ++i) graph = proto(1, proto(5, proto(6, graph)));
+       return proto(7, graph);
+     }},
+    // torch.export programs (issue 21).
+    {"pt2_pickled_weight_os_system", "evil.pt2", "'os.system'",
+     [](const std::string& marker) {
+       return zip_bytes(
+           {{"m/archive_format", "pt2"},
+            {"m/models/model.json", kPt2Program},
+            {"m/data/weights/model_weights_config.json",
+             R"({"config":{"w":{"path_name":"weight_0","is_param":true,"use_pickle":true}}})"},
+            {"m/data/weights/weight_0", checkpoint(call("os", "system", "touch " + marker))}});
+     }},
+    {"pt2_json_bomb", "bomb.pt2", "JSON nests deeper than 128 levels",
+     [](const std::string&) {
+       return zip_bytes({{"m/archive_format", "pt2"},
+                         {"m/models/model.json", std::string(100000, '[')}});
+     }},
+
     // Sharded indexes.
     {"index_absurd_nesting", "model.safetensors.index.json", "no object 'weight_map'",
      [](const std::string&) { return std::string(100000, '[') + std::string(100000, ']'); }},
@@ -219,15 +324,51 @@ std::vector<HostileFile> hostile_files(const std::string& marker) {
   return out;
 }
 
+std::string good_gguf() {
+  Gguf g = gguf(2, 3);
+  g.str("general.architecture").u32(8).str("llama");
+  g.str("llama.block_count").u32(4).u32(2);
+  g.str("tokenizer.ggml.tokens").u32(9).u32(8).u64(2).str("a").str("b");
+  // F32 [8, 4] (ne = {4, 8}): 128 bytes at 0; Q8_0 [2, 64] (ne = {64, 2}): 2 rows of 2 blocks of
+  // 34 bytes, 136 bytes at 128.
+  g.tensor("blk.0.attn_norm.weight", {4, 8}, 0, 0).tensor("blk.0.attn_q.weight", {64, 2}, 8, 128);
+  return g.with_data(128 + 136);
+}
+
+std::string good_onnx() {
+  auto varint_field = [](uint32_t field, uint64_t v) {
+    std::string out(1, char(field << 3));
+    do {
+      out += char((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+      v >>= 7;
+    } while (v);
+    return out;
+  };
+  std::string packed_dims = proto(1, std::string("\x02\x03", 2));
+  std::string w = packed_dims + varint_field(2, 1) + proto(8, "fc.weight") +
+                  proto(9, std::string(24, '\0'));
+  std::string ext = varint_field(1, 5) + varint_field(2, 7) + proto(8, "steps") +
+                    proto(13, proto(1, "location") + proto(2, "weights.bin")) +
+                    proto(13, proto(1, "length") + proto(2, "40")) + varint_field(14, 1);
+  std::string graph = proto(5, w) + proto(5, ext);
+  return varint_field(1, 8) + proto(7, graph);
+}
+
 std::vector<Seed> seed_files() {
   std::vector<Seed> out;
   for (const auto& h : hostile_files("/nonexistent/PWNED")) {
     std::string target = h.filename.find(".safetensors") != std::string::npos ? "safetensors"
                          : h.filename.find(".json") != std::string::npos      ? "hf_config"
+                         : h.filename.find(".gguf") != std::string::npos      ? "gguf"
+                         : h.filename.find(".onnx") != std::string::npos      ? "onnx"
                                                                               : "zip";
     out.push_back({target, h.name, h.bytes});
   }
   // Good files.
+  out.push_back({"gguf", "good", good_gguf()});
+  out.push_back({"onnx", "good", good_onnx()});
+  out.push_back({"pt2", "good", kPt2Program});
+  out.push_back({"pt2", "bomb", std::string(1000, '[')});
   out.push_back({"safetensors", "good",
                  safetensors_bytes(R"({"__metadata__":{"format":"pt"},)"
                                    R"("a":{"dtype":"F32","shape":[4],"data_offsets":[12,28]},)"

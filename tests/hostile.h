@@ -26,6 +26,12 @@ struct Seed {
   std::string name;
   std::string bytes;
 };
+// Good files of the formats of issue 21, built by hand (tests/formats_test.cpp works out what
+// they hold): a GGUF v3 file with llama metadata, a F32 [8, 4] tensor and a Q8_0 [2, 64] one; an
+// ONNX model with a FLOAT [2, 3] initializer and an external INT64 [5] one.
+std::string good_gguf();
+std::string good_onnx();
+
 // Good and hostile inputs for each fuzz target.
 std::vector<Seed> seed_files();
 

@@ -29,9 +29,43 @@ enum class DType {
   kComplex128,
   kFloat8E4M3,
   kFloat8E5M2,
+  // ggml's block-quantized types (GGUF files): a block of dtype_block() weights takes
+  // dtype_block_bytes() bytes. Dequantized they are floating point.
+  kQ4_0,
+  kQ4_1,
+  kQ5_0,
+  kQ5_1,
+  kQ8_0,
+  kQ8_1,
+  kQ2_K,
+  kQ3_K,
+  kQ4_K,
+  kQ5_K,
+  kQ6_K,
+  kQ8_K,
+  kIQ2_XXS,
+  kIQ2_XS,
+  kIQ3_XXS,
+  kIQ1_S,
+  kIQ4_NL,
+  kIQ3_S,
+  kIQ2_S,
+  kIQ4_XS,
+  kIQ1_M,
+  kTQ1_0,
+  kTQ2_0,
+  kMXFP4,
+  kNVFP4,
+  kQ1_0,
 };
 
-int dtype_bits(DType t);               // storage bits per element: float32 -> 32
+// Storage bits per element: float32 -> 32; 0 for the block-quantized types (dtype_block).
+int dtype_bits(DType t);
+int64_t dtype_block(DType t);        // elements per block: 1, or 32, 64, 128, 256 for ggml's
+int64_t dtype_block_bytes(DType t);  // bytes per block: float32 -> 4, Q4_K -> 144
+// The ggml type id of a GGUF tensor (ggml.h's enum ggml_type), or nullopt for an id footprint
+// does not know. F32, F16, BF16, F64 and I8-I64 map to the plain types.
+std::optional<DType> dtype_from_ggml(uint32_t id);
 bool dtype_is_floating(DType t);       // true for the float and complex types
 std::string_view dtype_name(DType t);  // "float32"
 // Parses torch names ("float32", "torch.float32", "float", "half"), safetensors names ("F32",
@@ -50,7 +84,8 @@ std::optional<Precision> precision_parse(std::string_view s);
 // Parses "fp32,fp16,int4" (comma separated); throws footprint::Error naming the bad item.
 std::vector<Precision> precision_parse_list(std::string_view s);
 
-// Bytes that `numel` elements take: stored as `stored`, at precision `p`. Casting applies only to
+// Bytes that `numel` elements take: stored as `stored` (whole blocks for the block-quantized
+// types), at precision `p`. Casting applies only to
 // floating-point tensors (integer and bool tensors keep their type, as model.half() does). int4
 // packs two elements per byte, rounded up per tensor. Quantization scales are not included.
 int64_t precision_bytes(Precision p, DType stored, int64_t numel);

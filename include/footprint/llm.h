@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,6 +60,9 @@ struct LlmScenario {
   // the head stay 16-bit, and activations and the cache run at fp16 (bf16 if the config says).
   std::optional<Precision> weights;
   int64_t group_size = 128;
+  // A GGUF file's own tensors (llm_file sets it): inference keeps them as the file stores them,
+  // at its quantization, in place of the parameters, and computes at fp16 with an fp16 cache.
+  std::shared_ptr<const Model> file_weights;
 
   // Training.
   PrecisionMode precision = PrecisionMode::kBf16Amp;

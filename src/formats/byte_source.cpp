@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -87,6 +88,46 @@ std::unique_ptr<ByteSource> open_file(const std::string& path) {
 
 std::unique_ptr<ByteSource> open_memory(std::string_view bytes, std::string name) {
   return std::make_unique<MemorySource>(bytes, std::move(name));
+}
+
+SequentialReader::SequentialReader(const ByteSource& src, uint64_t at, uint64_t end)
+    : src_(src), at_(at), end_(std::min(end, src.size())) {}
+
+void SequentialReader::bytes(void* dst, uint64_t n, const char* what) {
+  if (n > left())
+    throw Error(fmt::format("{}: {} at byte {} needs {} bytes, but only {} are left", file(), what,
+                            at_, n, left()));
+  auto* out = static_cast<unsigned char*>(dst);
+  while (n > 0) {
+    if (at_ < buf_at_ || at_ >= buf_at_ + buf_.size()) {
+      buf_at_ = at_;
+      buf_.resize(size_t(std::min<uint64_t>(1 << 20, end_ - at_)));
+      src_.read(at_, buf_.data(), buf_.size());
+    }
+    uint64_t from = at_ - buf_at_;
+    uint64_t take = std::min<uint64_t>(n, buf_.size() - from);
+    std::memcpy(out, buf_.data() + from, take);
+    out += take;
+    at_ += take;
+    n -= take;
+  }
+}
+
+void SequentialReader::skip(uint64_t n, const char* what) {
+  if (n > left())
+    throw Error(fmt::format("{}: {} at byte {} is {} bytes long, but only {} are left", file(),
+                            what, at_, n, left()));
+  at_ += n;
+}
+
+std::string SequentialReader::string(const char* what, uint64_t limit) {
+  uint64_t n = get<uint64_t>(what);
+  if (n > limit)
+    throw Error(fmt::format("{}: {} at byte {} is {} bytes long, over the limit of {} bytes",
+                            file(), what, at_ - 8, n, limit));
+  std::string s(size_t(n), '\0');
+  bytes(s.data(), n, what);
+  return s;
 }
 
 }  // namespace footprint::detail

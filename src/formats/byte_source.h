@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +28,51 @@ class ByteSource {
 
  private:
   std::string name_;
+};
+
+// Reads a source front to back through a 1 MiB buffer, so that a header of many small fields
+// (GGUF's tokenizer strings, ONNX's protobuf fields) costs a few reads, and skipping a tensor's
+// bytes costs none. Every read and skip is checked against the bytes left and names `what`.
+class SequentialReader {
+ public:
+  explicit SequentialReader(const ByteSource& src, uint64_t at = 0, uint64_t end = UINT64_MAX);
+  uint64_t at() const { return at_; }
+  uint64_t left() const { return end_ - at_; }
+  const std::string& file() const { return src_.name(); }
+  void bytes(void* dst, uint64_t n, const char* what);
+  void skip(uint64_t n, const char* what);
+  // A little-endian integer or IEEE float of T's size.
+  template <class T>
+  T get(const char* what) {
+    unsigned char b[sizeof(T)];
+    bytes(b, sizeof(T), what);
+    uint64_t v = 0;
+    for (int i = int(sizeof(T)) - 1; i >= 0; --i) v = (v << 8) | b[i];
+    T out;
+    static_assert(sizeof(T) <= 8);
+    if constexpr (sizeof(T) == 8) {
+      std::memcpy(&out, &v, 8);
+    } else {
+      auto narrow = static_cast<uint32_t>(v);
+      if constexpr (sizeof(T) == 4) {
+        std::memcpy(&out, &narrow, 4);
+      } else if constexpr (sizeof(T) == 2) {
+        auto n16 = static_cast<uint16_t>(narrow);
+        std::memcpy(&out, &n16, 2);
+      } else {
+        auto n8 = static_cast<uint8_t>(narrow);
+        std::memcpy(&out, &n8, 1);
+      }
+    }
+    return out;
+  }
+  // A u64 length, then that many bytes (at most `limit`).
+  std::string string(const char* what, uint64_t limit);
+
+ private:
+  const ByteSource& src_;
+  uint64_t at_, end_, buf_at_ = 0;
+  std::string buf_;
 };
 
 // Opens a regular file. Errors name the path: missing, a directory, unreadable.

@@ -8,8 +8,36 @@
 
 #include "footprint/error.h"
 #include "formats/byte_source.h"
+#include "formats/readers.h"
 
 namespace footprint {
+
+namespace detail {
+
+void check_json_nesting(std::string_view text, const std::string& name, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit)
+        throw Error(fmt::format("{}: JSON nests deeper than {} levels (the JSON nesting limit)",
+                                name, limit));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
+}  // namespace detail
+
 namespace {
 
 using nlohmann::json;
@@ -23,30 +51,6 @@ constexpr int64_t kMaxLayers = 100000;
 constexpr int64_t kMaxHeads = 1 << 16;
 constexpr int64_t kMaxVocab = 1 << 26;
 constexpr int64_t kMaxPositions = 1 << 26;
-
-// Rejects nesting deeper than kMaxConfigNesting before parsing: a scan of brackets outside
-// strings, so that absurd nesting costs nothing.
-void check_nesting(std::string_view text, const std::string& name) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxConfigNesting)
-        throw Error(fmt::format("{}: JSON nests deeper than {} levels (the JSON nesting limit)",
-                                name, kMaxConfigNesting));
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-}
 
 class Fields {
  public:
@@ -110,7 +114,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
   if (text.size() > kMaxConfigBytes)
     throw Error(fmt::format("{}: config is {} bytes, over the config-size limit of {}", name,
                             text.size(), kMaxConfigBytes));
-  check_nesting(text, name);
+  detail::check_json_nesting(text, name, kMaxConfigNesting);
   json j;
   try {
     j = json::parse(text);

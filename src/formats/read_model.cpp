@@ -31,6 +31,7 @@ Model read_path(const std::string& path, bool allow_index) {
   };
   if (ends_with(path, ".index.json")) return sharded();
   if (ends_with(path, ".safetensors")) return detail::read_safetensors(*src);
+  if (ends_with(path, ".onnx")) return detail::read_onnx(*src);
   unsigned char head[9] = {};
   size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof head, src->size()));
   src->read(0, head, n);
@@ -42,8 +43,7 @@ Model read_path(const std::string& path, bool allow_index) {
         "{}: a legacy (pre-1.6, non-zip) torch.save file, which footprint does not read; "
         "re-save it with torch.save from torch >= 1.6",
         path));
-  if (n >= 4 && std::memcmp(head, "GGUF", 4) == 0)
-    throw Error(fmt::format("{}: a GGUF file, which footprint does not read yet", path));
+  if (n >= 4 && std::memcmp(head, "GGUF", 4) == 0) return detail::read_gguf_model(*src);
   if (head[0] == '{') {
     std::string text =
         src->read_string(0, static_cast<size_t>(std::min<uint64_t>(src->size(), 1 << 20)));
@@ -55,7 +55,8 @@ Model read_path(const std::string& path, bool allow_index) {
   }
   throw Error(fmt::format(
       "{}: unknown format; expected a TorchScript or torch.save zip (.pt, .pth, .bin), a "
-      ".safetensors file, or a sharded checkpoint index (*.index.json)",
+      "torch.export program (.pt2), a .safetensors, .gguf or .onnx file, or a sharded "
+      "checkpoint index (*.index.json)",
       path));
 }
 

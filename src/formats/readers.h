@@ -2,11 +2,16 @@
 // can feed bytes from memory.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "footprint/hf_config.h"
 #include "footprint/model.h"
+#include "footprint/shape.h"
+#include "footprint/trace.h"
 #include "formats/byte_source.h"
 
 namespace footprint::detail {
@@ -19,7 +24,43 @@ constexpr uint64_t kMaxCodeBytes = 64ull << 20;     // bytes of one TorchScript 
 constexpr int64_t kMaxTensors = 10'000'000;         // tensors in one file
 constexpr uint64_t kMaxIndexBytes = 256ull << 20;   // bytes of a sharded checkpoint's index
 
+constexpr uint64_t kMaxGgufString = 64ull << 20;  // bytes of one GGUF string
+constexpr int kMaxGgufNesting = 8;                // GGUF arrays inside arrays
+
+constexpr uint64_t kMaxOnnxString = 64ull << 20;  // bytes of one ONNX name or attribute string
+constexpr int kMaxOnnxNesting = 64;               // subgraphs inside subgraphs
+constexpr uint64_t kMaxPt2Json = 64ull << 20;     // bytes of a .pt2's model or weights JSON
+constexpr int kMaxPt2Nesting = 128;               // JSON arrays/objects inside each other
+
 Model read_safetensors(const ByteSource& src);
+Model read_onnx(const ByteSource& src);  // onnx.cpp
+
+// GGUF (gguf.cpp): the header's metadata, kept for the scalars (arrays keep their element type
+// and count), and the tensors as a Model.
+struct GgufValue {
+  uint32_t type = 0;  // gguf.md's value type: 0 u8 ... 8 string, 9 array, ... 12 f64
+  int64_t i = 0;      // integers (u64 above 2^63 - 1 saturate here; `u` has them)
+  uint64_t u = 0;     // unsigned integers
+  double f = 0;       // floats, and every number as a double
+  bool b = false;
+  std::string s;
+  uint32_t array_type = 0;
+  uint64_t array_count = 0;
+};
+struct GgufFile {
+  uint32_t version = 0;
+  uint64_t alignment = 32;
+  uint64_t data_offset = 0;  // where the tensor data starts
+  std::map<std::string, GgufValue> metadata;
+  Model model;
+  const GgufValue* get(const std::string& key) const;
+};
+GgufFile read_gguf(const ByteSource& src);
+Model read_gguf_model(const ByteSource& src);
+// The transformer a GGUF file's metadata describes (llama and qwen2 architectures), for
+// `footprint llm FILE.gguf`: <arch>.embedding_length, block_count, attention.head_count(_kv),
+// feed_forward_length, context_length; the vocabulary from token_embd.weight.
+TransformerConfig config_from_gguf(const GgufFile& g);
 Model read_torch_zip(const ByteSource& src);  // torch.save checkpoints and TorchScript archives
 
 // The entries of a torch.save or TorchScript archive, as that reader needs them: their names and
@@ -36,7 +77,28 @@ class Archive {
 };
 // Reads an archive's data.pkl (and TorchScript class sources) into a Model named `source`.
 Model read_torch_archive(const Archive& archive, const std::string& source);
-Model read_sharded(const ByteSource& index);  // *.index.json; shards are opened beside it
+Model read_sharded(const ByteSource& index);
+// A zip file as an Archive (torch_zip.cpp); `src` must outlive it.
+std::unique_ptr<Archive> open_zip(const ByteSource& src);
+
+// torch.export programs (pt2.cpp): archives with a <name>/archive_format entry.
+bool is_pt2(const Archive& archive);
+Model read_pt2(const Archive& archive, const std::string& source);
+// The program's tensors, and its graph as a Trace (one forward op per node, the module calls of
+// its nn_module_stack, the outputs' allocations and frees after their last use): what `footprint
+// summary FILE.pt2` reports without LibTorch. `dynamic` when a size is symbolic.
+struct Pt2Program {
+  Model model;
+  Trace trace;
+  std::vector<InputSpec> inputs;  // the user's inputs, as exported
+  bool dynamic = false;
+};
+Pt2Program read_pt2_program(const std::string& path);
+Pt2Program read_pt2_archive(const Archive& archive, const std::string& source);
+
+// Rejects JSON that nests deeper than `limit` before it is parsed: a scan of the brackets
+// outside strings (hf_config.cpp).
+void check_json_nesting(std::string_view text, const std::string& name, int limit);  // *.index.json; shards are opened beside it
 // Detects a file's format and reads it; an index is accepted only where allow_index is set, so an
 // index cannot name itself (or another index) as a shard.
 Model read_path(const std::string& path, bool allow_index);

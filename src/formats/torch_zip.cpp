@@ -375,6 +375,7 @@ void read_checkpoint(const Value* root, Collector& out, Model& model) {
 }  // namespace
 
 Model read_torch_archive(const Archive& archive, const std::string& source) {
+  if (is_pt2(archive)) return read_pt2(archive, source);
   std::string prefix = find_prefix(archive, source);
   bool torchscript = archive.size(prefix + "/constants.pkl").has_value();
   Model model;
@@ -398,6 +399,10 @@ Model read_torch_archive(const Archive& archive, const std::string& source) {
 
 Model read_torch_zip(const ByteSource& src) {
   return read_torch_archive(Zip(src), src.name());
+}
+
+std::unique_ptr<Archive> open_zip(const ByteSource& src) {
+  return std::make_unique<Zip>(src);
 }
 
 }  // namespace footprint::detail

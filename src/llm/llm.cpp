@@ -13,6 +13,7 @@
 #include "footprint/engine.h"
 #include "footprint/error.h"
 #include "footprint/torch.h"
+#include "formats/readers.h"
 #include "llm/transformer.h"
 #include "torch/meta.h"
 
@@ -187,6 +188,7 @@ c10::ScalarType compute_dtype(const TransformerConfig& c, Precision w) {
 }
 
 Precision weights_of(const TransformerConfig& c, const LlmScenario& s) {
+  if (s.file_weights) return Precision::kFp16;  // the compute dtype; the bytes are the file's
   if (s.weights) return *s.weights;
   if (c.torch_dtype == DType::kFloat16) return Precision::kFp16;
   if (c.torch_dtype == DType::kFloat32) return Precision::kFp32;
@@ -214,6 +216,26 @@ std::vector<std::string> lora_targets(const TransformerConfig& c, const LlmScena
                       "or all-linear",
                       t, c.model_type, fmt::join(known, ", ")));
   return s.lora_targets;
+}
+
+// "GGUF Q4_K x14, Q6_K x1, float32 x5 (4.63 bits per weight)", and a note when the file's
+// tensors do not add up to the parameters the config builds.
+std::string file_format(const Model& file, int64_t parameters, std::vector<std::string>& notes) {
+  std::map<std::string, int> types;
+  int64_t numel = 0, bytes = 0;
+  for (const auto& t : file.tensors) {
+    ++types[std::string(dtype_name(t.dtype))];
+    numel += t.numel();
+    bytes += t.bytes();
+  }
+  std::vector<std::string> parts;
+  for (const auto& [name, n] : types) parts.push_back(fmt::format("{} x{}", name, n));
+  if (numel != parameters)
+    notes.push_back(fmt::format("the file holds {} weights where the architecture its metadata "
+                                "describes has {} parameters",
+                                numel, parameters));
+  return fmt::format("{} {} ({:.2f} bits per weight)", file.format, fmt::join(parts, ", "),
+                     numel ? double(bytes) * 8 / double(numel) : 0.0);
 }
 
 lm::BuildOptions base_options(const LlmScenario& s) {
@@ -262,6 +284,15 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
     report->kv_bytes_per_token = report->kv_cache_bytes / std::max<int64_t>(1, batch * ctx);
   }
   if (w == Precision::kInt8 || w == Precision::kInt4) info = quantized(c, info, w, s.group_size);
+  if (s.file_weights) {
+    // The parameters as the file stores them: its tensors, at their own types.
+    Model kept = info;
+    kept.tensors.clear();
+    for (const auto& tensor : info.tensors)
+      if (tensor.role != TensorRole::kParameter) kept.tensors.push_back(tensor);
+    for (const auto& tensor : s.file_weights->tensors) kept.tensors.push_back(tensor);
+    info = std::move(kept);
+  }
   MemoryReport r = analyze_memory(info, t, s.memory);
   note_guesses(t, r);
   r.source = c.source;
@@ -409,6 +440,7 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
   r.weight_format = std::string(precision_name(w));
   if (w == Precision::kInt8 || w == Precision::kInt4)
     r.weight_format += fmt::format(" (group {})", s.group_size);
+  if (s.file_weights) r.weight_format = file_format(*s.file_weights, r.parameters, r.notes);
 
   std::map<std::pair<int64_t, int64_t>, std::pair<MemoryReport, MemoryReport>> seen;
   auto at = [&](int64_t batch, int64_t ctx,
@@ -487,9 +519,28 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
 }
 
 LlmReport llm_file(const std::string& path, const LlmScenario& scenario) {
-  TransformerConfig c = read_hf_config(path);
+  TransformerConfig c;
+  LlmScenario s = scenario;
+  auto src = detail::open_file(path);
+  char magic[4] = {};
+  if (src->size() >= 4) src->read(0, magic, 4);
+  if (std::string(magic, 4) == "GGUF") {
+    detail::GgufFile g = detail::read_gguf(*src);
+    c = detail::config_from_gguf(g);
+    if (s.train)
+      throw Error(fmt::format("{}: --train from a GGUF file's quantized weights is not modelled; "
+                              "use the model's config.json",
+                              path));
+    if (s.weights)
+      throw Error(fmt::format("{}: --weights: a GGUF file's weights are quantized as the file "
+                              "stores them",
+                              path));
+    s.file_weights = std::make_shared<const Model>(std::move(g.model));
+  } else {
+    c = read_hf_config(path);
+  }
   try {
-    return llm(c, scenario);
+    return llm(c, s);
   } catch (const Error& e) {
     std::string what = e.what();
     if (what.rfind(path, 0) == 0) throw;

@@ -68,5 +68,61 @@ def main():
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
 
 
+GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight":
+              "output_norm.weight", "lm_head.weight": "output.weight",
+              "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+              "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight":
+              "attn_output.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
+              "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+              "input_layernorm.weight": "attn_norm.weight",
+              "post_attention_layernorm.weight": "ffn_norm.weight"}
+
+
+def write_gguf(path):
+    """The same LLaMA-7B as a GGUF v3 file at Q4_K (norms F32, output Q6_K, llama.cpp's
+    Q4_K_M layout), with llama.cpp's metadata and a 32,000-string tokenizer: the header only,
+    then truncate() to its full 3.9 GB (a sparse file). Written field by field (gguf.md) so that no
+    4 GB of data is written."""
+    def s(text):
+        b = text.encode()
+        return struct.pack("<Q", len(b)) + b
+    kv = [(s("general.architecture"), 8, s("llama")), (s("general.name"), 8, s("LLaMA-7B sparse")),
+          (s("llama.block_count"), 4, struct.pack("<I", LAYERS)),
+          (s("llama.context_length"), 4, struct.pack("<I", 2048)),
+          (s("llama.embedding_length"), 4, struct.pack("<I", HIDDEN)),
+          (s("llama.feed_forward_length"), 4, struct.pack("<I", INTER)),
+          (s("llama.attention.head_count"), 4, struct.pack("<I", 32)),
+          (s("llama.attention.head_count_kv"), 4, struct.pack("<I", 32)),
+          (s("tokenizer.ggml.tokens"), 9,
+           struct.pack("<IQ", 8, VOCAB) + b"".join(s(f"<tok{i}>") for i in range(VOCAB)))]
+    infos, offset = [], 0
+    for name, shape in tensors():
+        if name.startswith("model.layers."):
+            i = name.split(".")[2]
+            gname = f"blk.{i}." + GGUF_NAMES[name.split(".", 3)[3]]
+        else:
+            gname = GGUF_NAMES[name]
+        ne = shape[::-1]
+        numel = 1
+        for d in ne:
+            numel *= d
+        if len(shape) == 1:
+            t, nbytes = 0, 4 * numel  # F32
+        elif gname == "output.weight":
+            t, nbytes = 14, numel // 256 * 210  # Q6_K
+        else:
+            t, nbytes = 12, numel // 256 * 144  # Q4_K
+        infos.append(s(gname) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+                     + struct.pack("<IQ", t, offset))
+        offset += (nbytes + 31) // 32 * 32
+    header = b"GGUF" + struct.pack("<IQQ", 3, len(infos), len(kv))
+    header += b"".join(k + struct.pack("<I", t) + v for k, t, v in kv) + b"".join(infos)
+    header += b"\0" * ((32 - len(header) % 32) % 32)
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + offset)
+
+
 if __name__ == "__main__":
     main()
+    write_gguf(os.path.join(sys.argv[1], "llama-7b-q4_k.gguf"))

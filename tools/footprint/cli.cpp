@@ -31,9 +31,12 @@ constexpr const char* kParamsHelp = R"(Examples:
   footprint params model.safetensors --dtype fp16,int4
   footprint params model.safetensors.index.json  a sharded checkpoint, all shards
   footprint params model.pt --tensors --format csv > tensors.csv
+  footprint params llama-3-8b.Q4_K_M.gguf         a llama.cpp file: every ggml type, bits per weight
+  footprint params model.onnx                     an ONNX export (external data named, not read)
+  footprint params program.pt2                    a torch.export program
 
-Only metadata is read (the zip directory, the pickle, the safetensors header), never the tensor
-bytes, and nothing in a file is executed. Sizes use binary units: 1 MiB = 1024^2 bytes. In
+Only metadata is read (the zip directory, the pickle, the safetensors or GGUF header, ONNX's
+field headers, a .pt2's JSON), never the tensor bytes, and nothing in a file is executed. Sizes use binary units: 1 MiB = 1024^2 bytes. In
 --format json every byte count is exact; with several files JSON is an array and CSV one table
 with a source column. A state_dict or safetensors file does not record which tensors are
 buffers: there running_mean, running_var and non-float tensors count as buffers (a state_dict
@@ -45,6 +48,7 @@ file and the problem; the other files are still reported); 2 for a usage error.)
 constexpr const char* kSummaryHelp = R"(Examples:
   footprint summary resnet50.pt --input 1x3x224x224
   footprint summary resnet50.pt --input 8x3x224x224 --train --depth 2
+  footprint summary program.pt2                   a torch.export program, at its exported shapes
   footprint summary model.pt --input 1x3x224x224 --columns torchstat
   footprint summary model.pt --input 1x3x224x224 --by op          per-op totals (fvcore style)
   footprint summary bert.pt --input "2x128:int64;2x128:int64" --format json
@@ -115,6 +119,7 @@ constexpr const char* kLlmHelp = R"(Examples:
   footprint llm examples/llm/llama-7b.json                          parameters, weights, KV cache, inference
   footprint llm config.json --weights int4 --batch 8 --context 4096 --gpu rtx4090
   footprint llm config.json --gpu h100 --fit batch                  the largest batch at this context
+  footprint llm model.Q4_K_M.gguf --context 8192 --gpu rtx4090      a GGUF file, at its own quantization
   footprint llm config.json --train --gpu h100                      full fine-tuning, bf16-amp AdamW
   footprint llm config.json --train --checkpointing --lora 16 --lora-targets q_proj,v_proj --gpu a100-40gb
   footprint llm llama-2-70b.json --train --shard zero3 --gpus 64 --tp 8 --checkpointing --gpu h100
@@ -251,7 +256,8 @@ int run(int argc, char** argv, const Engine* engine) {
       app.add_subcommand("params", "Count parameters and buffers in model files, exactly.");
   params
       ->add_option("FILE", files,
-                   "TorchScript .pt, torch.save .pth/.bin, .safetensors, or *.index.json")
+                   "TorchScript .pt, torch.save .pth/.bin, .safetensors, *.index.json, .gguf, "
+                   ".onnx, or a torch.export .pt2")
       ->required();
   params
       ->add_option("--dtype", dtypes,
@@ -280,13 +286,15 @@ int run(int argc, char** argv, const Engine* engine) {
   int summary_depth = 3;
   CLI::App* summary = app.add_subcommand(
       "summary", "Run the model on the meta device: per-layer shapes, parameters, MACs, FLOPs.");
-  summary->add_option("FILE", file, "A TorchScript file (torch.jit.script or trace, saved)")
+  summary->add_option("FILE", file,
+                      "A TorchScript file (torch.jit.script or trace, saved), or a torch.export "
+                      "program (.pt2, read without LibTorch)")
       ->required();
   summary
       ->add_option("--input", input_texts,
                    "Input shape, as 1x3x224x224 or 1,3,224,224, with :dtype for integer inputs "
-                   "(1x128:int64); repeat it, or separate with ';', for several inputs")
-      ->required()
+                   "(1x128:int64); repeat it, or separate with ';', for several inputs. "
+                   "Required, except for a torch.export program (.pt2), whose shapes are fixed")
       ->check(check_inputs);
   summary->add_flag("--train", train, "A training pass: forward, loss and backward");
   summary
@@ -404,7 +412,8 @@ int run(int argc, char** argv, const Engine* engine) {
       "A language model from its config.json: parameters, weights, KV cache, and the memory "
       "of inference or training per GPU.");
   llm->add_option("CONFIG", la.config,
-                  "A transformers config.json (llama, mistral, qwen2, gpt2, bert)")
+                  "A transformers config.json (llama, mistral, qwen2, gpt2, bert), or a GGUF file "
+                  "(llama, qwen2)")
       ->required();
   llm->add_option("--batch", la.batch, "Sequences per batch")
       ->default_val(1)
@@ -572,13 +581,19 @@ int run(int argc, char** argv, const Engine* engine) {
       return 0;
     }
     if (summary->parsed()) {
-      if (!engine) return run_engine(argv);
+      bool program = file.size() > 4 && file.compare(file.size() - 4, 4, ".pt2") == 0;
+      if (!program && input_texts.empty()) {
+        fmt::print(stderr, "footprint summary: --input is required (the shapes to run {} on)\n",
+                   file);
+        return kExitUsage;
+      }
+      if (!engine && !program) return run_engine(argv);
       SummaryOptions options;
       for (const auto& text : input_texts)
         for (auto& in : parse_inputs(text)) options.inputs.push_back(std::move(in));
       options.train = train;
       if (!run_dtype.empty()) options.dtype = dtype_parse(run_dtype);
-      Summary s = engine->summary(file, options);
+      Summary s = program ? summarize_program(file, options) : engine->summary(file, options);
       SummaryPrintOptions print;
       print.format = *format_parse(format);
       print.depth = summary_depth;
