@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Wall time and peak RSS of the `footprint params` command on the sharded LLaMA-7B checkpoint and
-on LLaMA-7B as a 3.9 GB Q4_K GGUF file (sparse; issue 21's target: under 20 ms), against `cat` of
+on LLaMA-7B as a 4.3 GB Q4_K_M-like GGUF file (sparse; issue 21's target: under 20 ms), against `cat` of
 the index in the same run (process start-up and a small read: the floor any command pays).
 
     params_cli.py FOOTPRINT DIR [RUNS]
@@ -34,7 +34,7 @@ def main():
     print(f"footprint params:   median {fp[0] * 1000:7.2f} ms  max {fp[1] * 1000:7.2f} ms  peak RSS {fp[2]:6.1f} MiB")
     print(f"ratio footprint/floor (median wall): {fp[0] / base[0]:.2f}")
     gguf = measure([footprint, "params", folder + "/llama-7b-q4_k.gguf"], runs)
-    print(f"footprint params on the 3.9 GB GGUF:  median {gguf[0] * 1000:7.2f} ms  max "
+    print(f"footprint params on the 4.3 GB GGUF:  median {gguf[0] * 1000:7.2f} ms  max "
           f"{gguf[1] * 1000:7.2f} ms  peak RSS {gguf[2]:6.1f} MiB  (target < 20 ms; "
           f"ratio to the floor {gguf[0] / base[0]:.2f})")
 

@@ -204,3 +204,35 @@ TEST(Print, JsonHasExactBytesAndCsvOneTable) {
   p.format = fp::Format::kMarkdown;
   EXPECT_NE(fp::print_params(r, p).find("| conv0.weight | [16, 1, 3, 3] |"), std::string::npos);
 }
+
+// The planner's run policy (footprint/memory.h), written once for the CLI, the C++ API and llm:
+// torch.optim's _default_to_fused_or_foreach picks foreach only where every parameter is on CUDA,
+// so "auto" is the for-loop on CPU; AdamW is the default, with torch.optim.AdamW's weight decay
+// of 0.01; two iterations; the step counters are device tensors on CPU.
+TEST(Planner, RunPolicy) {
+  EXPECT_EQ(fp::plan_optimizer(fp::Target::kCpu, "adam", "auto").impl, fp::OptimizerImpl::kForLoop);
+  EXPECT_EQ(fp::plan_optimizer(fp::Target::kCuda, "adam", "auto").impl, fp::OptimizerImpl::kForeach);
+  EXPECT_EQ(fp::plan_optimizer(fp::Target::kCpu, "sgd", "fused").impl, fp::OptimizerImpl::kFused);
+  auto cuda = fp::plan_training(fp::Target::kCuda, std::nullopt);
+  EXPECT_EQ(cuda.optimizer.kind, fp::OptimizerKind::kAdamW);
+  EXPECT_EQ(cuda.optimizer.weight_decay, 0.01);
+  EXPECT_EQ(cuda.iterations, 2);
+  EXPECT_FALSE(cuda.counters_on_device);
+  EXPECT_TRUE(fp::plan_training(fp::Target::kCpu, std::nullopt).counters_on_device);
+}
+
+// What the fit search aims with: on CUDA the allocated peak plus the overhead outside the
+// allocator (1,000 + 24 = 1,024 bytes); on CPU the peak. A report without a capacity never fits.
+TEST(Planner, FitNeedAndFits) {
+  fp::MemoryReport r;
+  r.target = fp::Target::kCuda;
+  r.allocator.allocated_peak = 1000;
+  r.device_overhead = 24;
+  r.peak.bytes = 7;
+  EXPECT_EQ(fp::fit_need(r), 1024);
+  EXPECT_FALSE(fp::fits(r));
+  r.fits = true;
+  EXPECT_TRUE(fp::fits(r));
+  r.target = fp::Target::kCpu;
+  EXPECT_EQ(fp::fit_need(r), 7);
+}

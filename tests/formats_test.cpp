@@ -61,6 +61,17 @@ TEST(Gguf, ReadsTheHeaderAndTensorInfos) {
   EXPECT_EQ(r.total.bytes, 264);
 }
 
+// A fuzz finding (fuzz_gguf, UBSan: strides multiplied past 2^63): shape [0, 2^40, 2^40]
+// hold no element, take no byte, and are read as such.
+TEST(Gguf, EmptyTensorWithHugeDimensions) {
+  std::string bytes = footprint_test::gguf_empty_huge_tensor();
+  auto src = fd::open_memory(bytes, "empty.gguf");
+  auto g = fd::read_gguf(*src);
+  ASSERT_EQ(g.model.tensors.size(), 1u);
+  EXPECT_EQ(g.model.tensors[0].numel(), 0);
+  EXPECT_EQ(g.model.tensors[0].bytes(), 0);
+}
+
 // The metadata that llm needs is missing from good_gguf (it has no embedding_length): the error
 // names the key.
 TEST(Gguf, ConfigNamesTheMissingKey) {

@@ -56,6 +56,19 @@ for name in ("llama_f16.gguf", "llama_q8_0.gguf", "llama_q4_k.gguf"):
           f"{name}: {r['total']['numel']} weights in {r['total']['bytes']} bytes == GGUFReader's "
           f"{exp['numel']} in {exp['bytes']}")
 
+# Every option goes through: --dtype fp16 counts 2 bytes a weight, whatever the ggml type (as
+# dequantizing to fp16 does): 1,312,000 weights -> 2,624,000 bytes; --depth and --format csv.
+r = footprint("params", os.path.join(DIR, "llama_q4_k.gguf"), "--dtype", "fp16", "--depth", "2")
+check(r["total"]["bytes_at"]["fp16"] == 2 * EXPECTED["llama_q4_k.gguf"]["numel"] == 2624000,
+      f"llama_q4_k.gguf --dtype fp16: {r['total']['bytes_at']['fp16']} bytes == 2 x 1,312,000")
+check(any(m["path"] == "blk.0" and m["depth"] == 2 for m in r["modules"]),
+      "llama_q4_k.gguf --depth 2: blk.0 is a module row at depth 2")
+csv = subprocess.run([CLI, "params", os.path.join(DIR, "llama_q4_k.gguf"), "--format", "csv"],
+                     capture_output=True, text=True)
+check(csv.returncode == 0 and
+      f"(model),,0,{EXPECTED['llama_q4_k.gguf']['numel']},0,{EXPECTED['llama_q4_k.gguf']['bytes']}"
+      in csv.stdout, "llama_q4_k.gguf --format csv: the model row has GGUFReader's totals")
+
 for name in ("resnet18.onnx", "encoder.onnx"):
     r = params(name)
     exp = EXPECTED[name]

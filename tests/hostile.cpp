@@ -335,6 +335,10 @@ std::string good_gguf() {
   return g.with_data(128 + 136);
 }
 
+std::string gguf_empty_huge_tensor() {
+  return gguf(1, 0).tensor("w", {uint64_t(1) << 40, uint64_t(1) << 40, 0}, 0, 0).with_data(0);
+}
+
 std::string good_onnx() {
   auto varint_field = [](uint32_t field, uint64_t v) {
     std::string out(1, char(field << 3));
@@ -366,6 +370,7 @@ std::vector<Seed> seed_files() {
   }
   // Good files.
   out.push_back({"gguf", "good", good_gguf()});
+  out.push_back({"gguf", "empty_huge_tensor", gguf_empty_huge_tensor()});
   out.push_back({"onnx", "good", good_onnx()});
   out.push_back({"pt2", "good", kPt2Program});
   out.push_back({"pt2", "bomb", std::string(1000, '[')});

@@ -30,6 +30,9 @@ struct Seed {
 // they hold): a GGUF v3 file with llama metadata, a F32 [8, 4] tensor and a Q8_0 [2, 64] one; an
 // ONNX model with a FLOAT [2, 3] initializer and an external INT64 [5] one.
 std::string good_gguf();
+// A GGUF tensor of dimensions ne = {2^40, 2^40, 0} (torch shape [0, 2^40, 2^40]): no elements
+// (fuzz_gguf's first finding).
+std::string gguf_empty_huge_tensor();
 std::string good_onnx();
 
 // Good and hostile inputs for each fuzz target.

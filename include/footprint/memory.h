@@ -115,6 +115,9 @@ struct TrainingPlan {
   bool counters_on_device = false;
 };
 TrainingPlan plan_training(Target target, const std::optional<OptimizerSpec>& optimizer);
+// The optimizer a user names (parse_optimizer's names), with impl "auto" resolved as above: the
+// for-loop on CPU, foreach on CUDA.
+OptimizerSpec plan_optimizer(Target target, std::string_view name, std::string_view impl);
 
 // The moment of a peak: where it happens and what is live.
 struct PeakPoint {
@@ -231,6 +234,12 @@ struct FitResult {
 // and n + 1 does not (or n = max). 0 when not even 1 fits. Memory is assumed to grow with n.
 int64_t largest_fitting(const std::function<bool(int64_t)>& fits,
                         const std::function<int64_t(int64_t)>& need, int64_t capacity, int64_t max);
+// What the fit search aims with, for `fit` and `llm --fit` alike: on CUDA the allocated peak plus
+// the device's overhead (the allocated peak grows smoothly with the batch, where what the
+// allocator reserves jumps with its segments; the full replay decides the bracket), on CPU the
+// peak. And whether a run fits: only when a capacity was given and nothing failed.
+int64_t fit_need(const MemoryReport& r);
+inline bool fits(const MemoryReport& r) { return r.fits.value_or(false); }
 
 // The seeds' formulas (../shared/seeds/), beside the real estimate: `--method seed`.
 struct SeedEstimate {

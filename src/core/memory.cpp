@@ -69,11 +69,15 @@ std::string_view precision_mode_name(PrecisionMode p) {
 }
 
 TrainingPlan plan_training(Target target, const std::optional<OptimizerSpec>& optimizer) {
-  bool cpu = target == Target::kCpu;
   TrainingPlan p;
-  p.optimizer = optimizer.value_or(parse_optimizer("adamw", cpu ? "for-loop" : "foreach"));
-  p.counters_on_device = cpu;
+  p.optimizer = optimizer.value_or(plan_optimizer(target, "adamw", "auto"));
+  p.counters_on_device = target == Target::kCpu;
   return p;
+}
+
+OptimizerSpec plan_optimizer(Target target, std::string_view name, std::string_view impl) {
+  if (impl == "auto") impl = target == Target::kCpu ? "for-loop" : "foreach";
+  return parse_optimizer(name, impl);
 }
 
 OptimizerSpec parse_optimizer(std::string_view name, std::string_view impl) {
@@ -927,6 +931,10 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
     r.notes.push_back("the capture stopped early (" + trace.stopped +
                       "): the numbers cover what ran before it and are a lower bound");
   return r;
+}
+
+int64_t fit_need(const MemoryReport& r) {
+  return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead : r.peak.bytes;
 }
 
 int64_t largest_fitting(const std::function<bool(int64_t)>& fits,

@@ -224,13 +224,7 @@ GgufFile read_gguf(const ByteSource& src) {
       throw Error(fmt::format("{}: {} would take more than 2^63 bytes", file, what));
     t.role = role_by_name(t.name, t.dtype);
     t.trainable = t.role == TensorRole::kParameter;
-    t.storage = t.name;
-    t.strides.resize(t.shape.size());
-    int64_t stride = 1;
-    for (size_t d = t.shape.size(); d-- > 0;) {
-      t.strides[d] = stride;
-      stride *= std::max<int64_t>(1, t.shape[d]);
-    }
+    t.storage = t.name;  // each tensor its own bytes: no strides needed to tell ties apart
     infos.push_back({offset, uint64_t(bytes), g.model.tensors.size()});
     g.model.tensors.push_back(std::move(t));
   }

@@ -391,10 +391,6 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   return r;
 }
 
-int64_t need_of(const MemoryReport& r) {
-  return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead : r.peak.bytes;
-}
-
 void check(const LlmScenario& s) {
   if (s.batch < 1)
     throw Error(fmt::format("batch {} is not a batch size; expected 1 or more", s.batch));
@@ -458,11 +454,11 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     return seen.emplace(std::make_pair(batch, ctx), std::move(p)).first->second;
   };
   auto need = [&](const std::pair<MemoryReport, MemoryReport>& p) {
-    return std::max(need_of(p.first), s.train || !is_decoder(c) ? 0 : need_of(p.second));
+    return std::max(fit_need(p.first), s.train || !is_decoder(c) ? 0 : fit_need(p.second));
   };
-  auto fits = [&](const std::pair<MemoryReport, MemoryReport>& p) {
-    bool ok = p.first.fits.value_or(false);
-    if (!s.train && is_decoder(c)) ok = ok && p.second.fits.value_or(false);
+  auto both_fit = [&](const std::pair<MemoryReport, MemoryReport>& p) {
+    bool ok = fits(p.first);
+    if (!s.train && is_decoder(c)) ok = ok && fits(p.second);
     return ok;
   };
 
@@ -477,7 +473,7 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
       return by_batch ? at(n, ctx, nullptr) : at(batch, n, nullptr);
     };
     int64_t capacity = probe(1).first.capacity;
-    int64_t n = largest_fitting([&](int64_t k) { return fits(probe(k)); },
+    int64_t n = largest_fitting([&](int64_t k) { return both_fit(probe(k)); },
                                 [&](int64_t k) { return need(probe(k)); }, capacity, max);
     r.fit_target = s.fit;
     r.fit = n;

@@ -738,14 +738,9 @@ FitResult fit_file(const std::string& path, const MemoryScenario& scenario, int6
     r.source = path;
     return seen.emplace(batch, std::move(r)).first->second;
   };
-  // Aim with the allocated peak, which grows smoothly with the batch (what the allocator
-  // reserves on top jumps with its segments); the bracket is decided by the full replay.
-  auto need = [](const MemoryReport& r) {
-    return r.target == Target::kCuda ? r.allocator.allocated_peak + r.device_overhead
-                                     : r.peak.bytes;
-  };
-  result.batch = largest_fitting([&](int64_t n) { return at(n).fits.value_or(false); },
-                                 [&](int64_t n) { return need(at(n)); }, at(1).capacity, max_batch);
+  result.batch = largest_fitting([&](int64_t n) { return fits(at(n)); },
+                                 [&](int64_t n) { return fit_need(at(n)); }, at(1).capacity,
+                                 max_batch);
   result.fits = at(std::max<int64_t>(1, result.batch));
   result.next = at(result.batch + 1);
   return result;

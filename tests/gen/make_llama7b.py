@@ -79,9 +79,9 @@ GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weig
 
 
 def write_gguf(path):
-    """The same LLaMA-7B as a GGUF v3 file at Q4_K (norms F32, output Q6_K, llama.cpp's
-    Q4_K_M layout), with llama.cpp's metadata and a 32,000-string tokenizer: the header only,
-    then truncate() to its full 3.9 GB (a sparse file). Written field by field (gguf.md) so that no
+    """The same LLaMA-7B as a GGUF v3 file at Q4_K, with the output, attn_v and ffn_down at Q6_K
+    and the norms at F32 (about llama.cpp's Q4_K_M), llama.cpp's metadata and a 32,000-string
+    tokenizer: the header only, then truncate() to its full 4.3 GB (a sparse file). Written field by field (gguf.md) so that no
     4 GB of data is written."""
     def s(text):
         b = text.encode()
@@ -108,8 +108,8 @@ def write_gguf(path):
             numel *= d
         if len(shape) == 1:
             t, nbytes = 0, 4 * numel  # F32
-        elif gname == "output.weight":
-            t, nbytes = 14, numel // 256 * 210  # Q6_K
+        elif gname == "output.weight" or gname.endswith(("attn_v.weight", "ffn_down.weight")):
+            t, nbytes = 14, numel // 256 * 210  # Q6_K, where Q4_K_M keeps more bits
         else:
             t, nbytes = 12, numel // 256 * 144  # Q4_K
         infos.append(s(gname) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)

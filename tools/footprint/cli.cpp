@@ -494,10 +494,7 @@ int run(int argc, char** argv, const Engine* engine) {
     s.train = ma.train;
     bool cpu = ma.device == "cpu";
     s.memory.target = cpu ? Target::kCpu : Target::kCuda;
-    if (ma.train)
-      s.optimizer = parse_optimizer(ma.optimizer, ma.impl != "auto" ? ma.impl
-                                                  : cpu             ? "for-loop"
-                                                                    : "foreach");
+    if (ma.train) s.optimizer = plan_optimizer(s.memory.target, ma.optimizer, ma.impl);
     s.precision = *precision_mode_parse(ma.precision);
     s.loss = *loss_parse(ma.loss);
     s.set_to_none = ma.zero_grad == "none";
@@ -525,10 +522,8 @@ int run(int argc, char** argv, const Engine* engine) {
       s.group_size = la.group;
       s.precision = *precision_mode_parse(la.precision);
       bool cpu = la.device == "cpu";
-      if (la.train)
-        s.optimizer = parse_optimizer(la.optimizer, la.impl != "auto" ? la.impl
-                                                    : cpu             ? "for-loop"
-                                                                      : "foreach");
+      s.memory.target = cpu ? Target::kCpu : Target::kCuda;
+      if (la.train) s.optimizer = plan_optimizer(s.memory.target, la.optimizer, la.impl);
       s.checkpointing = la.checkpointing;
       s.lora_rank = la.lora;
       s.lora_alpha = la.lora_alpha;
@@ -542,7 +537,6 @@ int run(int argc, char** argv, const Engine* engine) {
       s.gpus = la.gpus;
       s.tp = la.tp;
       s.attention = *attention_parse(la.attention);
-      s.memory.target = cpu ? Target::kCpu : Target::kCuda;
       device_options(s.memory, la.gpu, la.cuda_context_mib, la.alloc_conf);
       s.fit = la.fit == "batch"     ? FitTarget::kBatch
               : la.fit == "context" ? FitTarget::kContext
