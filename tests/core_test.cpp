@@ -236,3 +236,28 @@ TEST(Planner, FitNeedAndFits) {
   r.target = fp::Target::kCpu;
   EXPECT_EQ(fp::fit_need(r), 7);
 }
+
+// The HTML page embeds names from the model file (ops, modules): one that spells "</script>" or
+// "<!--" must stay data. Every "<" in the data is written as \u003c, so the page keeps exactly
+// its template's one "</script>".
+TEST(MemoryViz, NamesFromTheFileStayData) {
+  fp::MemoryReport r;
+  auto t = std::make_shared<fp::MemoryTimeline>();
+  t->ops = {"</script><!--<script>alert(1)"};
+  t->modules = {{"</script>", "X"}};
+  fp::MemoryTimeline::Step s;
+  s.op = 0;
+  s.module = 0;
+  s.allocated = 512;
+  t->steps.push_back(s);
+  r.timeline = t;
+  r.peak.op = t->ops[0];
+  std::string page = fp::memory_html(r);
+  size_t closes = 0;
+  for (size_t at = page.find("</script>"); at != std::string::npos;
+       at = page.find("</script>", at + 1))
+    ++closes;
+  EXPECT_EQ(closes, 1u);
+  EXPECT_NE(page.find("\\u003c/script>\\u003c!--"), std::string::npos);
+  EXPECT_EQ(page.find("<!--<script>"), std::string::npos);
+}

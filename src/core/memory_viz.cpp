@@ -385,17 +385,17 @@ nlohmann::json page_data(const MemoryReport& r, const MemoryTimeline& t) {
   return d;
 }
 
-// JSON inside a <script> element: "</" would end the element early.
+// JSON inside a <script> element: a "<" could end the element ("</script>") or open a comment
+// that changes how the rest is parsed ("<!--"); it only occurs inside JSON strings, where
+// "\u003c" means the same character.
 std::string script_safe(const std::string& json) {
   std::string out;
   out.reserve(json.size());
-  for (size_t i = 0; i < json.size(); ++i) {
-    if (json[i] == '<' && i + 1 < json.size() && json[i + 1] == '/') {
-      out += "<\\/";
-      ++i;
-    } else {
-      out += json[i];
-    }
+  for (char c : json) {
+    if (c == '<')
+      out += "\\u003c";
+    else
+      out += c;
   }
   return out;
 }
