@@ -171,11 +171,13 @@ void add_picture_options(CLI::App* c, PictureArgs& p, const char* which) {
                 fmt::format("Write {} as a memory_viz snapshot (the pickle that "
                             "torch.cuda.memory._dump_snapshot writes): drop it on "
                             "pytorch.org/memory_viz",
-                            which));
+                            which))
+      ->type_name("FILE");
   c->add_option("--html", p.html,
                 fmt::format("Write {} as one self-contained HTML page: live memory over time by "
                             "category, the peak, the modules and the allocator's segments",
-                            which));
+                            which))
+      ->type_name("FILE");
 }
 
 void write_file(const std::string& option, const std::string& path, const std::string& bytes) {
