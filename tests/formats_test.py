@@ -115,6 +115,16 @@ for name in ("resnet18.pt2", "encoder.pt2"):
               f"{name}: {s['forward']['macs']} MACs == the TorchScript summary's "
               f"{ts['forward']['macs']}")
 
+# memory runs TorchScript: a .pt2 gets one line that says so, and exit 1; summary refuses a
+# different --input than the program's.
+for args, expected in ((["memory", os.path.join(DIR, "encoder.pt2"), "--input", "2x16x64"],
+                       "is a torch.export program"),
+                      (["summary", os.path.join(DIR, "encoder.pt2"), "--input", "1x16x64"],
+                       "the program was exported for input 2x16x64")):
+    p = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
+    check(p.returncode == 1 and p.stderr.count("\n") == 1 and expected in p.stderr,
+          f"footprint {args[0]} on a .pt2 {args[2:]}: exit {p.returncode}, {p.stderr.strip()!r}")
+
 # footprint llm on the Q4_K file at 4096 tokens: the KV cache is keys and values (2) x 2 layers
 # x 2 KV heads x head dim 256 / 4 = 64 x 4096 tokens x 2 bytes (fp16) = 4,194,304 bytes; the
 # weights are the file's, at its own quantization.

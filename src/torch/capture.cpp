@@ -633,6 +633,11 @@ namespace {
 // A TorchScript file, loaded; other files get an error naming what they are.
 torch::jit::Module load_script(const std::string& path, const char* command) {
   Model model = read_model(path);  // checks the file without running anything
+  if (model.format.rfind("torch.export program", 0) == 0)
+    throw Error(fmt::format(
+        "{}: is a torch.export program; footprint {} runs TorchScript files for now (footprint "
+        "summary and params read a .pt2 as it is)",
+        path, command));
   if (model.format != "TorchScript")
     throw Error(fmt::format(
         "{}: is a {}, which holds weights but no code; footprint {} runs the model's code, "
