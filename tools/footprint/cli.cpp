@@ -36,11 +36,12 @@ constexpr const char* kParamsHelp = R"(Examples:
   footprint params program.pt2                    a torch.export program
 
 Only metadata is read (the zip directory, the pickle, the safetensors or GGUF header, ONNX's
-field headers, a .pt2's JSON), never the tensor bytes, and nothing in a file is executed. Sizes use binary units: 1 MiB = 1024^2 bytes. In
---format json every byte count is exact; with several files JSON is an array and CSV one table
-with a source column. A state_dict or safetensors file does not record which tensors are
-buffers: there running_mean, running_var and non-float tensors count as buffers (a state_dict
-saved with keep_vars=True records it, and is read exactly). Docs: docs/formats.md.
+field headers, a .pt2's JSON), never the tensor bytes, and nothing in a file is executed. Sizes
+use binary units: 1 MiB = 1024^2 bytes. In --format json every byte count is exact; with several
+files JSON is an array and CSV one table with a source column. A state_dict, safetensors, GGUF
+or ONNX file does not record which tensors are buffers: there running_mean, running_var and
+non-float tensors count as buffers (a state_dict saved with keep_vars=True records it, and is read
+exactly). Docs: docs/formats.md.
 
 Exit status: 0 when every file was read; 1 when one could not be (one line on stderr names the
 file and the problem; the other files are still reported); 2 for a usage error.)";
