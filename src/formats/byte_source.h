@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace footprint::detail {
 
@@ -41,29 +42,20 @@ class SequentialReader {
   const std::string& file() const { return src_.name(); }
   void bytes(void* dst, uint64_t n, const char* what);
   void skip(uint64_t n, const char* what);
-  // A little-endian integer or IEEE float of T's size.
+  // A little-endian integer or IEEE float of T's size, whatever the host's byte order.
   template <class T>
   T get(const char* what) {
+    static_assert(sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8);
+    using Bits = std::conditional_t<
+        sizeof(T) == 8, uint64_t,
+        std::conditional_t<sizeof(T) == 4, uint32_t,
+                           std::conditional_t<sizeof(T) == 2, uint16_t, uint8_t>>>;
     unsigned char b[sizeof(T)];
     bytes(b, sizeof(T), what);
-    uint64_t v = 0;
-    for (int i = int(sizeof(T)) - 1; i >= 0; --i) v = (v << 8) | b[i];
+    Bits v = 0;
+    for (int i = int(sizeof(T)) - 1; i >= 0; --i) v = Bits((uint64_t(v) << 8) | b[i]);
     T out;
-    static_assert(sizeof(T) <= 8);
-    if constexpr (sizeof(T) == 8) {
-      std::memcpy(&out, &v, 8);
-    } else {
-      auto narrow = static_cast<uint32_t>(v);
-      if constexpr (sizeof(T) == 4) {
-        std::memcpy(&out, &narrow, 4);
-      } else if constexpr (sizeof(T) == 2) {
-        auto n16 = static_cast<uint16_t>(narrow);
-        std::memcpy(&out, &n16, 2);
-      } else {
-        auto n8 = static_cast<uint8_t>(narrow);
-        std::memcpy(&out, &n8, 1);
-      }
-    }
+    std::memcpy(&out, &v, sizeof(T));
     return out;
   }
   // A u64 length, then that many bytes (at most `limit`).
