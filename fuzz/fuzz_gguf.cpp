@@ -4,8 +4,8 @@
 #include "formats/readers.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto src = footprint::detail::open_memory({reinterpret_cast<const char*>(data), size},
-                                            "fuzz.gguf");
+  auto src =
+      footprint::detail::open_memory({reinterpret_cast<const char*>(data), size}, "fuzz.gguf");
   try {
     auto g = footprint::detail::read_gguf(*src);
     footprint::detail::config_from_gguf(g);

@@ -3,8 +3,8 @@
 #include "formats/readers.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto src = footprint::detail::open_memory({reinterpret_cast<const char*>(data), size},
-                                            "fuzz.onnx");
+  auto src =
+      footprint::detail::open_memory({reinterpret_cast<const char*>(data), size}, "fuzz.onnx");
   try {
     footprint::detail::read_onnx(*src);
   } catch (const footprint::Error&) {

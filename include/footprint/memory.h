@@ -239,7 +239,9 @@ int64_t largest_fitting(const std::function<bool(int64_t)>& fits,
 // allocator reserves jumps with its segments; the full replay decides the bracket), on CPU the
 // peak. And whether a run fits: only when a capacity was given and nothing failed.
 int64_t fit_need(const MemoryReport& r);
-inline bool fits(const MemoryReport& r) { return r.fits.value_or(false); }
+inline bool fits(const MemoryReport& r) {
+  return r.fits.value_or(false);
+}
 
 // The seeds' formulas (../shared/seeds/), beside the real estimate: `--method seed`.
 struct SeedEstimate {

@@ -351,8 +351,8 @@ std::vector<SegmentState> CachingAllocator::segments() const {
     s.small = seg->small;
     s.expandable = seg->expandable;
     for (const Block* b = seg->first; b; b = b->next)
-      s.blocks.push_back({b->address, b->size, b->allocated ? b->requested : 0,
-                          b->allocated ? b->handle : -1});
+      s.blocks.push_back(
+          {b->address, b->size, b->allocated ? b->requested : 0, b->allocated ? b->handle : -1});
     out.push_back(std::move(s));
   }
   std::sort(out.begin(), out.end(),

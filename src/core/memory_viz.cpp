@@ -107,8 +107,8 @@ namespace {
 
 // Writes the snapshot's frames: the ops running when it allocated, innermost first, each at its
 // module (file "layer1.0.conv1 (Conv2d)", name "aten::convolution"), then the phase as the name of
-// a frame whose file is the iteration ("iteration 2", line 2, "backward"). Each distinct list is written
-// once and shared through the memo.
+// a frame whose file is the iteration ("iteration 2", line 2, "backward"). Each distinct list is
+// written once and shared through the memo.
 class FrameWriter {
  public:
   FrameWriter(const MemoryTimeline& t, detail::PickleWriter& w) : t_(t), w_(w) {}
@@ -320,9 +320,9 @@ nlohmann::json page_data(const MemoryReport& r, const MemoryTimeline& t) {
     live.push_back(s.live);
     stack.push_back(s.stack >= 0 ? json(t.stacks[s.stack]) : json::array({s.op}));
     module.push_back(s.module);
-    phase.push_back(fmt::format("{}{}", phase_name(s.phase),
-                                s.phase == Phase::kSetup ? ""
-                                                         : fmt::format(" {}", s.iteration + 1)));
+    phase.push_back(
+        fmt::format("{}{}", phase_name(s.phase),
+                    s.phase == Phase::kSetup ? "" : fmt::format(" {}", s.iteration + 1)));
   }
   d["steps"] = {{"step", step},   {"allocated", allocated}, {"reserved", reserved},
                 {"live", live},   {"stack", stack},         {"module", module},
@@ -338,10 +338,8 @@ nlohmann::json page_data(const MemoryReport& r, const MemoryTimeline& t) {
     if (same) {
       phases.back()["end"] = i + 1;
     } else {
-      phases.push_back({{"phase", name},
-                        {"iteration", s.iteration + 1},
-                        {"start", i},
-                        {"end", i + 1}});
+      phases.push_back(
+          {{"phase", name}, {"iteration", s.iteration + 1}, {"start", i}, {"end", i + 1}});
     }
   }
   d["phases"] = phases;
@@ -357,9 +355,8 @@ nlohmann::json page_data(const MemoryReport& r, const MemoryTimeline& t) {
                {"reserved", p.reserved}};
   json mods = json::array();
   for (const auto& m : r.modules)
-    mods.push_back({{"module", m.module.empty() ? "model" : m.module},
-                    {"type", m.type},
-                    {"bytes", m.bytes}});
+    mods.push_back(
+        {{"module", m.module.empty() ? "model" : m.module}, {"type", m.type}, {"bytes", m.bytes}});
   d["modules_at_peak"] = mods;
 
   json segments = json::array();
@@ -375,10 +372,8 @@ nlohmann::json page_data(const MemoryReport& r, const MemoryTimeline& t) {
         blocks.push_back({b.address - seg.address, b.size, b.requested, int(s.category),
                           s.stack >= 0 ? t.stacks[s.stack].front() : s.op, s.op, s.module});
       }
-      segments.push_back({{"address", seg.address},
-                          {"size", seg.size},
-                          {"small", seg.small},
-                          {"blocks", blocks}});
+      segments.push_back(
+          {{"address", seg.address}, {"size", seg.size}, {"small", seg.small}, {"blocks", blocks}});
     }
   d["segments"] = segments;
   d["notes"] = r.notes;
@@ -408,9 +403,9 @@ std::string memory_html(const MemoryReport& r) {
   const std::string slot = "/*FOOTPRINT_DATA*/null";
   auto at = page.find(slot);
   if (at == std::string::npos) throw Error("the HTML template has no data slot");
-  page.replace(at, slot.size(),
-               script_safe(page_data(r, t).dump(-1, ' ', false,
-                                                nlohmann::json::error_handler_t::replace)));
+  page.replace(
+      at, slot.size(),
+      script_safe(page_data(r, t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   return page;
 }
 

@@ -34,8 +34,8 @@ uint64_t value_size(uint32_t type) {
 }
 
 const char* value_type_name(uint32_t type) {
-  static const char* names[] = {"u8",     "i8",    "u16", "i16", "u32", "i32", "f32",
-                                "bool",   "string", "array", "u64", "i64", "f64"};
+  static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+                                "bool", "string", "array", "u64", "i64", "f64"};
   return type < 13 ? names[type] : "?";
 }
 
@@ -84,8 +84,8 @@ GgufValue read_value(SequentialReader& c, uint32_t type, const std::string& key,
       break;
     case kArray: {
       if (depth >= kMaxGgufNesting)
-        throw Error(fmt::format("{}: {} nests arrays more than {} deep", c.file(), what,
-                                kMaxGgufNesting));
+        throw Error(
+            fmt::format("{}: {} nests arrays more than {} deep", c.file(), what, kMaxGgufNesting));
       v.array_type = c.get<uint32_t>(what.c_str());
       v.array_count = c.get<uint64_t>(what.c_str());
       uint64_t each = value_size(v.array_type);
@@ -96,10 +96,10 @@ GgufValue read_value(SequentialReader& c, uint32_t type, const std::string& key,
       // header): a count past what is left is refused before the walk.
       uint64_t least = each ? each : v.array_type == kString ? 8 : 12;
       if (v.array_count > c.left() / least)
-        throw Error(fmt::format("{}: {} is an array of {} {}s, more than the {} bytes left can "
-                                "hold",
-                                c.file(), what, v.array_count, value_type_name(v.array_type),
-                                c.left()));
+        throw Error(
+            fmt::format("{}: {} is an array of {} {}s, more than the {} bytes left can "
+                        "hold",
+                        c.file(), what, v.array_count, value_type_name(v.array_type), c.left()));
       if (each) {
         c.skip(v.array_count * each, what.c_str());
       } else {
@@ -123,8 +123,8 @@ GgufValue read_value(SequentialReader& c, uint32_t type, const std::string& key,
       v.f = c.get<double>(what.c_str());
       break;
     default:
-      throw Error(fmt::format("{}: {} has value type {}; expected 0-12 (gguf.md)", c.file(), what,
-                              type));
+      throw Error(
+          fmt::format("{}: {} has value type {}; expected 0-12 (gguf.md)", c.file(), what, type));
   }
   if (type != 6 && type != 12) v.f = double(v.i);
   return v;
@@ -147,24 +147,27 @@ GgufFile read_gguf(const ByteSource& src) {
   GgufFile g;
   g.version = c.get<uint32_t>("the version");
   if (g.version == 1)
-    throw Error(fmt::format("{}: GGUF version 1 (2023, 32-bit counts), which footprint does not "
-                            "read; convert it with a current llama.cpp",
-                            file));
+    throw Error(
+        fmt::format("{}: GGUF version 1 (2023, 32-bit counts), which footprint does not "
+                    "read; convert it with a current llama.cpp",
+                    file));
   if (g.version != 2 && g.version != 3)
-    throw Error(fmt::format("{}: GGUF version {}; footprint reads versions 2 and 3", file,
-                            g.version));
+    throw Error(
+        fmt::format("{}: GGUF version {}; footprint reads versions 2 and 3", file, g.version));
   uint64_t tensors = c.get<uint64_t>("the tensor count");
   uint64_t kvs = c.get<uint64_t>("the metadata count");
   // A key-value pair takes at least 13 bytes (an empty key, a type, a 1-byte value); a tensor
   // info at least 28 (an empty name, one dimension, a type, an offset).
   if (kvs > c.left() / 13)
-    throw Error(fmt::format("{}: the header says {} metadata entries; the {} bytes left hold at "
-                            "most {}",
-                            file, kvs, c.left(), c.left() / 13));
+    throw Error(
+        fmt::format("{}: the header says {} metadata entries; the {} bytes left hold at "
+                    "most {}",
+                    file, kvs, c.left(), c.left() / 13));
   if (tensors > uint64_t(kMaxTensors) || tensors > c.left() / 28)
-    throw Error(fmt::format("{}: the header says {} tensors; the {} bytes left hold at most {} "
-                            "(and footprint reads at most {})",
-                            file, tensors, c.left(), c.left() / 28, kMaxTensors));
+    throw Error(
+        fmt::format("{}: the header says {} tensors; the {} bytes left hold at most {} "
+                    "(and footprint reads at most {})",
+                    file, tensors, c.left(), c.left() / 28, kMaxTensors));
   for (uint64_t k = 0; k < kvs; ++k) {
     std::string key = c.string("a metadata key", kMaxGgufString);
     uint32_t type = c.get<uint32_t>("a metadata value type");
@@ -199,15 +202,17 @@ GgufFile read_gguf(const ByteSource& src) {
     for (auto& d : ne) {
       uint64_t v = c.get<uint64_t>(what.c_str());
       if (v > uint64_t(INT64_MAX))
-        throw Error(fmt::format("{}: {} has a dimension of {}; expected below 2^63", file, what, v));
+        throw Error(
+            fmt::format("{}: {} has a dimension of {}; expected below 2^63", file, what, v));
       d = int64_t(v);
     }
     uint32_t type = c.get<uint32_t>(what.c_str());
     auto dtype = dtype_from_ggml(type);
     if (!dtype)
-      throw Error(fmt::format("{}: {} has ggml type {}, which footprint does not know (ggml.h's "
-                              "enum ggml_type)",
-                              file, what, type));
+      throw Error(
+          fmt::format("{}: {} has ggml type {}, which footprint does not know (ggml.h's "
+                      "enum ggml_type)",
+                      file, what, type));
     uint64_t offset = c.get<uint64_t>(what.c_str());
     t.dtype = *dtype;
     t.shape.assign(ne.rbegin(), ne.rend());  // torch order: ne[0], the innermost, last
@@ -241,9 +246,10 @@ GgufFile read_gguf(const ByteSource& src) {
                               file, printable(name), i.offset,
                               printable(g.model.tensors[last->index].name), last->offset, end));
     if (i.offset > data || i.bytes > data - i.offset)
-      throw Error(fmt::format("{}: tensor {} takes bytes {} to {} of the data, which has {} (the "
-                              "file is truncated, or the header is wrong)",
-                              file, printable(name), i.offset, i.offset + i.bytes, data));
+      throw Error(
+          fmt::format("{}: tensor {} takes bytes {} to {} of the data, which has {} (the "
+                      "file is truncated, or the header is wrong)",
+                      file, printable(name), i.offset, i.offset + i.bytes, data));
     end = i.offset + i.bytes;
     last = &i;
   }
@@ -264,11 +270,10 @@ Model read_gguf_model(const ByteSource& src) {
   };
   std::string arch = text("general.architecture");
   std::string name = text("general.name");
-  m.notes.push_back(fmt::format("GGUF v{}{}{}: {:.2f} bits per weight over its {} tensors", g.version,
-                                arch.empty() ? "" : ", architecture " + arch,
+  m.notes.push_back(fmt::format("GGUF v{}{}{}: {:.2f} bits per weight over its {} tensors",
+                                g.version, arch.empty() ? "" : ", architecture " + arch,
                                 name.empty() ? "" : ", \"" + name + "\"",
-                                numel ? double(bytes) * 8 / double(numel) : 0.0,
-                                m.tensors.size()));
+                                numel ? double(bytes) * 8 / double(numel) : 0.0, m.tensors.size()));
   return std::move(g.model);
 }
 
@@ -280,9 +285,10 @@ TransformerConfig config_from_gguf(const GgufFile& g) {
   };
   std::string arch = text("general.architecture");
   if (arch != "llama" && arch != "qwen2")
-    throw Error(fmt::format("{}: general.architecture is '{}'; footprint llm reads GGUF files of "
-                            "llama (also Mistral's) and qwen2",
-                            file, printable(arch)));
+    throw Error(
+        fmt::format("{}: general.architecture is '{}'; footprint llm reads GGUF files of "
+                    "llama (also Mistral's) and qwen2",
+                    file, printable(arch)));
   auto number = [&](const std::string& key, bool required, int64_t lo, int64_t hi) -> int64_t {
     const GgufValue* v = g.get(arch + "." + key);
     if (!v) {
@@ -329,9 +335,10 @@ TransformerConfig config_from_gguf(const GgufFile& g) {
   if (const GgufValue* tokens = g.get("tokenizer.ggml.tokens"))
     if (tokens->type == kArray && c.vocab_size == 0) c.vocab_size = int64_t(tokens->array_count);
   if (c.vocab_size <= 0 || c.vocab_size > (1 << 26))
-    throw Error(fmt::format("{}: no token_embd.weight of two dimensions to take the vocabulary "
-                            "from",
-                            file));
+    throw Error(
+        fmt::format("{}: no token_embd.weight of two dimensions to take the vocabulary "
+                    "from",
+                    file));
   c.tie_word_embeddings = !has_output;  // llama.cpp writes no output.weight for a tied head
   c.attention_bias = has_bias;
   return c;

@@ -69,17 +69,19 @@ class Reader {
         f.value = varint(what);
         f.start = r_.at();
         if (f.value > end - f.start)
-          throw Error(fmt::format("{}: {} at byte {}: field {} is {} bytes long, past the end of "
-                                  "its message ({} bytes left)",
-                                  file(), what, f.start, f.number, f.value, end - f.start));
+          throw Error(
+              fmt::format("{}: {} at byte {}: field {} is {} bytes long, past the end of "
+                          "its message ({} bytes left)",
+                          file(), what, f.start, f.number, f.value, end - f.start));
         break;
       case kFixed64:
       case kFixed32:
         break;
       default:
-        throw Error(fmt::format("{}: {} at byte {}: field {} has wire type {} (a group, or not "
-                                "protobuf); ONNX uses 0, 1, 2 and 5",
-                                file(), what, r_.at(), f.number, f.wire));
+        throw Error(
+            fmt::format("{}: {} at byte {}: field {} has wire type {} (a group, or not "
+                        "protobuf); ONNX uses 0, 1, 2 and 5",
+                        file(), what, r_.at(), f.number, f.wire));
     }
     if (r_.at() > end)
       throw Error(fmt::format("{}: {} at byte {}: field {} runs past the end of its message",
@@ -114,34 +116,53 @@ class Reader {
 // TensorProto.DataType -> footprint's dtype; nullopt for the ones footprint does not count.
 std::optional<DType> onnx_dtype(uint64_t t) {
   switch (t) {
-    case 1: return DType::kFloat32;
-    case 2: return DType::kUInt8;
-    case 3: return DType::kInt8;
-    case 4: return DType::kUInt16;
-    case 5: return DType::kInt16;
-    case 6: return DType::kInt32;
-    case 7: return DType::kInt64;
-    case 9: return DType::kBool;
-    case 10: return DType::kFloat16;
-    case 11: return DType::kFloat64;
-    case 12: return DType::kUInt32;
-    case 13: return DType::kUInt64;
-    case 14: return DType::kComplex64;
-    case 15: return DType::kComplex128;
-    case 16: return DType::kBFloat16;
-    case 17: case 18: return DType::kFloat8E4M3;  // E4M3FN, E4M3FNUZ: one byte each
-    case 19: case 20: return DType::kFloat8E5M2;  // E5M2, E5M2FNUZ
-    default: return std::nullopt;
+    case 1:
+      return DType::kFloat32;
+    case 2:
+      return DType::kUInt8;
+    case 3:
+      return DType::kInt8;
+    case 4:
+      return DType::kUInt16;
+    case 5:
+      return DType::kInt16;
+    case 6:
+      return DType::kInt32;
+    case 7:
+      return DType::kInt64;
+    case 9:
+      return DType::kBool;
+    case 10:
+      return DType::kFloat16;
+    case 11:
+      return DType::kFloat64;
+    case 12:
+      return DType::kUInt32;
+    case 13:
+      return DType::kUInt64;
+    case 14:
+      return DType::kComplex64;
+    case 15:
+      return DType::kComplex128;
+    case 16:
+      return DType::kBFloat16;
+    case 17:
+    case 18:
+      return DType::kFloat8E4M3;  // E4M3FN, E4M3FNUZ: one byte each
+    case 19:
+    case 20:
+      return DType::kFloat8E5M2;  // E5M2, E5M2FNUZ
+    default:
+      return std::nullopt;
   }
 }
 
 const char* onnx_dtype_name(uint64_t t) {
-  static const char* names[] = {"UNDEFINED", "FLOAT",      "UINT8",          "INT8",
-                                "UINT16",    "INT16",      "INT32",          "INT64",
-                                "STRING",    "BOOL",       "FLOAT16",        "DOUBLE",
-                                "UINT32",    "UINT64",     "COMPLEX64",      "COMPLEX128",
-                                "BFLOAT16",  "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
-                                "FLOAT8E5M2FNUZ", "UINT4", "INT4",           "FLOAT4E2M1"};
+  static const char* names[] = {
+      "UNDEFINED",      "FLOAT",      "UINT8",          "INT8",       "UINT16",   "INT16",
+      "INT32",          "INT64",      "STRING",         "BOOL",       "FLOAT16",  "DOUBLE",
+      "UINT32",         "UINT64",     "COMPLEX64",      "COMPLEX128", "BFLOAT16", "FLOAT8E4M3FN",
+      "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ", "UINT4",      "INT4",     "FLOAT4E2M1"};
   return t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
 
@@ -165,7 +186,8 @@ class OnnxReader {
     model_.format = fmt::format("ONNX (IR version {}{})", ir_version_,
                                 opset_ ? fmt::format(", opset {}", opset_) : "");
     for (const auto& [file, count] : external_)
-      model_.notes.push_back(fmt::format("{} tensors keep their data in {} (not read)", count, file));
+      model_.notes.push_back(
+          fmt::format("{} tensors keep their data in {} (not read)", count, file));
     if (sparse_)
       model_.notes.push_back(fmt::format(
           "{} sparse initializers are not counted (their dense size is not their storage)",
@@ -302,8 +324,8 @@ class OnnxReader {
       throw Error(fmt::format("{}: a tensor has a negative dimension ({}) at byte {}", r_.file(),
                               int64_t(v), r_.at()));
     if (t.shape.size() >= 64)
-      throw Error(fmt::format("{}: a tensor has more than 64 dimensions (at byte {})", r_.file(),
-                              r_.at()));
+      throw Error(
+          fmt::format("{}: a tensor has more than 64 dimensions (at byte {})", r_.file(), r_.at()));
     t.shape.push_back(int64_t(v));
   }
 

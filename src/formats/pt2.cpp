@@ -38,22 +38,40 @@ using nlohmann::json;
 // torch/_export/serde/schema.py's ScalarType.
 std::optional<DType> scalar_type(int64_t t) {
   switch (t) {
-    case 1: return DType::kUInt8;
-    case 2: return DType::kInt8;
-    case 3: return DType::kInt16;
-    case 4: return DType::kInt32;
-    case 5: return DType::kInt64;
-    case 6: return DType::kFloat16;
-    case 7: return DType::kFloat32;
-    case 8: return DType::kFloat64;
-    case 10: return DType::kComplex64;
-    case 11: return DType::kComplex128;
-    case 12: return DType::kBool;
-    case 13: return DType::kBFloat16;
-    case 28: return DType::kUInt16;
-    case 29: case 31: return DType::kFloat8E4M3;  // E4M3FN, E4M3FNUZ: one byte each
-    case 30: case 32: return DType::kFloat8E5M2;
-    default: return std::nullopt;
+    case 1:
+      return DType::kUInt8;
+    case 2:
+      return DType::kInt8;
+    case 3:
+      return DType::kInt16;
+    case 4:
+      return DType::kInt32;
+    case 5:
+      return DType::kInt64;
+    case 6:
+      return DType::kFloat16;
+    case 7:
+      return DType::kFloat32;
+    case 8:
+      return DType::kFloat64;
+    case 10:
+      return DType::kComplex64;
+    case 11:
+      return DType::kComplex128;
+    case 12:
+      return DType::kBool;
+    case 13:
+      return DType::kBFloat16;
+    case 28:
+      return DType::kUInt16;
+    case 29:
+    case 31:
+      return DType::kFloat8E4M3;  // E4M3FN, E4M3FNUZ: one byte each
+    case 30:
+    case 32:
+      return DType::kFloat8E5M2;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -64,8 +82,8 @@ class Json {
   const std::string& where() const { return where_; }
   Json at(const std::string& key) const {
     if (!j_.is_object() || !j_.contains(key))
-      throw Error(fmt::format("{}: no '{}'; expected a torch.export program (schema.py)", where_,
-                              key));
+      throw Error(
+          fmt::format("{}: no '{}'; expected a torch.export program (schema.py)", where_, key));
     return Json(j_[key], where_ + "." + key);
   }
   std::optional<Json> find(const std::string& key) const {
@@ -75,7 +93,8 @@ class Json {
   std::vector<Json> items() const {
     if (!j_.is_array()) throw Error(fmt::format("{} is not a list", where_));
     std::vector<Json> out;
-    for (size_t i = 0; i < j_.size(); ++i) out.emplace_back(j_[i], fmt::format("{}[{}]", where_, i));
+    for (size_t i = 0; i < j_.size(); ++i)
+      out.emplace_back(j_[i], fmt::format("{}[{}]", where_, i));
     return out;
   }
   std::string text() const {
@@ -108,8 +127,8 @@ TensorMeta tensor_meta(const Json& m, bool* dynamic, std::vector<int64_t>* strid
   int64_t code = m.at("dtype").integer();
   auto dtype = scalar_type(code);
   if (!dtype)
-    throw Error(fmt::format("{}.dtype is {}, a ScalarType footprint does not know", m.where(),
-                            code));
+    throw Error(
+        fmt::format("{}.dtype is {}, a ScalarType footprint does not know", m.where(), code));
   t.dtype = *dtype;
   for (const Json& s : m.at("sizes").items()) {
     if (auto n = s.find("as_int")) {
@@ -145,14 +164,31 @@ std::string op_name(const std::string& target) {
 
 // Ops whose outputs are views of an input: they allocate nothing.
 bool is_view(const std::string& op) {
-  static const std::set<std::string> views = {
-      "aten::view",        "aten::_unsafe_view", "aten::reshape",   "aten::t",
-      "aten::transpose",   "aten::permute",      "aten::expand",    "aten::slice",
-      "aten::select",      "aten::unsqueeze",    "aten::squeeze",   "aten::flatten",
-      "aten::alias",       "aten::as_strided",   "aten::unflatten", "aten::split",
-      "aten::split_with_sizes", "aten::chunk",   "aten::unbind",    "aten::narrow",
-      "aten::detach",      "aten::view_as",      "aten::expand_as", "aten::diagonal",
-      "_operator.getitem"};
+  static const std::set<std::string> views = {"aten::view",
+                                              "aten::_unsafe_view",
+                                              "aten::reshape",
+                                              "aten::t",
+                                              "aten::transpose",
+                                              "aten::permute",
+                                              "aten::expand",
+                                              "aten::slice",
+                                              "aten::select",
+                                              "aten::unsqueeze",
+                                              "aten::squeeze",
+                                              "aten::flatten",
+                                              "aten::alias",
+                                              "aten::as_strided",
+                                              "aten::unflatten",
+                                              "aten::split",
+                                              "aten::split_with_sizes",
+                                              "aten::chunk",
+                                              "aten::unbind",
+                                              "aten::narrow",
+                                              "aten::detach",
+                                              "aten::view_as",
+                                              "aten::expand_as",
+                                              "aten::diagonal",
+                                              "_operator.getitem"};
   return views.count(op) > 0;
 }
 
@@ -190,7 +226,8 @@ class Pt2 {
         std::string arg = s->at("arg").at("name").text();
         std::string fqn = s->at(std::string(kind) + "_name").text();
         bool persistent = true;
-        if (auto pers = s->find("persistent")) persistent = pers->raw().is_boolean() && pers->raw().get<bool>();
+        if (auto pers = s->find("persistent"))
+          persistent = pers->raw().is_boolean() && pers->raw().get<bool>();
         fqn_of[arg] = fqn;
         TensorInfo t;
         t.name = fqn;
@@ -201,8 +238,8 @@ class Pt2 {
         t.strides = strides;
         t.role = std::string(kind) == "parameter" ? TensorRole::kParameter : TensorRole::kBuffer;
         if (auto rg = values.at(arg).find("requires_grad"))
-          t.trainable = t.role == TensorRole::kParameter && rg->raw().is_boolean() &&
-                        rg->raw().get<bool>();
+          t.trainable =
+              t.role == TensorRole::kParameter && rg->raw().is_boolean() && rg->raw().get<bool>();
         else
           t.trainable = t.role == TensorRole::kParameter;
         auto w = storage_.find(fqn);
@@ -228,8 +265,8 @@ class Pt2 {
   std::string find_root() {
     for (const auto& name : a_.names()) {
       if (name == "serialized_exported_program.json" ||
-          (name.size() > 34 && name.compare(name.size() - 34, 34,
-                                            "/serialized_exported_program.json") == 0)) {
+          (name.size() > 34 &&
+           name.compare(name.size() - 34, 34, "/serialized_exported_program.json") == 0)) {
         program_entry_ = name;
         return name.substr(0, name.rfind('/') == std::string::npos ? 0 : name.rfind('/'));
       }
@@ -237,27 +274,30 @@ class Pt2 {
       if (models != std::string::npos && name.size() > 5 &&
           name.compare(name.size() - 5, 5, ".json") == 0 && name.find('/') == models) {
         if (!program_entry_.empty())
-          throw Error(fmt::format("{}: holds more than one exported program ({} and {}); "
-                                  "footprint reads archives of one",
-                                  source_, program_entry_, name));
+          throw Error(
+              fmt::format("{}: holds more than one exported program ({} and {}); "
+                          "footprint reads archives of one",
+                          source_, program_entry_, name));
         program_entry_ = name;
       }
     }
     if (program_entry_.empty())
-      throw Error(fmt::format("{}: a .pt2 archive without <name>/models/<model>.json; expected a "
-                              "program saved by torch.export.save",
-                              source_));
+      throw Error(
+          fmt::format("{}: a .pt2 archive without <name>/models/<model>.json; expected a "
+                      "program saved by torch.export.save",
+                      source_));
     return program_entry_.substr(0, program_entry_.find('/'));
   }
 
   void read_weights_config(const std::string& root) {
-    for (const char* which : {"weights/model_weights_config.json",
-                              "constants/model_constants_config.json"}) {
+    for (const char* which :
+         {"weights/model_weights_config.json", "constants/model_constants_config.json"}) {
       std::string entry = root + "/data/" + which;
       if (!a_.size(entry)) continue;
       json j = parse_json(a_, entry, source_);
       Json config = Json(j, source_ + ": " + entry).at("config");
-      if (!config.raw().is_object()) throw Error(fmt::format("{} is not an object", config.where()));
+      if (!config.raw().is_object())
+        throw Error(fmt::format("{} is not an object", config.where()));
       for (auto it = config.raw().begin(); it != config.raw().end(); ++it) {
         Json w(it.value(), config.where() + "." + it.key());
         std::string path = w.at("path_name").text();
@@ -266,7 +306,9 @@ class Pt2 {
         if (pickled && pickled->raw().is_boolean() && pickled->raw().get<bool>()) {
           // A tensor saved with torch.save: its pickle is read as data, and refused if it is
           // not (the reader allows no code).
-          std::string inner = root + "/data/" + std::string(which).substr(0, std::string(which).find('/')) + "/" + path;
+          std::string inner = root + "/data/" +
+                              std::string(which).substr(0, std::string(which).find('/')) + "/" +
+                              path;
           std::string bytes = a_.read(inner, kMaxPickleBytes, "pickle size");
           auto src = open_memory(bytes, source_ + ": " + inner);
           read_torch_zip(*src);
@@ -278,8 +320,8 @@ class Pt2 {
   // The graph as a Trace: one top-level op per node, in the module calls its nn_module_stack
   // names, with the allocations of its outputs (views allocate nothing) and their frees after
   // their last use, for `footprint summary FILE.pt2`.
-  void graph_trace(const Json& graph, const Json& values, const std::map<std::string, std::string>& fqn_of,
-                   Program& p) {
+  void graph_trace(const Json& graph, const Json& values,
+                   const std::map<std::string, std::string>& fqn_of, Program& p) {
     Trace& t = p.trace;
     t.device = "its exported graph";  // summary's header: "(inference, on its exported graph)"
     t.calls.push_back({"", "", -1});
@@ -315,7 +357,8 @@ class Pt2 {
     }
     std::vector<std::string> outputs_of_graph;
     for (const Json& out : graph.at("outputs").items())
-      if (auto tensor = out.find("as_tensor")) outputs_of_graph.push_back(tensor->at("name").text());
+      if (auto tensor = out.find("as_tensor"))
+        outputs_of_graph.push_back(tensor->at("name").text());
 
     // First the ops, with the tensors each reads and makes; then, knowing each tensor's last
     // reader, the allocations and frees.
@@ -369,7 +412,8 @@ class Pt2 {
         size_t at = 0;
         while (at <= text.size()) {
           size_t semi = text.find(';', at);
-          std::string entry = text.substr(at, semi == std::string::npos ? std::string::npos : semi - at);
+          std::string entry =
+              text.substr(at, semi == std::string::npos ? std::string::npos : semi - at);
           at = semi == std::string::npos ? text.size() + 1 : semi + 1;
           size_t c1 = entry.find(','), c2 = entry.rfind(',');
           if (c1 == std::string::npos || c2 == c1) continue;
@@ -395,7 +439,8 @@ class Pt2 {
     return open.empty() ? 0 : open.back().second;
   }
 
-  OpValue value(const Json& arg, const Json& values, bool* dynamic, std::vector<std::string>* names) {
+  OpValue value(const Json& arg, const Json& values, bool* dynamic,
+                std::vector<std::string>* names) {
     OpValue v;
     auto tensor_named = [&](const Json& a) {
       std::string name = a.at("name").text();
@@ -455,10 +500,11 @@ Pt2Program read_pt2_program(const std::string& path) {
   auto src = open_file(path);
   auto zip = open_zip(*src);
   if (!is_pt2(*zip))
-    throw Error(fmt::format("{}: not a torch.export program (no <name>/archive_format entry); "
-                            "summary reads .pt2 files without LibTorch, and TorchScript files "
-                            "with it",
-                            path));
+    throw Error(
+        fmt::format("{}: not a torch.export program (no <name>/archive_format entry); "
+                    "summary reads .pt2 files without LibTorch, and TorchScript files "
+                    "with it",
+                    path));
   return read_pt2_archive(*zip, path);
 }
 
@@ -472,22 +518,26 @@ Pt2Program read_pt2_archive(const Archive& archive, const std::string& source) {
 Summary summarize_program(const std::string& path, const SummaryOptions& options) {
   detail::Pt2Program p = detail::read_pt2_program(path);
   if (options.train)
-    throw Error(fmt::format("{}: a torch.export program holds its forward graph only; --train "
-                            "needs the model as TorchScript",
-                            path));
+    throw Error(
+        fmt::format("{}: a torch.export program holds its forward graph only; --train "
+                    "needs the model as TorchScript",
+                    path));
   if (options.dtype)
-    throw Error(fmt::format("{}: --dtype: a torch.export program runs at the dtypes it was "
-                            "exported with",
-                            path));
+    throw Error(
+        fmt::format("{}: --dtype: a torch.export program runs at the dtypes it was "
+                    "exported with",
+                    path));
   if (p.dynamic)
-    throw Error(fmt::format("{}: the program has symbolic sizes; footprint summary reads "
-                            "programs exported with static shapes",
-                            path));
+    throw Error(
+        fmt::format("{}: the program has symbolic sizes; footprint summary reads "
+                    "programs exported with static shapes",
+                    path));
   auto text = [](const std::vector<InputSpec>& in) {
     std::string out;
     for (const auto& i : in) {
       if (!out.empty()) out += ";";
-      for (size_t d = 0; d < i.shape.size(); ++d) out += (d ? "x" : "") + std::to_string(i.shape[d]);
+      for (size_t d = 0; d < i.shape.size(); ++d)
+        out += (d ? "x" : "") + std::to_string(i.shape[d]);
     }
     return out;
   };
@@ -496,16 +546,15 @@ Summary summarize_program(const std::string& path, const SummaryOptions& options
     for (size_t i = 0; same && i < p.inputs.size(); ++i)
       same = options.inputs[i].shape == p.inputs[i].shape;
     if (!same)
-      throw Error(fmt::format("{}: the program was exported for input {}; --input says {} "
-                              "(a .pt2's shapes are fixed when it is exported)",
-                              path, text(p.inputs), text(options.inputs)));
+      throw Error(
+          fmt::format("{}: the program was exported for input {}; --input says {} "
+                      "(a .pt2's shapes are fixed when it is exported)",
+                      path, text(p.inputs), text(options.inputs)));
   }
   SummaryOptions o = options;
   o.inputs = p.inputs;
   return summarize(p.model, p.trace, o);
 }
 
-namespace detail {
-
-}  // namespace detail
+namespace detail {}  // namespace detail
 }  // namespace footprint

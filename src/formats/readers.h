@@ -98,7 +98,8 @@ Pt2Program read_pt2_archive(const Archive& archive, const std::string& source);
 
 // Rejects JSON that nests deeper than `limit` before it is parsed: a scan of the brackets
 // outside strings (hf_config.cpp).
-void check_json_nesting(std::string_view text, const std::string& name, int limit);  // *.index.json; shards are opened beside it
+void check_json_nesting(std::string_view text, const std::string& name,
+                        int limit);  // *.index.json; shards are opened beside it
 // Detects a file's format and reads it; an index is accepted only where allow_index is set, so an
 // index cannot name itself (or another index) as a shard.
 Model read_path(const std::string& path, bool allow_index);

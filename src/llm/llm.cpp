@@ -231,9 +231,10 @@ std::string file_format(const Model& file, int64_t parameters, std::vector<std::
   std::vector<std::string> parts;
   for (const auto& [name, n] : types) parts.push_back(fmt::format("{} x{}", name, n));
   if (numel != parameters)
-    notes.push_back(fmt::format("the file holds {} weights where the architecture its metadata "
-                                "describes has {} parameters",
-                                numel, parameters));
+    notes.push_back(
+        fmt::format("the file holds {} weights where the architecture its metadata "
+                    "describes has {} parameters",
+                    numel, parameters));
   return fmt::format("{} {} ({:.2f} bits per weight)", file.format, fmt::join(parts, ", "),
                      numel ? double(bytes) * 8 / double(numel) : 0.0);
 }
@@ -524,13 +525,15 @@ LlmReport llm_file(const std::string& path, const LlmScenario& scenario) {
     detail::GgufFile g = detail::read_gguf(*src);
     c = detail::config_from_gguf(g);
     if (s.train)
-      throw Error(fmt::format("{}: --train from a GGUF file's quantized weights is not modelled; "
-                              "use the model's config.json",
-                              path));
+      throw Error(
+          fmt::format("{}: --train from a GGUF file's quantized weights is not modelled; "
+                      "use the model's config.json",
+                      path));
     if (s.weights)
-      throw Error(fmt::format("{}: --weights: a GGUF file's weights are quantized as the file "
-                              "stores them",
-                              path));
+      throw Error(
+          fmt::format("{}: --weights: a GGUF file's weights are quantized as the file "
+                      "stores them",
+                      path));
     s.file_weights = std::make_shared<const Model>(std::move(g.model));
   } else {
     c = read_hf_config(path);
