@@ -344,16 +344,21 @@ TEST(CliMemory, FitPrintsTheBracket) {
 
 TEST(CliMemory, BadInputGetsOneLine) {
   const std::string model = shell_quote(kModels + "/hybrid_network.pt");
-  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --gpu h1000"),
-           "--gpu 'h1000': not a GPU footprint knows (h100, h200");
-  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --train --optimizer lamb"),
-           "--optimizer 'lamb': expected sgd, momentum");
+  // Usage errors (exit 2), caught before any model runs.
+  auto usage = [](const footprint_test::RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  };
+  usage(run_footprint("memory " + model + " --input 1x1x28x28 --gpu h1000"),
+        "--gpu 'h1000': not a GPU footprint knows (h100, h200");
+  usage(run_footprint("memory " + model + " --input 1x1x28x28 --train --optimizer lamb"),
+        "--optimizer 'lamb': expected sgd, momentum");
+  usage(run_footprint("fit " + model + " --input 1x28x28"), "--gpu is required");
   one_line(run_footprint("memory " + model + " --input 1x1x28x28 --alloc-conf foo:1"),
            "allocator option 'foo'");
   one_line(
       run_footprint("memory " + shell_quote(kModels + "/resnet18.pth") + " --input 1x3x224x224"),
       "needs TorchScript");
-  one_line(run_footprint("fit " + model + " --input 1x28x28"), "fit needs a device");
   EXPECT_EQ(run_footprint("memory " + model + " --input 1x1x28x28 --precision fp8").status, 2);
   EXPECT_EQ(run_footprint("memory " + model + " --input 1x1x28x28 --impl fast").status, 2);
   auto help = run_footprint("memory --help");

@@ -7,8 +7,13 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 
+#include "footprint/engine.h"
+#include "footprint/error.h"
 #include "test_util.h"
+#include "torch/sandbox.h"
 
 namespace fd = footprint::detail;
 
@@ -157,4 +162,98 @@ TEST(Meta, ForwardGrowthEqualsRealCpu) {
         footprint_test::models_expected().at(name).at("forward_growth_train_b2").get<int64_t>())
         << name;
   }
+}
+
+// The sandbox's refused ops (src/torch/sandbox.cpp), held to every operator this LibTorch
+// registers: each whose name speaks of files, processes, streams or threads is refused, or is on
+// this list with the reason it is harmless on meta.
+TEST(Sandbox, EveryOperatorThatReachesOutIsRefused) {
+  fd::install_meta_runtime();
+  const std::set<std::string> harmless = {
+      "aten::_print",        "prim::Print",  // the print handler sends them to stderr (or nowhere)
+      "aten::isprintable",                   // a string method
+      "aten::record_stream",                 // CUDA stream bookkeeping of a tensor: none on meta
+      "prim::profile",       "prim::profile_ivalue",  // the graph executor's profiling nodes
+  };
+  std::regex reaches_out(
+      "file|save|load|socket|rpc|c10d|fork|wait|await|print|stream|write|"
+      "read|cuda::|symm_mem|_dtensor|exec|system|getenv|popen");
+  int refused = 0;
+  for (const auto& op : torch::jit::getAllOperators()) {
+    std::string name = op->schema().name();
+    if (name.rfind("aten::miopen", 0) == 0 || name.rfind("aten::_use_miopen", 0) == 0 ||
+        name.rfind("profiler::", 0) == 0)
+      continue;  // ROCm kernels ("open" in miopen), and the in-process profiler's records
+    if (!std::regex_search(name, reaches_out)) continue;
+    if (fd::refused_op(name)) {
+      ++refused;
+      continue;
+    }
+    EXPECT_TRUE(harmless.count(name)) << name << " is neither refused nor known to be harmless";
+  }
+  EXPECT_GE(refused, 3);  // aten::from_file, aten::save, aten::wait at least
+  for (const char* op : {"aten::from_file", "aten::save", "prim::fork", "prim::rpc_async",
+                         "c10d::allreduce_", "cuda::synchronize"})
+    EXPECT_TRUE(fd::refused_op(op)) << op;
+  EXPECT_FALSE(fd::refused_op("aten::add"));
+}
+
+namespace {
+
+// A C++ module whose forward makes a real CPU tensor of `bytes`, then adds it (as a scalar) to
+// the meta input: real CPU memory in a meta capture, which the sandbox bounds.
+struct MakesCpuTensors : torch::nn::Module {
+  int64_t bytes;
+  explicit MakesCpuTensors(int64_t n) : bytes(n) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = torch::empty({bytes}, torch::TensorOptions().dtype(torch::kUInt8));
+    return x + double(y.numel());
+  }
+};
+
+footprint::CaptureOptions small(int64_t cpu_bytes, int64_t ops) {
+  footprint::CaptureOptions o;
+  o.inputs = footprint::parse_inputs("2x4");
+  o.limits.cpu_bytes = cpu_bytes;
+  o.limits.ops = ops;
+  return o;
+}
+
+}  // namespace
+
+// 64 MiB of real CPU memory against a limit of 1 MiB: the capture stops with the limit's name;
+// 512 KiB passes. The same forward on a CPU capture is not limited (real tensors are the point).
+TEST(Sandbox, RealCpuMemoryInAMetaCaptureIsBounded) {
+  auto big = std::make_shared<MakesCpuTensors>(int64_t(64) << 20);
+  auto forward = [&](const std::vector<torch::Tensor>& in) { return big->forward(in[0]); };
+  try {
+    footprint::capture(*big, forward, small(1 << 20, 1000));
+    ADD_FAILURE() << "64 MiB of CPU tensors passed a 1 MiB limit";
+  } catch (const footprint::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--max-cpu-memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1.00 MiB"), std::string::npos) << e.what();
+  }
+  auto fine = std::make_shared<MakesCpuTensors>(int64_t(512) << 10);
+  auto forward_fine = [&](const std::vector<torch::Tensor>& in) { return fine->forward(in[0]); };
+  EXPECT_NO_THROW(footprint::capture(*fine, forward_fine, small(1 << 20, 1000)));
+  // The limit ends with the capture: the next allocation outside one is not counted.
+  EXPECT_NO_THROW(torch::empty({int64_t(8) << 20}, torch::kUInt8));
+}
+
+// A forward of 10 adds against a limit of 5 ops: stopped at the sixth, naming the limit and the op.
+TEST(Sandbox, TheOpCountIsBounded) {
+  auto m = std::make_shared<torch::nn::Module>();
+  auto forward = [](const std::vector<torch::Tensor>& in) {
+    torch::Tensor x = in[0];
+    for (int i = 0; i < 10; ++i) x = x + 1;
+    return x;
+  };
+  try {
+    footprint::capture(*m, forward, small(1 << 20, 5));
+    ADD_FAILURE() << "10 adds passed a limit of 5 ops";
+  } catch (const footprint::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 5 aten ops"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("aten::add"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(footprint::capture(*m, forward, small(1 << 20, 100)));
 }

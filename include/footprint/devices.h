@@ -28,5 +28,8 @@ const std::vector<DeviceProfile>& device_profiles();
 // "h100", "a100-40gb", ... or a size ("24GiB", "80GB", "16000MiB"): a GPU of that total with the
 // context of a typical recent GPU. Throws Error listing the known names.
 DeviceProfile device_parse(std::string_view text);
+// A size with a binary or decimal unit: "24GiB", "16000MiB", "1.5TB", "512b" (case does not
+// matter), in bytes, sign kept; nullopt when the text is not one or is 2^62 bytes or more.
+std::optional<int64_t> size_parse(std::string_view text);
 
 }  // namespace footprint

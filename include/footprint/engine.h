@@ -54,7 +54,13 @@ struct CaptureOptions {
   // The device whose kernels the run stands for. Where meta would take another path than the real
   // kernel (scaled_dot_product_attention's backend, docs/engine.md), it takes this target's.
   Target target = Target::kCuda;
+  EngineLimits limits;  // what the model's code may do (the sandbox)
 };
+
+// For a process that supervises this one (footprint's CLI runs its engine as a child): each op
+// names itself in `page` as it starts (NUL-terminated, at most size - 1 bytes), so that if this
+// process dies, the supervisor can say what it was running.
+void report_ops_to(char* page, size_t size);
 
 // A C++ module's forward, called with the input tensors.
 using ForwardFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;

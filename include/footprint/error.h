@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace footprint {
 
@@ -12,5 +13,10 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
+
+// Text taken from a file (a name, a string, a message LibTorch made from the model's code) as it
+// may be shown on a terminal: on one line, with control characters and invalid UTF-8 escaped
+// (\n, \t, \x1b, \xff). Valid UTF-8 text passes unchanged.
+std::string escape_text(std::string_view text);
 
 }  // namespace footprint

@@ -76,6 +76,7 @@ struct LlmScenario {
   int64_t tp = 1;    // tensor-parallel degree
 
   MemoryOptions memory;  // target, GPU profile, allocator settings
+  EngineLimits limits;   // each capture's (the model is footprint's own code, but may be huge)
   FitTarget fit = FitTarget::kNone;
   int64_t fit_max = 1 << 20;
 };

@@ -204,7 +204,11 @@ struct MemoryReport {
   int64_t margin = 0;                   // capacity - (reserved peak + overhead); negative when not
   int64_t unlimited_reserved_peak = 0;  // with a capacity: what it would reserve with no limit
   std::string stopped;                  // the capture stopped early: the numbers are a lower bound
+  // As Summary::gaps: one line per op whose output shapes were guessed, and a capture that stopped
+  // early. Not exact when not empty (the CLI's exit status 3).
+  std::vector<std::string> gaps;
   std::vector<std::string> notes;
+  std::vector<std::string> warnings;  // Trace::warnings: the run may not be the one asked for
   std::shared_ptr<const MemoryTimeline> timeline;  // with MemoryOptions::timeline
 };
 
@@ -220,6 +224,7 @@ struct MemoryScenario {
   LossKind loss = LossKind::kAuto;
   bool set_to_none = true;
   MemoryOptions memory;
+  EngineLimits limits;
 };
 // The largest batch that fits: batch fits and batch + 1 does not, both captured in full. The
 // batch is the first dimension of every input.

@@ -18,10 +18,22 @@
 
 namespace footprint {
 
+// What a model's code may do while footprint runs it (docs/engine.md, "The sandbox"). Each
+// capture runs its code with every tensor on meta and refuses the ops that reach outside memory
+// (files, the network, other processes); these bound the rest. Going past one stops the capture
+// with a footprint::Error that names the limit.
+struct EngineLimits {
+  int64_t cpu_bytes = int64_t{256} << 20;  // real CPU memory its tensors hold at once
+  int64_t ops = 2'000'000;                 // aten ops dispatched (those ops call included)
+  double seconds = 600;                    // wall time of one capture
+  enum class Prints { kStderr, kDrop } prints = Prints::kStderr;  // the model's print()s
+};
+
 struct SummaryOptions {
   std::vector<InputSpec> inputs;  // the input shapes (and dtypes) to run the model on
   bool train = false;             // forward, a loss and backward; else forward under no_grad
   std::optional<DType> dtype;     // cast floating parameters, buffers and inputs; unset: as stored
+  EngineLimits limits;
 };
 
 // One module call (a module called twice has two rows).
@@ -67,6 +79,7 @@ struct Summary {
   int64_t peak_live = 0;          // the most bytes live at once during the capture, over inputs
   std::vector<std::string> gaps;  // one line per op that is not counted or not run exactly
   std::vector<std::string> notes;
+  std::vector<std::string> warnings;  // Trace::warnings: the run may not be the one asked for
   bool complete() const { return gaps.empty(); }
 };
 

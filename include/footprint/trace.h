@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,17 @@ struct Trace {
   std::vector<MemoryEvent> memory;
   // Set when the capture stopped early: the op and why. What came before is still recorded.
   std::string stopped;
+  // What the user should know about how the run went (a trace whose baked-in mode is not the one
+  // asked for), one line each.
+  std::vector<std::string> warnings;
 };
+
+// The lines that say where a trace is not exact: each op whose output shapes were guessed (with
+// its count and up to three module paths), and a capture that stopped early.
+std::vector<std::string> trace_gaps(const Trace& trace);
+// The module path an op ran in ("layer1.0.conv1"; "the model itself" for the root).
+std::string op_module(const Trace& trace, const TraceOp& op);
+// "3 calls, in a, b, c, ...": how often an op ran and in which modules (three at most).
+std::string calls_in(int64_t count, const std::set<std::string>& modules);
 
 }  // namespace footprint

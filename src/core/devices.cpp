@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <cmath>
 #include <string>
 
 #include "footprint/error.h"
@@ -54,6 +55,31 @@ const std::vector<DeviceProfile>& device_profiles() {
   return profiles;
 }
 
+std::optional<int64_t> size_parse(std::string_view text) {
+  std::string s;
+  for (char ch : text) s += char(std::tolower(static_cast<unsigned char>(ch)));
+  // A sign, digits with an optional fraction, a unit.
+  size_t i = s.empty() || (s[0] != '-' && s[0] != '+') ? 0 : 1;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  std::string number = s.substr(0, i), unit = s.substr(i);
+  static const std::vector<std::pair<std::string, double>> units{
+      {"b", 1},        {"kib", 1024.0}, {"kb", 1e3},   {"mib", double(MiB)}, {"mb", 1e6},
+      {"gib", 0x1p30}, {"gb", 1e9},     {"g", 0x1p30}, {"tib", 0x1p40},      {"tb", 1e12}};
+  for (const auto& [name, scale] : units) {
+    if (unit != name) continue;
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(number, &used);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    if (used != number.size() || !(std::abs(v * scale) < 0x1p62)) return std::nullopt;
+    return int64_t(v * scale);
+  }
+  return std::nullopt;
+}
+
 DeviceProfile device_parse(std::string_view text) {
   std::string s;
   for (char ch : text) s += char(std::tolower(static_cast<unsigned char>(ch)));
@@ -62,28 +88,13 @@ DeviceProfile device_parse(std::string_view text) {
   }
   if (s == "a100") return device_parse("a100-80gb");
   if (s == "v100") return device_parse("v100-32gb");
-  // A size: digits, an optional fraction, a unit.
-  size_t i = 0;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  std::string number = s.substr(0, i), unit = s.substr(i);
-  static const std::vector<std::pair<std::string, double>> units{{"gib", double(1 << 30)},
-                                                                 {"gb", 1e9},
-                                                                 {"mib", double(MiB)},
-                                                                 {"mb", 1e6},
-                                                                 {"g", double(1 << 30)}};
-  for (const auto& [name, scale] : units) {
-    if (unit != name || number.empty()) continue;
-    double v = 0;
-    try {
-      v = std::stod(number);
-    } catch (const std::exception&) {
-      break;
-    }
-    if (v <= 0) break;
+  if (auto total = size_parse(text)) {
+    if (*total <= 0)
+      throw Error(fmt::format("--gpu '{}': a device's memory must be more than 0 bytes", text));
     DeviceProfile p;
     p.key = std::string(text);
     p.name = fmt::format("a GPU with {} of memory", text);
-    p.total = int64_t(v * scale);
+    p.total = *total;
     p.context = 400 * MiB;
     p.cublas_workspace = kCublasWorkspaceDefault;
     p.source = "the size given; context: typical PyTorch 2.x + CUDA 12 (not measured)";

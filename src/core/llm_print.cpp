@@ -167,6 +167,13 @@ std::string text(const LlmReport& r) {
       out +=
           "Prefill runs a prompt of the whole context; decode is one token at the cache's last "
           "slot.\n";
+    using Phase = std::pair<const char*, const std::optional<MemoryReport>*>;
+    for (const auto& [phase, run] : {Phase{"prefill", &r.prefill}, Phase{"decode", &r.decode}})
+      if (*run && (*run)->allocator.out_of_memory)
+        out += fmt::format(
+            "{}: the allocator runs out of memory at a request of {}; the columns are the peak "
+            "on a device large enough.\n",
+            r.decode ? phase : "forward", human_bytes((*run)->allocator.oom_request));
   }
   out += fit_text(r);
   for (const auto& n : r.notes) out += "Note: " + n + "\n";

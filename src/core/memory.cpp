@@ -726,7 +726,11 @@ Replay replay(const std::vector<MemoryEvent>& ev, const Categorized& cat, const 
   };
   for (const auto& r : sized.resident) {
     if (r.device_only && !a) continue;
-    int64_t bytes = a ? a->block_size(a->allocate(r.bytes)) : r.bytes;
+    int64_t bytes = r.bytes;
+    if (a) {  // a request the device cannot meet still counts, rounded as a block would be
+      int64_t h = a->allocate(r.bytes);
+      bytes = h >= 0 ? a->block_size(h) : round_up_512(r.bytes);
+    }
     add(bytes, r.category);
     if (rec) rec->resident(w, r, bytes);
   }
@@ -876,7 +880,11 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
   for (const auto& [key, peak] : full.phase_peak)
     r.phases.push_back({Phase(key.second), key.first, peak});
   if (full.peak_event != SIZE_MAX) {
-    CachingAllocator again(config);
+    // What is live at the peak, by category, as on a device large enough: on a device too small,
+    // the allocations after the one that fails would be missing (a KV cache that does not fit).
+    AllocatorConfig unbounded = config;
+    unbounded.capacity = 0;
+    CachingAllocator again(unbounded);
     Replay at = replay(ev, cat, sized, full.peak_event, cuda ? &again : nullptr);
     attribute_peak(ev, cat, trace, full, at, r);
   }
@@ -930,6 +938,8 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
   if (!trace.stopped.empty())
     r.notes.push_back("the capture stopped early (" + trace.stopped +
                       "): the numbers cover what ran before it and are a lower bound");
+  r.gaps = trace_gaps(trace);
+  r.warnings = trace.warnings;
   return r;
 }
 

@@ -117,6 +117,8 @@ ordered_json memory_report_json(const MemoryReport& r, const MemoryPrintOptions&
   j["modules_at_peak"] = modules;
   if (o.seed) j["seed"] = seed_json(*o.seed);
   if (!r.stopped.empty()) j["stopped"] = r.stopped;
+  j["gaps"] = r.gaps;
+  j["warnings"] = r.warnings;
   j["notes"] = r.notes;
   return j;
 }
@@ -125,7 +127,8 @@ namespace {
 
 std::string seed_text(const SeedEstimate& s) {
   std::string out;
-  out += "The seeds' formulas (../shared/seeds), beside the estimate above:\n";
+  out +=
+      "The seeds' formulas (parameters x 4 bytes; pytorch_modelsize), beside the estimate above:\n";
   out += fmt::format("  approach 1, parameters x 4 bytes: {} x 4 = {} ({:.2f} MB of 1024^2)\n",
                      with_commas(s.parameters), with_commas(s.parameter_bytes),
                      double(s.parameter_bytes) / (1024.0 * 1024.0));
@@ -197,6 +200,11 @@ std::string text(const MemoryReport& r, const MemoryPrintOptions& o) {
   }
   if (o.seed) out += "\n" + seed_text(*o.seed);
   for (const auto& n : r.notes) out += "Note: " + n + "\n";
+  for (const auto& w : r.warnings) out += "Warning: " + w + "\n";
+  if (!r.gaps.empty()) {
+    out += "Not exact:\n";
+    for (const auto& g : r.gaps) out += "  " + g + "\n";
+  }
   return out;
 }
 

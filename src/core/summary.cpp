@@ -22,11 +22,6 @@ int64_t tensor_bytes(const std::vector<OpValue>& values) {
   return n;
 }
 
-std::string where(const Trace& trace, const TraceOp& op) {
-  const auto& call = trace.calls.at(op.call);
-  return call.path.empty() ? "the model itself" : call.path;
-}
-
 }  // namespace
 
 Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& options) {
@@ -114,7 +109,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
     int64_t count = 0;
     std::set<std::string> where;
   };
-  std::map<std::string, Gap> uncounted, guessed;
+  std::map<std::string, Gap> uncounted;
   auto mark = [&](const TraceOp& op) {
     for_call_and_parents(op.call, [&](int c) { self[c].gap = true; });
   };
@@ -122,39 +117,17 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
     const TraceOp& op = trace.ops[i];
     auto& g = uncounted[op.name];
     g.count++;
-    g.where.insert(where(trace, op));
+    g.where.insert(op_module(trace, op));
     mark(op);
     op_row(op).uncounted = true;
   }
-  for (const auto& op : trace.ops) {
-    if (!op.guessed) continue;
-    auto& g = guessed[op.name];
-    g.count++;
-    g.where.insert(where(trace, op));
-    mark(op);
-  }
-  auto places = [](const Gap& g) {
-    std::string out;
-    int shown = 0;
-    for (const auto& w : g.where) {
-      if (shown++ == 3) return out + ", ...";
-      out += (out.empty() ? "" : ", ") + w;
-    }
-    return out;
-  };
-  for (const auto& [name, g] : guessed)
-    s.gaps.push_back(fmt::format(
-        "{}: no kernel for the {} device in this LibTorch; its output shapes were taken from its "
-        "inputs, unchecked ({} call{}, in {})",
-        name, trace.device, g.count, g.count == 1 ? "" : "s", places(g)));
+  for (const auto& op : trace.ops)
+    if (op.guessed) mark(op);
+  s.gaps = trace_gaps(trace);
   for (const auto& [name, g] : uncounted)
-    s.gaps.push_back(fmt::format("{}: no FLOP rule, counted as 0 ({} call{}, in {})", name, g.count,
-                                 g.count == 1 ? "" : "s", places(g)));
-  if (!trace.stopped.empty()) {
-    s.gaps.push_back("the run stopped early: " + trace.stopped +
-                     "; the ops after it are missing from every number");
-    self[0].gap = true;
-  }
+    s.gaps.push_back(
+        fmt::format("{}: no FLOP rule, counted as 0 ({})", name, calls_in(g.count, g.where)));
+  if (!trace.stopped.empty()) self[0].gap = true;
 
   // Memory: what the forward ops allocated, and the peak of live bytes over the capture.
   int64_t live = 0;
@@ -224,6 +197,7 @@ Summary summarize(const Model& model, const Trace& trace, const SummaryOptions& 
   if (trace.device == "meta")
     s.notes.push_back(
         "captured on the meta device: shapes and bytes from the model's own code, no data");
+  s.warnings = trace.warnings;
   return s;
 }
 

@@ -120,6 +120,7 @@ std::string totals_text(const Summary& s) {
       "Convention: 1 MAC = one multiply-accumulate; FLOPs = 2 x MACs + bias adds + the other\n"
       "ops' rules (docs/flops.md). Bytes are binary (1 MiB = 1024^2 B).\n";
   for (const auto& n : s.notes) out += "Note: " + n + "\n";
+  for (const auto& w : s.warnings) out += "Warning: " + w + "\n";
   if (!s.gaps.empty()) {
     out += "* Not exact:\n";
     for (const auto& g : s.gaps) out += "  " + g + "\n";
@@ -186,6 +187,7 @@ ordered_json summary_json(const Summary& s, const SummaryPrintOptions& o) {
                    {"write_bytes", r.write_bytes}});
   j["by_op"] = ops;
   j["gaps"] = s.gaps;
+  j["warnings"] = s.warnings;
   j["notes"] = s.notes;
   return j;
 }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "footprint/error.h"
+
 namespace footprint::detail {
 namespace {
 
@@ -33,9 +35,21 @@ std::string md_cell(const std::string& s) {
   return out;
 }
 
+// Text and Markdown go to a terminal or a page: every cell (names come from files) with its control
+// characters escaped (escape_text). CSV and JSON carry the bytes as they are, in their own quoting.
+Table escaped(const Table& t) {
+  Table e = t;
+  for (auto& c : e.columns) c = escape_text(c);
+  for (auto& row : e.rows)
+    for (auto& cell : row) cell = escape_text(cell);
+  e.title = escape_text(t.title);
+  return e;
+}
+
 }  // namespace
 
-std::string render_text(const Table& t) {
+std::string render_text(const Table& table) {
+  const Table t = escaped(table);
   std::vector<size_t> w(t.columns.size(), 0);
   for (size_t c = 0; c < t.columns.size(); ++c) w[c] = width(t.columns[c]);
   for (const auto& row : t.rows)
@@ -56,7 +70,8 @@ std::string render_text(const Table& t) {
   return out;
 }
 
-std::string render_markdown(const Table& t) {
+std::string render_markdown(const Table& table) {
+  const Table t = escaped(table);
   std::string out;
   if (!t.title.empty()) out += "### " + t.title + "\n\n";
   out += "|";

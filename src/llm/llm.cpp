@@ -270,6 +270,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   }
   auto model = lm::build(c, o);
   CaptureOptions co;
+  co.limits = s.limits;
   co.inputs = {InputSpec{{batch, prefill ? ctx : 1}, DType::kInt64}};
   co.train = false;
   co.target = s.memory.target;
@@ -347,6 +348,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
       if (!contains(item.key(), "lora_")) item.value().set_requires_grad(false);
   TrainingPlan plan = plan_training(s.memory.target, s.optimizer);
   CaptureOptions co;
+  co.limits = s.limits;
   co.inputs = {InputSpec{{batch, ctx}, DType::kInt64}, InputSpec{{batch, ctx}, DType::kInt64}};
   co.train = true;
   co.optimizer = plan.optimizer;
@@ -413,6 +415,36 @@ void check(const LlmScenario& s) {
     throw Error("--fit needs a device: pass --gpu with a name (h100) or a size (80GiB)");
 }
 
+// Before anything is built: the run's largest tensors must have a size LibTorch can compute (it
+// multiplies in int64 and stops with "Storage size calculation overflowed"). Each product is
+// taken in 128 bits and held to 2^62 bytes.
+void check_sizes(const TransformerConfig& c, const LlmScenario& s, int64_t ctx) {
+  auto bytes = [](std::initializer_list<int64_t> dims) {
+    __int128 n = 1;
+    for (int64_t d : dims) n = std::min<__int128>(n * std::max<int64_t>(d, 1), __int128(1) << 100);
+    return n;
+  };
+  bool eager = kernel_of(s) == lm::AttentionKernel::kEager;
+  struct Tensor {
+    const char* what;
+    __int128 bytes;
+  } largest[] = {
+      {"the logits (batch x context x vocabulary, fp32)", bytes({s.batch, ctx, c.vocab_size, 4})},
+      {"the KV cache (batch x context x layers x 2 x KV heads x head dim)",
+       bytes({s.batch, ctx, c.num_layers, 2, c.num_kv_heads, c.head_dim, 4})},
+      {"the attention scores (batch x heads x context x context)",
+       eager ? bytes({s.batch, c.num_heads, ctx, ctx, 4}) : 0},
+      {"the MLP's activations (batch x context x intermediate size)",
+       bytes({s.batch, ctx, c.intermediate_size, 4})},
+  };
+  for (const auto& t : largest)
+    if (t.bytes > (__int128(1) << 62))
+      throw Error(fmt::format(
+          "{}: --batch {} with a context of {} tokens is too large to model: {} alone would "
+          "take more than 2^62 bytes",
+          c.source, s.batch, ctx, t.what));
+}
+
 }  // namespace
 
 LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
@@ -421,6 +453,7 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
   r.config = c;
   r.batch = s.batch;
   r.context = context_of(c, s);
+  check_sizes(c, s, r.context);
   r.attention = kernel_of(s) == lm::AttentionKernel::kSdpa ? "sdpa" : "eager";
   detail::install_meta_runtime();
   {  // The parameters, from the model as the config builds it (no tensor parallelism).

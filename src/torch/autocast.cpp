@@ -24,6 +24,7 @@
 #include <unordered_set>
 
 #include "footprint/error.h"
+#include "torch/meta.h"
 
 namespace footprint::detail {
 namespace {
@@ -212,22 +213,10 @@ void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit:
   op.redispatchBoxed(keys & c10::DispatchKeySet(c10::DispatchKeySet::FULL_AFTER, kKey), stack);
 }
 
-// The kernel is registered when first needed (not at load: another library may use the key).
 void install() {
-  static std::once_flag once;
-  static std::unique_ptr<torch::Library> library;
-  static std::string failure;
-  std::call_once(once, [] {
-    if (c10::Dispatcher::singleton().hasBackendFallbackForDispatchKey(kKey)) {
-      failure =
-          "a library in this process uses AutocastIPU, the dispatch key footprint replays "
-          "autocast on";
-      return;
-    }
-    library = std::make_unique<torch::Library>(torch::Library::IMPL, "_", kKey, __FILE__, __LINE__);
-    library->fallback(torch::CppFunction::makeFromBoxedFunction<&kernel>());
-  });
-  if (!failure.empty()) throw Error("autocast cannot be modelled: " + failure);
+  claim_fallback(
+      kKey, [] { return torch::CppFunction::makeFromBoxedFunction<&kernel>(); },
+      "autocast cannot be modelled");
 }
 
 }  // namespace

@@ -31,6 +31,7 @@
 #include "torch/autocast.h"
 #include "torch/meta.h"
 #include "torch/optim_replay.h"
+#include "torch/sandbox.h"
 
 #ifndef NDEBUG
 #error \
@@ -309,6 +310,8 @@ std::string error_line(const std::exception& e) {
   std::string line = traceback ? lines.back() : lines.front();
   for (const char* prefix : {"RuntimeError: ", "builtins.RuntimeError: "})
     if (line.rfind(prefix, 0) == 0) line = line.substr(std::strlen(prefix));
+  // A compile error's first line introduces the source it highlights ("undefined value x:").
+  if (!traceback && lines.size() > 1 && line.size() > 1 && line.back() == ':') line.pop_back();
   return line;
 }
 
@@ -433,6 +436,8 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
     detail::MemoryRecorder recorder(o.device == CaptureDevice::kMeta
                                         ? detail::MemoryRecorder::Device::kMeta
                                         : detail::MemoryRecorder::Device::kCpu);
+    // On meta, real CPU memory is the model's code reaching past meta: bounded.
+    detail::SandboxScope sandbox(o.limits, o.device == CaptureDevice::kMeta);
     c.recorder = &recorder;
     size_t kept = SIZE_MAX;
     auto set_phase = [&](Phase phase, int iteration) {
@@ -505,10 +510,15 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       // What the run leaves (inputs, gradients, the optimizer's state) is freed from here on, by
       // this function's teardown: not part of the run.
       kept = recorder.events().size();
-    } catch (const Error&) {
-      throw;
     } catch (const std::exception& e) {  // c10::Error, or TorchScript's JITException
+      // A limit or a refused op, however the model's code passed the exception on.
+      if (auto violation = sandbox.violation()) throw Error(*violation);
+      if (dynamic_cast<const Error*>(&e)) throw;
       std::string line = error_line(e);
+      if (dynamic_cast<const std::bad_alloc*>(&e) || line == "std::bad_alloc")
+        throw Error(
+            "the model's code ran out of memory: the engine's address space is limited "
+            "(--max-memory), and on meta a model should need little");
       if (line.find(kNoMetaKernel) == std::string::npos)
         throw Error(fmt::format("the model failed on input {}: {}", inputs_text(o.inputs), line));
       c.trace.stopped = line;
@@ -581,11 +591,13 @@ Model model_at(Model model, const std::optional<DType>& dtype) {
 }  // namespace
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& o) {
+  if (o.device == CaptureDevice::kMeta) detail::sandbox_code(module);
   detail::keep_python_lifetimes(module);
   detail::see_cpu_tensors(module);
   if (o.device == CaptureDevice::kMeta) detail::map_devices_to_meta(module);
   prepare(module, o);
   Capture c;
+  if (auto frozen = detail::frozen_mode(module, o.train)) c.trace.warnings.push_back(*frozen);
   c.types = model_from(module).module_types;
   c.trace.calls.push_back({"", module.type()->name() ? module.type()->name()->name() : "", -1});
   std::vector<at::Tensor> parameters;
@@ -618,6 +630,7 @@ Trace capture(torch::nn::Module& module, const ForwardFn& forward, const Capture
 Summary summary(torch::jit::Module& module, const SummaryOptions& options) {
   Model model = model_at(model_from(module), options.dtype);
   CaptureOptions o{options.inputs, options.train, options.dtype, CaptureDevice::kMeta};
+  o.limits = options.limits;
   return summarize(model, capture(module, o), options);
 }
 
@@ -625,6 +638,7 @@ Summary summary(torch::nn::Module& module, const ForwardFn& forward,
                 const SummaryOptions& options) {
   Model model = model_at(model_from(module), options.dtype);
   CaptureOptions o{options.inputs, options.train, options.dtype, CaptureDevice::kMeta};
+  o.limits = options.limits;
   return summarize(model, capture(module, forward, o), options);
 }
 
@@ -644,7 +658,11 @@ torch::jit::Module load_script(const std::string& path, const char* command) {
         "so it needs TorchScript (torch.jit.script or torch.jit.trace, then .save)",
         path, model.format, command));
   try {
-    return torch::jit::load(path);
+    // Without the debug_pkl files: they map the code to its original source lazily, when an
+    // error's what() highlights a range, and a corrupt one then throws out of what() (noexcept),
+    // which terminates the process (the engine fuzzer's first finding). footprint shows one line
+    // of an error, never the source it came from.
+    return torch::jit::load(path, std::nullopt, /*load_debug_files=*/false);
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: LibTorch {} cannot load it as TorchScript: {}", path,
                             TORCH_VERSION, error_line(e)));
@@ -679,6 +697,7 @@ CaptureOptions capture_options(const MemoryScenario& s) {
   o.loss = s.loss;
   o.counters_on_device = plan.counters_on_device;
   o.target = s.memory.target;
+  o.limits = s.limits;
   return o;
 }
 
@@ -743,9 +762,9 @@ FitResult fit_file(const std::string& path, const MemoryScenario& scenario, int6
     r.source = path;
     return seen.emplace(batch, std::move(r)).first->second;
   };
-  result.batch = largest_fitting([&](int64_t n) { return fits(at(n)); },
-                                 [&](int64_t n) { return fit_need(at(n)); }, at(1).capacity,
-                                 max_batch);
+  result.batch =
+      largest_fitting([&](int64_t n) { return fits(at(n)); },
+                      [&](int64_t n) { return fit_need(at(n)); }, at(1).capacity, max_batch);
   result.fits = at(std::max<int64_t>(1, result.batch));
   result.next = at(result.batch + 1);
   return result;

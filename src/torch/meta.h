@@ -9,11 +9,14 @@
 // allocations, to check meta against.
 #pragma once
 
+#include <torch/library.h>
 #include <torch/nn/module.h>
 #include <torch/script.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "footprint/dtype.h"
@@ -73,6 +76,19 @@ void account_meta_resize(const at::Tensor& t);
 // Installs a tracking CPU allocator (c10::SetCPUAllocator; it cannot be removed again). It
 // records into the live CPU MemoryRecorder, if any. Idempotent.
 void install_cpu_tracking();
+
+// From now on, real CPU memory allocated (and still held) counts against `bytes`; an allocation
+// that would go past it throws footprint::Error, and take_cpu_limit_violation() returns that
+// message once. 0 turns the limit off. Installs the tracking CPU allocator.
+void limit_cpu_memory(int64_t bytes);
+std::optional<std::string> take_cpu_limit_violation();
+
+// Registers the boxed fallback `make()` for `key`, once per key, when first needed (not at load:
+// another library may use the key). footprint borrows keys no PyTorch library registers
+// (AutocastIPU for the autocast replay, TESTING_ONLY_GenericMode for the sandbox); when one in
+// this process did register a fallback for the key, throws footprint::Error starting with `what`.
+void claim_fallback(c10::DispatchKey key, const std::function<torch::CppFunction()>& make,
+                    const std::string& what);
 
 // The target whose kernels meta stands for, on this thread (meta_kernels.cpp: the backend of
 // scaled_dot_product_attention). CUDA until set.

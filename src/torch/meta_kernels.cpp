@@ -12,6 +12,7 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/OpMathType.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/Resize.h>
 #include <ATen/ops/_transformer_encoder_layer_fwd_native.h>
 #include <ATen/ops/gru_native.h>
 #include <ATen/ops/scaled_dot_product_attention_native.h>
@@ -458,11 +459,23 @@ at::Tensor hardtanh_backward(const at::Tensor&, const at::Tensor& self, const at
   return at::empty_like(self);
 }
 
-// index_select(self, dim, index): self's shape with dim replaced by the index's length.
 // aten::where.self: the three shapes broadcast, at the type promotion of self and other.
+std::vector<int64_t> where_shape(const at::Tensor& condition, const at::Tensor& self,
+                                 const at::Tensor& other) {
+  return at::infer_size(at::infer_size(condition.sizes(), self.sizes()), other.sizes());
+}
+
 at::Tensor where(const at::Tensor& condition, const at::Tensor& self, const at::Tensor& other) {
-  auto shape = at::infer_size(at::infer_size(condition.sizes(), self.sizes()), other.sizes());
-  return at::empty(shape, self.options().dtype(at::result_type(self, other)));
+  return at::empty(where_shape(condition, self, other),
+                   self.options().dtype(at::result_type(self, other)));
+}
+
+// aten::where.self_out (nn.MultiheadAttention's backward in training calls it): into `out`,
+// resized as every out= op resizes (at::native::resize_output).
+at::Tensor& where_out(const at::Tensor& condition, const at::Tensor& self, const at::Tensor& other,
+                      at::Tensor& out) {
+  at::native::resize_output(out, where_shape(condition, self, other));
+  return out;
 }
 
 // aten::native_dropout_backward: grad * mask * scale, shaped like grad.
@@ -470,6 +483,7 @@ at::Tensor native_dropout_backward(const at::Tensor& grad, const at::Tensor&, do
   return at::empty_like(grad);
 }
 
+// index_select(self, dim, index): self's shape with dim replaced by the index's length.
 at::Tensor index_select(const at::Tensor& self, int64_t dim, const at::Tensor& index) {
   auto shape = self.sizes().vec();
   if (!shape.empty()) shape[c10::maybe_wrap_dim(dim, self.dim())] = index.numel();
@@ -560,6 +574,7 @@ void register_missing_meta_kernels() {
   impl("hardtanh_backward", TORCH_FN(hardtanh_backward));
   impl("index_select", TORCH_FN(index_select));
   impl("where.self", TORCH_FN(where));
+  impl("where.self_out", TORCH_FN(where_out));
   impl("native_dropout_backward", TORCH_FN(native_dropout_backward));
   impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
   impl("mse_loss_backward", TORCH_FN(mse_loss_backward));

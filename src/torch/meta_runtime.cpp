@@ -7,14 +7,25 @@
 //
 // The CPU one must return DataPtr(p, p, deleter), context == data, and implement raw_deleter():
 // mkldnn's convolution asserts otherwise.
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <fmt/format.h>
+#include <torch/library.h>
 
 #include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
+#include "footprint/error.h"
+#include "footprint/report.h"
 #include "torch/libtorch_adapter.h"
 #include "torch/meta.h"
 
@@ -34,8 +45,14 @@ std::atomic<uint64_t> g_generation{0};
 struct Block {
   uint64_t id;
   int64_t bytes;
-  uint64_t generation;  // of the recorder alive when it was made; 0 for none
+  uint64_t generation;   // of the recorder alive when it was made; 0 for none
+  bool limited = false;  // made under limit_cpu_memory: counts against the limit while it lives
 };
+
+// limit_cpu_memory's state, guarded by g_cpu_mutex.
+int64_t g_cpu_limit = 0;  // 0: none
+int64_t g_cpu_limited_live = 0;
+std::string g_cpu_violation;
 
 void meta_free(void* ctx) {
   auto* block = static_cast<Block*>(ctx);
@@ -70,6 +87,7 @@ void cpu_free(void* p) {
     if (it != cpu_blocks().end()) {
       if (g_cpu_recorder && it->second.generation == g_cpu_recorder->generation())
         g_cpu_recorder->on_free(it->second.id, it->second.bytes);
+      if (it->second.limited) g_cpu_limited_live -= it->second.bytes;
       cpu_blocks().erase(it);
     }
   }
@@ -78,11 +96,23 @@ void cpu_free(void* p) {
 
 struct CpuTracker final : TrackingAllocator {
   c10::DataPtr take(size_t n) override {
+    {
+      std::lock_guard<std::mutex> lock(g_cpu_mutex);
+      if (g_cpu_limit > 0 && n > static_cast<size_t>(g_cpu_limit - g_cpu_limited_live)) {
+        g_cpu_violation = fmt::format(
+            "the model's code allocated more real CPU memory than the limit of {} (--max-cpu-"
+            "memory): {} more bytes at once with {} held; on the meta device a model should "
+            "allocate almost none",
+            human_bytes(g_cpu_limit), n, g_cpu_limited_live);
+        throw Error(g_cpu_violation);
+      }
+    }
     void* p = c10::alloc_cpu(n);
     if (p) {
       std::lock_guard<std::mutex> lock(g_cpu_mutex);
       Block b{g_next_id++, static_cast<int64_t>(n),
-              g_cpu_recorder ? g_cpu_recorder->generation() : 0};
+              g_cpu_recorder ? g_cpu_recorder->generation() : 0, g_cpu_limit > 0};
+      if (b.limited) g_cpu_limited_live += b.bytes;
       cpu_blocks()[p] = b;
       if (g_cpu_recorder) g_cpu_recorder->on_alloc(b.id, b.bytes);
     }
@@ -177,6 +207,45 @@ void install_cpu_tracking() {
     return true;
   }();
   (void)installed;
+}
+
+void claim_fallback(c10::DispatchKey key, const std::function<torch::CppFunction()>& make,
+                    const std::string& what) {
+  static std::mutex mutex;
+  static auto* claimed = new std::map<c10::DispatchKey, std::string>;  // key -> failure, or ""
+  static auto* libraries = new std::vector<std::unique_ptr<torch::Library>>;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = claimed->find(key);
+  if (it == claimed->end()) {
+    std::string failure;
+    if (c10::Dispatcher::singleton().hasBackendFallbackForDispatchKey(key)) {
+      failure = fmt::format("a library in this process uses {}, the dispatch key footprint needs",
+                            c10::toString(key));
+    } else {
+      libraries->push_back(
+          std::make_unique<torch::Library>(torch::Library::IMPL, "_", key, __FILE__, __LINE__));
+      libraries->back()->fallback(make());
+    }
+    it = claimed->emplace(key, failure).first;
+  }
+  if (!it->second.empty()) throw Error(what + ": " + it->second);
+}
+
+void limit_cpu_memory(int64_t bytes) {
+  install_cpu_tracking();
+  std::lock_guard<std::mutex> lock(g_cpu_mutex);
+  g_cpu_limit = bytes;
+  g_cpu_violation.clear();
+  if (bytes == 0) {  // what was made under the limit no longer counts against a later one
+    for (auto& [p, b] : cpu_blocks()) b.limited = false;
+    g_cpu_limited_live = 0;
+  }
+}
+
+std::optional<std::string> take_cpu_limit_violation() {
+  std::lock_guard<std::mutex> lock(g_cpu_mutex);
+  if (g_cpu_violation.empty()) return std::nullopt;
+  return std::exchange(g_cpu_violation, {});
 }
 
 void to_meta(torch::jit::Module& module, std::optional<c10::ScalarType> dtype) {

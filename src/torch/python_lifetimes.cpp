@@ -15,19 +15,24 @@
 // return. That use is footprint::keep(...), an interpreter-only operator that pops its inputs:
 // it runs no aten op, so the trace does not see it, and it is marked as having side effects so
 // that dead-code elimination keeps it.
+#include <fmt/format.h>
 #include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/runtime/custom_operator.h>
 
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "footprint/error.h"
 #include "torch/meta.h"
+#include "torch/sandbox.h"
 
 namespace footprint::detail {
 namespace {
@@ -127,17 +132,23 @@ std::vector<Node*> all_nodes(Graph& g) {
   return out;
 }
 
-// The graphs of a function and of every function it calls (not methods: those come with their
-// modules).
+// The graphs of a function and of every function and TorchScript class method it calls (not
+// module methods: those come with their modules).
 void add_functions(torch::jit::Function& f, std::set<torch::jit::Function*>& seen,
                    std::vector<std::shared_ptr<Graph>>& graphs) {
   if (!seen.insert(&f).second || !f.isGraphFunction()) return;
   auto g = toGraphFunction(f).graph();
   graphs.push_back(g);
   for (Node* n : all_nodes(*g))
-    if (n->kind() == c10::prim::CallFunction)
+    if (n->kind() == c10::prim::CallFunction) {
       if (auto type = n->input(0)->type()->cast<c10::FunctionType>())
         add_functions(*type->function(), seen, graphs);
+    } else if (n->kind() == c10::prim::CallMethod) {
+      auto type = n->input(0)->type()->cast<c10::ClassType>();
+      if (type && !type->is_module())
+        if (torch::jit::Function* m = type->findMethod(n->s(c10::attr::name)))
+          add_functions(*m, seen, graphs);
+    }
 }
 
 std::vector<std::shared_ptr<Graph>> all_graphs(torch::jit::Module& module) {
@@ -183,6 +194,86 @@ void map_devices_to_meta(torch::jit::Module& module) {
           n->output()->type()->kind() == c10::TypeKind::DeviceObjType &&
           n->hasAttribute(c10::attr::value))
         n->s_(c10::attr::value, "meta");
+}
+
+namespace {
+
+// "code/__torch__/model.py:12", where a node's code is, as the file's code/ folder has it.
+std::string where(const Node* n) {
+  const auto& range = n->sourceRange();
+  auto source = range.source();
+  if (!source) return "an unknown line of the model's code";
+  std::string file = source->filename() ? *source->filename() : "the model's code";
+  // Lines count from 0.
+  return fmt::format("{}:{}", file,
+                     source->lineno_to_source_lineno(source->lineno_for_offset(range.start())) + 1);
+}
+
+// The schema's index of a `device` argument, when the op makes tensors from no tensor (a factory:
+// zeros, ones, arange, tensor, ...), for which no device means the CPU.
+std::optional<size_t> factory_device(const Node* n) {
+  const c10::FunctionSchema* schema = n->maybeSchema();
+  if (!schema) return std::nullopt;
+  std::optional<size_t> device;
+  const auto& args = schema->arguments();
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto type = args[i].type();
+    if (auto optional = type->cast<c10::OptionalType>()) type = optional->getElementType();
+    if (auto list = type->cast<c10::ListType>()) type = list->getElementType();
+    if (type->kind() == c10::TypeKind::TensorType) return std::nullopt;
+    if (args[i].name() == "device") device = i;
+  }
+  if (device && *device >= n->inputs().size()) return std::nullopt;
+  return device;
+}
+
+}  // namespace
+
+void sandbox_code(torch::jit::Module& module) {
+  static const c10::Symbol device_op = c10::Symbol::fromQualString("aten::device");
+  for (auto& g : all_graphs(module))
+    for (Node* n : all_nodes(*g)) {
+      std::string kind = n->kind().toQualString();
+      if (auto why = refused_op(kind))
+        throw Error(fmt::format("the model's code calls {} at {}, which {}: footprint refuses it",
+                                kind, escape_text(where(n)), *why));
+      if (n->kind() == device_op && n->inputs().size() == 1 &&
+          n->input(0)->type()->kind() == c10::TypeKind::StringType) {
+        // torch.device("cuda:0") made from a string as the code runs: the meta device instead.
+        torch::jit::WithInsertPoint at(n);
+        n->output()->replaceAllUsesWith(g->insertConstant(c10::Device(c10::kMeta)));
+        continue;
+      }
+      auto device = factory_device(n);
+      if (device && n->input(*device)->mustBeNone()) {
+        torch::jit::WithInsertPoint at(n);
+        n->replaceInput(*device, g->insertConstant(c10::Device(c10::kMeta)));
+      }
+    }
+}
+
+std::optional<std::string> frozen_mode(torch::jit::Module& module, bool train) {
+  std::set<std::string> frozen;
+  for (auto& g : all_graphs(module))
+    for (Node* n : all_nodes(*g)) {
+      const c10::FunctionSchema* schema = n->maybeSchema();
+      if (!schema) continue;
+      const auto& args = schema->arguments();
+      for (size_t i = 0; i < args.size() && i < n->inputs().size(); ++i) {
+        if (args[i].name() != "training" && args[i].name() != "train") continue;
+        auto value = torch::jit::toIValue(n->input(i));
+        if (value && value->isBool() && value->toBool() != train)
+          frozen.insert(n->kind().toQualString());
+      }
+    }
+  if (frozen.empty()) return std::nullopt;
+  std::string ops;
+  for (const auto& op : frozen) ops += (ops.empty() ? "" : ", ") + op;
+  return fmt::format(
+      "the file's code fixes {} to {} mode (a torch.jit.trace keeps the mode it was traced in), so "
+      "this {} run takes their {} path; script the model, or trace it in {} mode",
+      ops, train ? "eval" : "training", train ? "training" : "inference",
+      train ? "eval" : "training", train ? "train()" : "eval()");
 }
 
 }  // namespace footprint::detail

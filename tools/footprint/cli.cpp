@@ -1,20 +1,31 @@
 // The footprint command: parse options, call the library, print. Errors a user can cause come
 // back as footprint::Error and leave as one line on stderr with exit status 1; usage errors exit 2;
-// a summary printed with gaps (an op not counted or not run exactly) exits 3.
+// a report printed with gaps (an op not counted or not run exactly) exits 3; with --check, a run
+// that does not fit exits 4. The commands that run a model do it in a child process, the engine,
+// under limits (run_engine).
 #include "cli.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cstdio>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "footprint/footprint.h"
 
@@ -24,6 +35,16 @@ namespace {
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitIncomplete = 3;
+constexpr int kExitDoesNotFit = 4;
+
+// The part of every help that runs a model: the sandbox, its limits and the exit status.
+constexpr const char* kSandboxHelp =
+    R"(The model's code runs in a sandbox, in a child process (docs/engine.md, "The sandbox"):
+every tensor it makes is a meta tensor, whatever device its code names; ops that read or write
+files or talk to other processes are refused; --max-cpu-memory, --max-ops, --time-limit and
+--max-memory bound the rest, and a crash inside LibTorch becomes one line. The model's print()s go
+to stderr as "footprint: the model prints: ..." (--model-output drop: nowhere), so that stdout
+holds only the report; with --format json, a failure is reported on stdout as {"error": ...} too.)";
 
 constexpr const char* kParamsHelp = R"(Examples:
   footprint params model.pt                      TorchScript (torch.jit.save)
@@ -85,9 +106,9 @@ constexpr const char* kMemoryHelp = R"(Examples:
 The model's TorchScript code runs on the meta device, and every allocation and free is recorded:
 parameters and buffers, the input, what each forward op keeps for backward, temporaries,
 gradients and the optimizer's state, as torch.optim's Python code makes them. A training step is
-../shared/MEASUREMENT.md's: zero_grad(set_to_none=True), forward, the loss, backward, step; it is
-run twice, because the optimizer's state appears inside the first step (iteration 1) and the
-steady state is iteration 2. On CUDA the sequence is replayed through a model of PyTorch's caching
+what docs/memory.md measures against: zero_grad(set_to_none=True), forward, the loss, backward,
+step; it is run twice, because the optimizer's state appears inside the first step (iteration 1)
+and the steady state is iteration 2. On CUDA the sequence is replayed through a model of PyTorch's caching
 allocator: "allocated" is what torch.cuda.max_memory_allocated() reports (blocks rounded to 512 B),
 "reserved" is max_memory_reserved(), and the device needs reserved + the CUDA context. --device cpu
 estimates a CPU run (bytes as requested; the profiler's count).
@@ -101,7 +122,8 @@ units (1 MiB = 1024^2 bytes); JSON has exact bytes. docs/memory.md has the model
 against real runs, and the GPU profiles' sources.
 
 Exit status: 0; 1 when the file cannot be read or the model fails (one line on stderr); 2 for a
-usage error.)";
+usage error; 3 when the report is printed but not exact (an op whose output shapes were guessed,
+or a run that stopped early: each named on stderr); 4 with --check when it does not fit.)";
 
 constexpr const char* kFitHelp = R"(Examples:
   footprint fit resnet50.pt --input 3x224x224 --gpu 24GiB --train
@@ -113,8 +135,8 @@ fits the device, as footprint memory estimates it, and checks both sides: batch 
 not, each captured in full (aiming from a straight line through the peaks it has seen, so a few
 captures suffice). Prints N and both estimates.
 
-Exit status: 0 (also when not even batch 1 fits: the answer is then 0); 1 for errors; 2 for a
-usage error.)";
+Exit status: 0 (also when not even batch 1 fits: the answer is then 0, and with --check the
+status is 4); 1 for errors; 2 for a usage error; 3 when printed but not exact (as memory's).)";
 
 constexpr const char* kLlmHelp = R"(Examples:
   footprint llm examples/llm/llama-7b.json                          parameters, weights, KV cache, inference
@@ -135,7 +157,7 @@ and keeps the last position's logits (as generate() does); decode runs one token
 cache. int8/int4 weights are group-quantized projections (one fp16 scale and one zero point per
 --group-size inputs; embeddings, norms and the head stay 16-bit).
 
-Training: one step as ../shared/MEASUREMENT.md runs it, twice (zero_grad, forward with the causal-LM
+Training: one step as docs/memory.md measures it, twice (zero_grad, forward with the causal-LM
 loss, backward, optimizer step). --precision bf16-amp is torch.autocast over fp32 weights (16 bytes
 per parameter in model states). Per GPU: --tp T builds one tensor-parallel rank (heads, MLP and
 vocabulary split T ways, as Megatron-LM); --shard divides model states over the gpus/T data-parallel
@@ -143,7 +165,7 @@ ranks (zero1: optimizer state; zero2: + gradients; zero3 and fsdp: + parameters,
 at a time). docs/llm.md explains every number and compares them with the published formulas.
 
 Exit status: 0; 1 when the config cannot be read or the model cannot be built (one line on stderr);
-2 for a usage error.)";
+2 for a usage error; 4 with --check when a phase does not fit (or --fit finds nothing that fits).)";
 
 // --gpu (a profile or a size: on CPU, the memory to fit in), --context/--cuda-context (MiB) and
 // --alloc-conf, into the memory options of a run whose target is already set.
@@ -185,7 +207,8 @@ void write_file(const std::string& option, const std::string& path, const std::s
   std::ofstream out(path, std::ios::binary);
   if (out) out.write(bytes.data(), std::streamsize(bytes.size()));
   if (!out || !out.flush())
-    throw Error(fmt::format("{} {}: cannot write the file: {}", option, path, std::strerror(errno)));
+    throw Error(
+        fmt::format("{} {}: cannot write the file: {}", option, path, std::strerror(errno)));
 }
 
 // Before the run, so that a path that cannot be written costs no capture: its directory must be
@@ -195,8 +218,8 @@ void check_writable(const std::string& option, const std::string& path) {
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   if (access(dir.c_str(), W_OK) != 0)
-    throw Error(fmt::format("{} {}: cannot write there: {}: {}", option, path, dir,
-                            std::strerror(errno)));
+    throw Error(
+        fmt::format("{} {}: cannot write there: {}: {}", option, path, dir, std::strerror(errno)));
 }
 
 void write_pictures(const PictureArgs& p, const MemoryReport& r) {
@@ -204,15 +227,26 @@ void write_pictures(const PictureArgs& p, const MemoryReport& r) {
   if (!p.html.empty()) write_file("--html", p.html, memory_html(r));
 }
 
-// --input values: each may hold several inputs separated by ';'.
-std::string check_inputs(const std::string& text) {
-  try {
-    parse_inputs(text);
-    return {};
-  } catch (const Error& e) {
-    return e.what();
-  }
+// A CLI11 check made of a parser: "" when the text parses, else the parser's message (a usage
+// error, exit 2).
+template <class Parse>
+std::function<std::string(const std::string&)> parses_with(Parse parse) {
+  return [parse](const std::string& text) -> std::string {
+    try {
+      parse(text);
+      return {};
+    } catch (const Error& e) {
+      return e.what();
+    }
+  };
 }
+
+// --input values: each may hold several inputs separated by ';'.
+const auto check_inputs = parses_with([](const std::string& text) { parse_inputs(text); });
+// --gpu: a GPU footprint knows, or a size.
+const auto check_gpu = parses_with([](const std::string& text) { device_parse(text); });
+const auto check_optimizer =
+    parses_with([](const std::string& text) { plan_optimizer(Target::kCuda, text, "auto"); });
 
 std::string directory_of_this_program() {
   char buf[PATH_MAX];
@@ -222,34 +256,207 @@ std::string directory_of_this_program() {
   return path.substr(0, path.rfind('/'));
 }
 
+// The sandbox's options, shared by the commands that run a model (kSandboxHelp).
+struct EngineArgs {
+  double seconds = 600;
+  int64_t ops = 2'000'000;
+  std::string cpu_memory = "256MiB", memory = "8GiB", prints = "stderr";
+  bool check = false;
+  EngineLimits limits() const {
+    EngineLimits l;
+    l.seconds = seconds;
+    l.ops = ops;
+    l.cpu_bytes = *size_parse(cpu_memory);
+    l.prints = prints == "drop" ? EngineLimits::Prints::kDrop : EngineLimits::Prints::kStderr;
+    return l;
+  }
+};
+
+std::string check_size(const std::string& text) {
+  auto n = size_parse(text);
+  if (!n) return fmt::format("'{}' is not a size such as 256MiB or 8GiB", text);
+  if (*n <= 0) return fmt::format("'{}': the size must be more than 0 bytes", text);
+  return {};
+}
+
+void add_engine_options(CLI::App* c, EngineArgs& e, bool fits) {
+  c->add_option("--time-limit", e.seconds,
+                "Seconds the run may take, in all (the engine is stopped past it)")
+      ->default_val(600)
+      ->check(CLI::Range(0.1, 1e6));
+  c->add_option("--max-ops", e.ops, "aten ops one capture of the model may run")
+      ->default_val(2'000'000)
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  c->add_option("--max-cpu-memory", e.cpu_memory,
+                "Real CPU memory the model's tensors may hold during a capture (on meta, a "
+                "model needs almost none)")
+      ->default_val("256MiB")
+      ->check(check_size);
+  c->add_option("--max-memory", e.memory,
+                "Address space of the engine process (LibTorch itself maps about 2.6 GiB)")
+      ->default_val("8GiB")
+      ->check(check_size);
+  c->add_option("--model-output", e.prints,
+                "Where the model's print()s go: stderr, one line each, or drop")
+      ->default_val("stderr")
+      ->check(CLI::IsMember({"stderr", "drop"}));
+  if (fits)
+    c->add_flag("--check", e.check,
+                "Exit with status 4 when the run does not fit the device (for CI jobs)");
+}
+
+// How a child engine ended, for the parent's one line.
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
+}
+
 // `footprint` runs footprint-engine for the commands that need LibTorch, with the same
-// arguments. Returns only when it cannot be run.
-int run_engine(char** argv) {
+// arguments, as a child process under limits: its address space (--max-memory), its CPU time, no
+// core dump, and the wall time (--time-limit), past which it is killed. Each op the engine starts
+// names itself on a shared page (report_ops_to), so a death is reported as one line with the op it
+// was running. The child's stdout is held until it exits well: a report cut short by a crash is
+// never printed. Returns the exit status to leave with.
+int run_engine(char** argv, const EngineArgs& limits, const std::string& file, bool json,
+               FILE* out) {
   std::vector<std::string> tried;
   if (const char* env = std::getenv("FOOTPRINT_ENGINE")) tried.push_back(env);
   std::string dir = directory_of_this_program();
   tried.push_back(dir + "/footprint-engine");
   tried.push_back(dir + "/../libexec/footprint/footprint-engine");
-  for (const auto& path : tried) {
-    if (access(path.c_str(), X_OK) != 0) continue;
+  std::string path;
+  for (const auto& p : tried)
+    if (path.empty() && access(p.c_str(), X_OK) == 0) path = p;
+  auto fail = [&](const std::string& message) {
+    fmt::print(stderr, "footprint: {}\n", message);
+    if (json)
+      fmt::print(out, "{}\n",
+                 nlohmann::json{{"error", message}, {"exit_status", kExitError}}.dump(2));
+    return kExitError;
+  };
+  if (path.empty())
+    return fail(fmt::format(
+        "this command needs footprint-engine (the part built with LibTorch), which is not "
+        "installed: looked for {}",
+        fmt::join(tried, ", ")));
+
+  constexpr size_t kPage = 4096;
+  int page_fd = memfd_create("footprint-engine-status", 0);  // inherited by the child
+  char* page = nullptr;
+  if (page_fd >= 0 && ftruncate(page_fd, kPage) == 0) {
+    void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0);
+    if (p != MAP_FAILED) page = static_cast<char*>(p);
+  }
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0)
+    return fail(fmt::format("cannot run {}: {}", path, std::strerror(errno)));
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid < 0) return fail(fmt::format("cannot run {}: {}", path, std::strerror(errno)));
+  if (pid == 0) {
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    if (page) setenv("FOOTPRINT_STATUS_FD", std::to_string(page_fd).c_str(), 1);
+    rlimit core{0, 0};
+    setrlimit(RLIMIT_CORE, &core);
+    rlim_t space = rlim_t(*size_parse(limits.memory));
+    rlimit as{space, space};
+    setrlimit(RLIMIT_AS, &as);
+    // CPU time as a backstop to the wall time, for every core the engine may use.
+    rlim_t cpu = rlim_t(limits.seconds * std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))) + 10;
+    rlimit cpu_limit{cpu, cpu + 5};
+    setrlimit(RLIMIT_CPU, &cpu_limit);
     execv(path.c_str(), argv);
     fmt::print(stderr, "footprint: cannot run {}: {}\n", path, std::strerror(errno));
-    return kExitError;
+    _exit(kExitError);
   }
-  fmt::print(stderr,
-             "footprint: this command needs footprint-engine (the part built with LibTorch), "
-             "which is not installed: looked for {}\n",
-             fmt::join(tried, ", "));
-  return kExitError;
+  close(pipe_fds[1]);
+  auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(limits.seconds + 5));
+  auto left_ms = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return int(std::clamp<int64_t>(left.count(), 0, 1000));
+  };
+  std::string report;
+  bool timed_out = false, open = true;
+  int status = 0;
+  while (true) {
+    if (open) {
+      pollfd fd{pipe_fds[0], POLLIN, 0};
+      if (poll(&fd, 1, left_ms()) > 0) {
+        char buf[65536];
+        ssize_t n = read(pipe_fds[0], buf, sizeof buf);
+        if (n > 0) report.append(buf, size_t(n));
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) open = false;
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(10, left_ms())));
+    }
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid && !open) break;
+    if (done == pid) {  // exited: drain what is left in the pipe
+      char buf[65536];
+      ssize_t n;
+      while ((n = read(pipe_fds[0], buf, sizeof buf)) > 0) report.append(buf, size_t(n));
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      timed_out = true;
+      break;
+    }
+  }
+  close(pipe_fds[0]);
+  std::string running;
+  if (page) {
+    running = std::string(page, strnlen(page, kPage));
+    munmap(page, kPage);
+  }
+  if (page_fd >= 0) close(page_fd);
+  if (!timed_out && WIFEXITED(status)) {
+    std::fwrite(report.data(), 1, report.size(), out);
+    return WEXITSTATUS(status);
+  }
+  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
+  if (!timed_out && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)) return 128 + sig;
+  std::string at = running.empty() ? "" : " while running " + escape_text(running);
+  std::string what;
+  if (timed_out)
+    what = fmt::format("the engine ran past the time limit of {:g} s (--time-limit){}; stopped",
+                       limits.seconds, at);
+  else if (sig == SIGXCPU)
+    what = fmt::format(
+        "the engine used up its CPU time ({:g} s of wall time on every core, from "
+        "--time-limit){}",
+        limits.seconds, at);
+  else if (sig == SIGKILL)
+    what = fmt::format(
+        "the engine was killed by SIGKILL{} (the system's out-of-memory killer, or "
+        "a kill from outside)",
+        at);
+  else
+    what = fmt::format("the engine was killed by {}{}", signal_name(sig), at);
+  return fail(file.empty() ? what : escape_text(file) + ": " + what);
+}
+
+// The first line of a message, for an exception that should not have reached the command (a
+// LibTorch error carries its C++ stack on the lines after).
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
 }
 
 }  // namespace
 
-int run(int argc, char** argv, const Engine* engine) {
+int run(int argc, char** argv, const Engine* engine, FILE* out) {
   CLI::App app{"footprint: what a PyTorch model is made of, and whether it will fit.", "footprint"};
   app.set_version_flag("--version", std::string("footprint ") + FOOTPRINT_VERSION);
   app.require_subcommand(1);
-  app.footer("Run 'footprint COMMAND --help' for a command's options and examples.");
+  app.footer(
+      "Run 'footprint COMMAND --help' for a command's options and examples. The docs/ files the "
+      "helps name are in the source tree and, installed, in share/doc/footprint/. Exit status: "
+      "0 ok; 1 a file or model problem; 2 a usage error; 3 printed, but not exact; 4 with --check, "
+      "it does not fit.");
 
   std::vector<std::string> files;
   std::string dtypes, format = "table";
@@ -265,14 +472,7 @@ int run(int argc, char** argv, const Engine* engine) {
   params
       ->add_option("--dtype", dtypes,
                    "Also show bytes at these precisions: fp32,fp16,bf16,fp8,int8,int4")
-      ->check([](const std::string& s) -> std::string {
-        try {
-          precision_parse_list(s);
-          return {};
-        } catch (const Error& e) {
-          return e.what();
-        }
-      });
+      ->check(parses_with([](const std::string& s) { precision_parse_list(s); }));
   params
       ->add_option("--depth", depth, "Module roll-up depth (0: whole model only, -1: every level)")
       ->default_val(1)
@@ -289,9 +489,10 @@ int run(int argc, char** argv, const Engine* engine) {
   int summary_depth = 3;
   CLI::App* summary = app.add_subcommand(
       "summary", "Run the model on the meta device: per-layer shapes, parameters, MACs, FLOPs.");
-  summary->add_option("FILE", file,
-                      "A TorchScript file (torch.jit.script or trace, saved), or a torch.export "
-                      "program (.pt2, read without LibTorch)")
+  summary
+      ->add_option("FILE", file,
+                   "A TorchScript file (torch.jit.script or trace, saved), or a torch.export "
+                   "program (.pt2, read without LibTorch)")
       ->required();
   summary
       ->add_option("--input", input_texts,
@@ -318,7 +519,9 @@ int run(int argc, char** argv, const Engine* engine) {
   summary->add_option("--format", format, "Output format")
       ->default_val("table")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}));
-  summary->footer(kSummaryHelp);
+  EngineArgs ea;
+  add_engine_options(summary, ea, false);
+  summary->footer(std::string(kSummaryHelp) + "\n\n" + kSandboxHelp);
 
   // memory and fit share their options.
   struct MemoryArgs {
@@ -340,18 +543,22 @@ int run(int argc, char** argv, const Engine* engine) {
                         "inputs; ';' between several)")
         ->required()
         ->check(check_inputs);
-    c->add_flag("--train", ma.train,
-                "A training step (zero_grad, forward, loss, backward, optimizer step), twice");
+    CLI::Option* train =
+        c->add_flag("--train", ma.train,
+                    "A training step (zero_grad, forward, loss, backward, optimizer step), twice");
     c->add_option("--optimizer", ma.optimizer,
                   "sgd, momentum, nesterov, adam, adamw, amsgrad, adagrad, rmsprop, "
                   "rmsprop-centered (torch.optim's defaults; momentum 0.9, AdamW weight decay "
                   "0.01)")
-        ->default_val("adamw");
+        ->default_val("adamw")
+        ->check(check_optimizer)
+        ->needs(train);
     c->add_option("--impl", ma.impl,
                   "The optimizer's implementation: auto (PyTorch 2.x: foreach on CUDA, for-loop "
                   "on CPU), for-loop, foreach, fused")
         ->default_val("auto")
-        ->check(CLI::IsMember({"auto", "for-loop", "foreach", "fused"}));
+        ->check(CLI::IsMember({"auto", "for-loop", "foreach", "fused"}))
+        ->needs(train);
     c->add_option("--precision", ma.precision,
                   "fp32; fp16 or bf16 (parameters, inputs and activations); bf16-amp or fp16-amp "
                   "(autocast over fp32 weights)")
@@ -360,27 +567,36 @@ int run(int argc, char** argv, const Engine* engine) {
     c->add_option("--loss", ma.loss,
                   "auto: cross-entropy for a 2-D output (a classifier), else mean of squares")
         ->default_val("auto")
-        ->check(CLI::IsMember({"auto", "cross-entropy", "mean-square"}));
+        ->check(CLI::IsMember({"auto", "cross-entropy", "mean-square"}))
+        ->needs(train);
     c->add_option("--zero-grad", ma.zero_grad,
                   "none: zero_grad(set_to_none=True), PyTorch 2.x's default; zeros: keep the "
                   "gradients and zero them")
         ->default_val("none")
-        ->check(CLI::IsMember({"none", "zeros"}));
-    c->add_option("--gpu", ma.gpu,
-                  "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, rtx3090, t4, v100-16gb, "
-                  "v100-32gb, or a size (24GiB, 16000MiB)");
+        ->check(CLI::IsMember({"none", "zeros"}))
+        ->needs(train);
+    CLI::Option* gpu =
+        c->add_option("--gpu", ma.gpu,
+                      "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, rtx3090, t4, v100-16gb, "
+                      "v100-32gb, or a size (24GiB, 16000MiB); with --device cpu, a size: the "
+                      "memory to fit in")
+            ->check(check_gpu);
+    if (fit) gpu->required();
     c->add_option("--device", ma.device, "cuda, or cpu to estimate a CPU run")
         ->default_val("cuda")
         ->check(CLI::IsMember({"cuda", "cpu"}));
     c->add_option("--context", ma.context_mib,
                   "MiB the CUDA context and libraries take outside the allocator (default: the "
-                  "GPU profile's)");
+                  "GPU profile's)")
+        ->check(CLI::Range(0.0, 1e9));
     c->add_option("--alloc-conf", ma.alloc_conf,
                   "PYTORCH_CUDA_ALLOC_CONF: max_split_size_mb, roundup_power2_divisions, "
                   "expandable_segments");
     c->add_option("--format", ma.format, "Output format")
         ->default_val("table")
         ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+    add_engine_options(c, ea, true);
+    c->get_option("--check")->needs(gpu);
   };
   CLI::App* memory = app.add_subcommand(
       "memory", "Peak memory of inference or a training step, by category, and whether it fits.");
@@ -396,11 +612,11 @@ int run(int argc, char** argv, const Engine* engine) {
       ->check(CLI::Range(0, 100000));
   PictureArgs pictures;
   add_picture_options(memory, pictures, "the run");
-  memory->footer(kMemoryHelp);
+  memory->footer(std::string(kMemoryHelp) + "\n\n" + kSandboxHelp);
   CLI::App* fit = app.add_subcommand("fit", "The largest batch that fits a GPU.");
   memory_options(fit, true);
   add_picture_options(fit, pictures, "the run at the batch found");
-  fit->footer(kFitHelp);
+  fit->footer(std::string(kFitHelp) + "\n\n" + kSandboxHelp);
 
   struct LlmArgs {
     std::string config, weights, precision = "bf16-amp", optimizer = "adamw", impl = "auto",
@@ -425,38 +641,50 @@ int run(int argc, char** argv, const Engine* engine) {
                   "Tokens: the KV cache's length (inference) or the sequence length (training); "
                   "default: max_position_embeddings, at most 4096")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  CLI::Option* train_llm = llm->add_flag(
+      "--train", la.train, "A training step (forward, loss, backward, optimizer step)");
   llm->add_option("--weights", la.weights,
                   "Inference weights: fp32, fp16, bf16, int8, int4 (default: the config's "
                   "torch_dtype when 16-bit, else bf16)")
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "int8", "int4"}));
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "int8", "int4"}))
+      ->excludes(train_llm);
   llm->add_option("--group-size", la.group, "int8/int4: inputs per quantization group")
       ->default_val(128)
-      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  llm->add_flag("--train", la.train, "A training step (forward, loss, backward, optimizer step)");
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+      ->excludes(train_llm);
   llm->add_option("--precision", la.precision,
                   "Training: bf16-amp or fp16-amp (autocast over fp32 weights), fp32, bf16, fp16")
       ->default_val("bf16-amp")
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"}));
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"}))
+      ->needs(train_llm);
   llm->add_option("--optimizer", la.optimizer,
                   "As footprint memory's: adamw, adam, sgd, momentum, ...")
-      ->default_val("adamw");
+      ->default_val("adamw")
+      ->check(check_optimizer)
+      ->needs(train_llm);
   llm->add_option("--impl", la.impl,
                   "auto (foreach on CUDA, for-loop on CPU), for-loop, foreach, fused")
       ->default_val("auto")
-      ->check(CLI::IsMember({"auto", "for-loop", "foreach", "fused"}));
+      ->check(CLI::IsMember({"auto", "for-loop", "foreach", "fused"}))
+      ->needs(train_llm);
   llm->add_flag("--checkpointing", la.checkpointing,
-                "Gradient checkpointing: each layer recomputed in backward");
+                "Gradient checkpointing: each layer recomputed in backward")
+      ->needs(train_llm);
   llm->add_option("--lora", la.lora, "LoRA rank (0: full fine-tuning); the base model is frozen")
       ->default_val(0)
-      ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 20))
+      ->needs(train_llm);
   llm->add_option("--lora-alpha", la.lora_alpha, "LoRA's alpha (scaling = alpha / rank)")
-      ->default_val(16);
+      ->default_val(16)
+      ->needs(train_llm);
   llm->add_option("--lora-targets", la.lora_targets,
                   "Projections with adapters, comma-separated (q_proj,v_proj), or all-linear; "
-                  "default: PEFT's for the family");
+                  "default: PEFT's for the family")
+      ->needs(train_llm);
   llm->add_option("--shard", la.shard, "none, zero1, zero2, zero3, fsdp (full shard)")
       ->default_val("none")
-      ->check(CLI::IsMember({"none", "zero1", "zero2", "zero3", "fsdp"}));
+      ->check(CLI::IsMember({"none", "zero1", "zero2", "zero3", "fsdp"}))
+      ->needs(train_llm);
   llm->add_option("--gpus", la.gpus, "GPUs in all (data parallel x tensor parallel)")
       ->default_val(1)
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
@@ -467,25 +695,30 @@ int run(int argc, char** argv, const Engine* engine) {
                   "auto (sdpa on CUDA, eager on CPU), eager (scores kept), sdpa (flash attention)")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "eager", "sdpa"}));
-  llm->add_option("--gpu", la.gpu,
-                  "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, rtx3090, t4, "
-                  "v100-16gb, v100-32gb, or a size (24GiB)");
+  CLI::Option* llm_gpu = llm->add_option("--gpu", la.gpu,
+                                         "h100, h200, a100-80gb, a100-40gb, l4, rtx4090, "
+                                         "rtx3090, t4, v100-16gb, v100-32gb, or a size (24GiB)")
+                             ->check(check_gpu);
   llm->add_option("--device", la.device, "cuda, or cpu to estimate a CPU run (PyTorch 2.11)")
       ->default_val("cuda")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   llm->add_option("--cuda-context", la.cuda_context_mib,
-                  "MiB the CUDA context and libraries take (default: the GPU profile's)");
+                  "MiB the CUDA context and libraries take (default: the GPU profile's)")
+      ->check(CLI::Range(0.0, 1e9));
   llm->add_option("--alloc-conf", la.alloc_conf, "PYTORCH_CUDA_ALLOC_CONF settings");
   llm->add_option("--fit", la.fit, "With --gpu: the largest batch, or context, that fits")
       ->default_val("none")
-      ->check(CLI::IsMember({"none", "batch", "context"}));
+      ->check(CLI::IsMember({"none", "batch", "context"}))
+      ->needs(llm_gpu);
   llm->add_option("--format", la.format, "Output format")
       ->default_val("table")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}));
+  add_engine_options(llm, ea, true);
+  llm->get_option("--check")->needs(llm_gpu);
   add_picture_options(llm, pictures,
                       "the training step (inference: the phase with the larger peak, prefill or "
                       "decode)");
-  llm->footer(kLlmHelp);
+  llm->footer(std::string(kLlmHelp) + "\n\n" + kSandboxHelp);
 
   auto scenario = [&](bool per_sample) {
     MemoryScenario s;
@@ -511,11 +744,70 @@ int run(int argc, char** argv, const Engine* engine) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : kExitUsage;
   }
+  // Conflicts CLI11's needs/excludes cannot say.
+  if ((memory->parsed() || fit->parsed()) && ma.device == "cpu") {
+    std::string problem;
+    if (ma.context_mib >= 0) problem = "--context is the CUDA context's memory";
+    if (!ma.gpu.empty() && !size_parse(ma.gpu))
+      problem =
+          fmt::format("--gpu {} names a GPU; give a size (64GiB) as the memory to fit in", ma.gpu);
+    if (!problem.empty()) {
+      fmt::print(stderr, "footprint: {}, and --device cpu estimates a CPU run\n",
+                 escape_text(problem));
+      return kExitUsage;
+    }
+  }
+  if (llm->parsed() && la.device == "cpu" && !la.gpu.empty() && !size_parse(la.gpu)) {
+    fmt::print(stderr,
+               "footprint: --gpu {} names a GPU, and --device cpu estimates a CPU run; give a "
+               "size (64GiB) as the memory to fit in\n",
+               escape_text(la.gpu));
+    return kExitUsage;
+  }
+
+  const std::string& model_file = llm->parsed() ? la.config : summary->parsed() ? file : ma.file;
+  bool json = (params->parsed()    ? format
+               : summary->parsed() ? format
+               : llm->parsed()     ? la.format
+                                   : ma.format) == "json";
+  // One line on stderr; with --format json, also the error object on stdout.
+  auto fail = [&](const std::string& message) {
+    fmt::print(stderr, "footprint: {}\n", escape_text(message));
+    if (json && !params->parsed())
+      fmt::print(
+          out, "{}\n",
+          nlohmann::json{{"error", escape_text(message)}, {"exit_status", kExitError}}.dump(2));
+    return kExitError;
+  };
+  auto warn = [&](const std::vector<std::string>& lines) {
+    std::fflush(out);
+    for (const auto& w : lines)
+      fmt::print(stderr, "footprint: {}: warning: {}\n", escape_text(model_file), escape_text(w));
+  };
+  // Gaps on stderr, after the report; 3 when there are any.
+  auto gaps = [&](const std::vector<std::string>& lines) {
+    std::fflush(out);
+    for (const auto& gap : lines)
+      fmt::print(stderr, "footprint: {}: {}\n", escape_text(model_file), escape_text(gap));
+    return lines.empty() ? 0 : kExitIncomplete;
+  };
+  auto with_check = [&](int gap_status, bool does_not_fit) {
+    return ea.check && does_not_fit ? kExitDoesNotFit : gap_status;
+  };
 
   try {
     check_writable("--snapshot", pictures.snapshot);
     check_writable("--html", pictures.html);
-    if ((memory->parsed() || fit->parsed() || llm->parsed()) && !engine) return run_engine(argv);
+    bool program =
+        summary->parsed() && file.size() > 4 && file.compare(file.size() - 4, 4, ".pt2") == 0;
+    if (summary->parsed() && !program && input_texts.empty()) {
+      fmt::print(stderr, "footprint summary: --input is required (the shapes to run {} on)\n",
+                 escape_text(file));
+      return kExitUsage;
+    }
+    if ((memory->parsed() || fit->parsed() || llm->parsed() || (summary->parsed() && !program)) &&
+        !engine)
+      return run_engine(argv, ea, model_file, json, out);
     if (llm->parsed()) {
       LlmScenario s;
       s.batch = la.batch;
@@ -545,19 +837,27 @@ int run(int argc, char** argv, const Engine* engine) {
               : la.fit == "context" ? FitTarget::kContext
                                     : FitTarget::kNone;
       s.memory.timeline = pictures.any();
+      s.limits = ea.limits();
       LlmReport r = engine->llm(la.config, s);
-      fmt::print("{}", print_llm(r, *format_parse(la.format)));
+      fmt::print(out, "{}", print_llm(r, *format_parse(la.format)));
       if (pictures.any()) {
         const MemoryReport* pictured = r.train ? &*r.train : nullptr;
         for (const auto* phase : {&r.prefill, &r.decode})
           if (*phase && (!pictured || (*phase)->peak.bytes > pictured->peak.bytes))
             pictured = &**phase;
         if (!pictured)
-          throw Error(fmt::format("{}: --snapshot/--html: this model has no run to picture",
-                                  la.config));
+          throw Error(
+              fmt::format("{}: --snapshot/--html: this model has no run to picture", la.config));
         write_pictures(pictures, *pictured);
       }
-      return 0;
+      std::vector<std::string> lines;
+      bool does_not_fit = r.fit_target != FitTarget::kNone && r.fit.value_or(0) == 0;
+      for (const auto* run : {&r.prefill, &r.decode, &r.train})
+        if (*run) {
+          lines.insert(lines.end(), (*run)->gaps.begin(), (*run)->gaps.end());
+          does_not_fit = does_not_fit || !fits(**run);
+        }
+      return with_check(gaps(lines), does_not_fit);
     }
     if (memory->parsed()) {
       MemoryScenario s = scenario(false);
@@ -566,30 +866,26 @@ int run(int argc, char** argv, const Engine* engine) {
       print.modules = ma.modules;
       if (ma.method == "seed") print.seed = engine->seed(ma.file, s.inputs);
       MemoryReport r = engine->memory(ma.file, s);
-      fmt::print("{}", print_memory(r, print));
+      fmt::print(out, "{}", print_memory(r, print));
       write_pictures(pictures, r);
-      return 0;
+      warn(r.warnings);
+      return with_check(gaps(r.gaps), !fits(r));
     }
     if (fit->parsed()) {
       MemoryScenario s = scenario(true);
       FitResult r = engine->fit(ma.file, s);
-      fmt::print("{}", print_fit(r, *format_parse(ma.format)));
+      fmt::print(out, "{}", print_fit(r, *format_parse(ma.format)));
       write_pictures(pictures, r.fits);
-      return 0;
+      warn(r.fits.warnings);
+      return with_check(gaps(r.fits.gaps), r.batch == 0);
     }
     if (summary->parsed()) {
-      bool program = file.size() > 4 && file.compare(file.size() - 4, 4, ".pt2") == 0;
-      if (!program && input_texts.empty()) {
-        fmt::print(stderr, "footprint summary: --input is required (the shapes to run {} on)\n",
-                   file);
-        return kExitUsage;
-      }
-      if (!engine && !program) return run_engine(argv);
       SummaryOptions options;
       for (const auto& text : input_texts)
         for (auto& in : parse_inputs(text)) options.inputs.push_back(std::move(in));
       options.train = train;
       if (!run_dtype.empty()) options.dtype = dtype_parse(run_dtype);
+      options.limits = ea.limits();
       Summary s = program ? summarize_program(file, options) : engine->summary(file, options);
       SummaryPrintOptions print;
       print.format = *format_parse(format);
@@ -597,10 +893,9 @@ int run(int argc, char** argv, const Engine* engine) {
       print.by_op = by == "op";
       print.columns =
           columns == "torchstat" ? SummaryColumns::kTorchstat : SummaryColumns::kDefault;
-      fmt::print("{}", print_summary(s, print));
-      std::fflush(stdout);
-      for (const auto& gap : s.gaps) fmt::print(stderr, "footprint: {}: {}\n", file, gap);
-      return s.complete() ? 0 : kExitIncomplete;
+      fmt::print(out, "{}", print_summary(s, print));
+      warn(s.warnings);
+      return gaps(s.gaps);
     }
 
     ParamOptions options;
@@ -618,18 +913,19 @@ int run(int argc, char** argv, const Engine* engine) {
       try {
         reports.push_back(footprint::params(read_model(f), options));
       } catch (const Error& e) {
-        fmt::print(stderr, "footprint: {}\n", e.what());
+        fmt::print(stderr, "footprint: {}\n", escape_text(e.what()));
         status = kExitError;
       }
     }
-    if (!reports.empty()) fmt::print("{}", print_params(reports, print));
+    if (!reports.empty()) fmt::print(out, "{}", print_params(reports, print));
     return status;
   } catch (const Error& e) {
-    fmt::print(stderr, "footprint: {}\n", e.what());
-    return kExitError;
+    return fail(e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(
+        fmt::format("{}: the engine ran out of memory (--max-memory {})", model_file, ea.memory));
   } catch (const std::exception& e) {
-    fmt::print(stderr, "footprint: internal error: {}\n", e.what());
-    return kExitError;
+    return fail("internal error: " + first_line(e.what()));
   }
 }
 

@@ -3,6 +3,7 @@
 // engine program for the commands that need it.
 #pragma once
 
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -21,6 +22,8 @@ struct Engine {
   std::function<LlmReport(const std::string& path, const LlmScenario& scenario)> llm;
 };
 
-int run(int argc, char** argv, const Engine* engine);
+// Prints the report on `out` (footprint-engine passes its saved stdout, with fd 1 pointing at
+// stderr so that nothing else reaches the report's stream). Returns the exit status.
+int run(int argc, char** argv, const Engine* engine, FILE* out = stdout);
 
 }  // namespace footprint::cli
