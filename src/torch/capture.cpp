@@ -629,7 +629,10 @@ Trace capture(torch::nn::Module& module, const ForwardFn& forward, const Capture
 
 Summary summary(torch::jit::Module& module, const SummaryOptions& options) {
   Model model = model_at(model_from(module), options.dtype);
-  CaptureOptions o{options.inputs, options.train, options.dtype, CaptureDevice::kMeta};
+  CaptureOptions o;
+  o.inputs = options.inputs;
+  o.train = options.train;
+  o.dtype = options.dtype;
   o.limits = options.limits;
   return summarize(model, capture(module, o), options);
 }
@@ -637,7 +640,10 @@ Summary summary(torch::jit::Module& module, const SummaryOptions& options) {
 Summary summary(torch::nn::Module& module, const ForwardFn& forward,
                 const SummaryOptions& options) {
   Model model = model_at(model_from(module), options.dtype);
-  CaptureOptions o{options.inputs, options.train, options.dtype, CaptureDevice::kMeta};
+  CaptureOptions o;
+  o.inputs = options.inputs;
+  o.train = options.train;
+  o.dtype = options.dtype;
   o.limits = options.limits;
   return summarize(model, capture(module, forward, o), options);
 }
@@ -663,6 +669,11 @@ torch::jit::Module load_script(const std::string& path, const char* command) {
     // which terminates the process (the engine fuzzer's first finding). footprint shows one line
     // of an error, never the source it came from.
     return torch::jit::load(path, std::nullopt, /*load_debug_files=*/false);
+  } catch (const std::bad_alloc&) {
+    throw Error(fmt::format(
+        "{}: loading it takes more memory than the engine may use (--max-memory): LibTorch reads "
+        "a TorchScript file's weights into memory before they move to meta",
+        path));
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: LibTorch {} cannot load it as TorchScript: {}", path,
                             TORCH_VERSION, error_line(e)));

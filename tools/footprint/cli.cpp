@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -351,9 +352,12 @@ int run_engine(char** argv, const EngineArgs& limits, const std::string& file, b
   if (pipe2(pipe_fds, O_CLOEXEC) != 0)
     return fail(fmt::format("cannot run {}: {}", path, std::strerror(errno)));
   auto start = std::chrono::steady_clock::now();
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return fail(fmt::format("cannot run {}: {}", path, std::strerror(errno)));
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // the engine does not outlive a footprint killed outright
+    if (getppid() != parent) _exit(kExitError);  // it died before prctl took effect
     dup2(pipe_fds[1], STDOUT_FILENO);
     if (page) setenv("FOOTPRINT_STATUS_FD", std::to_string(page_fd).c_str(), 1);
     rlimit core{0, 0};
