@@ -306,6 +306,36 @@ check(re.search(r"prefill: the allocator runs out of memory at a request of [\d.
 code, out, err, _, _ = footprint("llm", llama, "--gpu", "h100", "--check")
 check(code == 0, f"llm llama-7b on an H100 with --check: exit 0 ({code})")
 
+# A name taken from a file is shown escaped, on one line, in every format but JSON (which escapes
+# it its own way): a safetensors tensor named with ESC, a form feed and a newline.
+import struct
+name = "evil\x1b[2J\x0cname\nnext"
+header = json.dumps({name: {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+evil = os.path.join(WORK, "evil.safetensors")
+with open(evil, "wb") as f:
+    f.write(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+for fmt in ("table", "csv", "md"):
+    code, out, err, _, _ = footprint("params", evil, "--tensors", "--format", fmt)
+    check(code == 0 and "\x1b" not in out and "\x0c" not in out and r"evil\x1b[2J\x0cname\nnext" in out,
+          f"params --format {fmt}: the tensor's name escaped: {out!r}")
+code, out, err, _, _ = footprint("params", evil, "--tensors", "--format", "json")
+
+
+def strings(o):
+    if isinstance(o, str):
+        yield o
+    elif isinstance(o, dict):
+        for k, v in o.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(o, list):
+        for v in o:
+            yield from strings(v)
+
+
+check(code == 0 and parses(out) and name in set(strings(json.loads(out))),
+      "params --format json: the name exact, in JSON's own escapes")
+
 # Every help names only files that ship: docs/*.md of the repository (installed in
 # share/doc/footprint/), never a path outside it.
 ROOT = os.path.dirname(os.path.abspath(EXAMPLES))

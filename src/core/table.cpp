@@ -35,8 +35,8 @@ std::string md_cell(const std::string& s) {
   return out;
 }
 
-// Text and Markdown go to a terminal or a page: every cell (names come from files) with its control
-// characters escaped (escape_text). CSV and JSON carry the bytes as they are, in their own quoting.
+// Text, Markdown and CSV are read on a terminal or a page too: every cell (names come from files)
+// with its control characters escaped (escape_text). JSON escapes them in its own way.
 Table escaped(const Table& t) {
   Table e = t;
   for (auto& c : e.columns) c = escape_text(c);
@@ -88,7 +88,8 @@ std::string render_markdown(const Table& table) {
   return out;
 }
 
-std::string render_csv(const Table& t) {
+std::string render_csv(const Table& table) {
+  const Table t = escaped(table);
   auto line = [](const std::vector<std::string>& cells) {
     std::string out;
     for (size_t c = 0; c < cells.size(); ++c) out += (c ? "," : "") + csv_field(cells[c]);
