@@ -28,6 +28,9 @@ struct TensorMeta {
   // 4-D with channels-last strides (PyTorch's suggest_memory_format): CPU convolutions take
   // another path for such inputs, with other scratch (docs/memory.md).
   bool channels_last = false;
+  // Dense in that memory format; a permuted or sliced view is not, and a CPU kernel that needs it
+  // dense copies it first (a convolution's grad_output, docs/memory.md).
+  bool contiguous = true;
   int64_t numel() const;
   int64_t bytes() const;
 };

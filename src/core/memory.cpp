@@ -291,7 +291,15 @@ int64_t scratch_fp32(const Conv& c, bool mkldnn) {
       return std::max(padded_bias + input + weight + output, output + plain) - plain;
     }
     // Backward: below 16 input channels (plain layout) the blocked output gradient, the input
-    // and the weight.
+    // and the weight. A patchifying stem (a square kernel of 16 x 16 or more, a multiple of 16,
+    // with the kernel as its stride: ViT's 16 x 16) takes another oneDNN path for its weight
+    // gradient, which holds four copies of the weight, one sample's input and 256 bytes,
+    // whatever the batch (measured on 2.11, one thread: Conv2d(3, OC, k, stride=k) for OC 64,
+    // 384 and 768, k 16 and 32, inputs of 112 and 224, batches 1, 2 and 4; vit_b_16's SGD step
+    // at batch 1 is then exact to 4 bytes).
+    if (!c.grad_input && c.C < 16 && c.kh == c.kw && c.kh % 16 == 0 && c.stride_w == c.kw &&
+        !c.padded && !c.dilated && c.groups == 1)
+      return 4 * (c.OC * c.icg * c.kk() * 4) + c.C * c.H * c.W * 4 + 256;
     if (!c.grad_input) return output + input + weight;
     if (c.C < 16) return output + c.N * c.C * c.H * c.W * 4 + weight;
     // From 16 channels on, the larger of its two stages: the input's gradient (output gradient,
@@ -431,15 +439,19 @@ int64_t cpu_conv_scratch(const TraceOp& op, bool backward) {
   c.strided = any_not(stride, 1), c.dilated = any_not(dilation, 1), c.padded = any_not(padding, 0);
   if (!dilation.empty()) c.dilation_h = dilation.front(), c.dilation_w = dilation.back();
   bool channels_last = in.tensor().channels_last || w.tensor().channels_last;
+  // Every CPU backend's backward takes grad_output dense in its memory format
+  // (Convolution.cpp, convolution_backward: grad_output.contiguous(...)), which meta's kernel does
+  // not: a permuted grad_output (ViT's stem, whose output is flattened and transposed) is copied.
+  int64_t copy = backward && !y.tensor().contiguous ? y.tensor().bytes() : 0;
   if (in.tensor().dtype == DType::kBFloat16)
-    return channels_last || c.volumetric ? 0 : scratch_bf16(c);
-  if (in.tensor().dtype != DType::kFloat32) return 0;
+    return copy + (channels_last || c.volumetric ? 0 : scratch_bf16(c));
+  if (in.tensor().dtype != DType::kFloat32) return copy;
   // ConvParams::use_mkldnn at one thread: the kernel's last two dims, the input's first four.
   const int64_t k_h = k[dims - 2];
   bool mkldnn =
       (c.strided || c.dilated || c.N >= 16 || c.kw != 1 || k_h != 1) &&
       (c.groups > 1 || (c.kw > 3 && k_h > 3) || c.N > 1 || x[0] * x[1] * x[2] * x[3] > 20480);
-  return channels_last ? scratch_fp32_channels_last(c, mkldnn) : scratch_fp32(c, mkldnn);
+  return copy + (channels_last ? scratch_fp32_channels_last(c, mkldnn) : scratch_fp32(c, mkldnn));
 }
 
 // The events with each convolution's CPU scratch added: allocated after the op's first event and

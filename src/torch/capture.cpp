@@ -67,7 +67,8 @@ OpValue value_from(const c10::IValue& v) {
   OpValue out;
   auto tensor = [](const at::Tensor& t) {
     return TensorMeta{t.sizes().vec(), detail::dtype_from(t.scalar_type()),
-                      t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast};
+                      t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast,
+                      t.is_contiguous(t.suggest_memory_format())};
   };
   try {
     if (v.isTensor()) {
