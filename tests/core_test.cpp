@@ -211,7 +211,8 @@ TEST(Print, JsonHasExactBytesAndCsvOneTable) {
 // of 0.01; two iterations; the step counters are device tensors on CPU.
 TEST(Planner, RunPolicy) {
   EXPECT_EQ(fp::plan_optimizer(fp::Target::kCpu, "adam", "auto").impl, fp::OptimizerImpl::kForLoop);
-  EXPECT_EQ(fp::plan_optimizer(fp::Target::kCuda, "adam", "auto").impl, fp::OptimizerImpl::kForeach);
+  EXPECT_EQ(fp::plan_optimizer(fp::Target::kCuda, "adam", "auto").impl,
+            fp::OptimizerImpl::kForeach);
   EXPECT_EQ(fp::plan_optimizer(fp::Target::kCpu, "sgd", "fused").impl, fp::OptimizerImpl::kFused);
   auto cuda = fp::plan_training(fp::Target::kCuda, std::nullopt);
   EXPECT_EQ(cuda.optimizer.kind, fp::OptimizerKind::kAdamW);

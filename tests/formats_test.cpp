@@ -37,7 +37,7 @@ TEST(Gguf, BlockQuantizedBytes) {
   EXPECT_EQ(fp::precision_bytes(fp::Precision::kFp16, fp::DType::kQ4_K, 512), 1024);
   EXPECT_EQ(fp::dtype_from_ggml(12), fp::DType::kQ4_K);
   EXPECT_EQ(fp::dtype_from_ggml(0), fp::DType::kFloat32);
-  EXPECT_EQ(fp::dtype_from_ggml(4), std::nullopt);  // Q4_2, removed from ggml in 2023
+  EXPECT_EQ(fp::dtype_from_ggml(4), std::nullopt);   // Q4_2, removed from ggml in 2023
   EXPECT_EQ(fp::dtype_parse("Q4_K"), std::nullopt);  // not a dtype safetensors or torch names
 }
 
@@ -175,9 +175,9 @@ const char* kProgram = R"({"torch_version": "2.11.0", "graph_module": {
 // the buffer n is one int64.
 TEST(Pt2, ParametersBuffersAndTies) {
   std::string dir = footprint_test::make_temp_dir();
-  std::string path = pt2_file(
-      dir, kProgram,
-      R"({"config": {"w": {"path_name": "weight_0"}, "v": {"path_name": "weight_0"},
+  std::string path =
+      pt2_file(dir, kProgram,
+               R"({"config": {"w": {"path_name": "weight_0"}, "v": {"path_name": "weight_0"},
                      "n": {"path_name": "weight_1"}}})");
   fp::Model m = fp::read_model(path);
   ASSERT_EQ(m.tensors.size(), 3u);
@@ -207,9 +207,9 @@ TEST(Pt2, GraphBecomesATrace) {
   ASSERT_EQ(p.inputs.size(), 1u);
   EXPECT_EQ(p.inputs[0].shape, (std::vector<int64_t>{2, 4}));
   ASSERT_EQ(p.trace.memory.size(), 3u);
-  EXPECT_EQ(p.trace.memory[0].bytes, 32);   // x, before any op
+  EXPECT_EQ(p.trace.memory[0].bytes, 32);  // x, before any op
   EXPECT_EQ(p.trace.memory[0].op, -1);
-  EXPECT_EQ(p.trace.memory[1].bytes, 32);   // relu
+  EXPECT_EQ(p.trace.memory[1].bytes, 32);  // relu
   EXPECT_EQ(p.trace.memory[1].op, 0);
   EXPECT_EQ(p.trace.memory[2].bytes, -32);  // x freed after relu
   EXPECT_EQ(p.trace.memory[2].id, p.trace.memory[0].id);

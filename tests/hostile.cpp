@@ -289,8 +289,8 @@ const Case kCases[] = {
      }},
     {"pt2_json_bomb", "bomb.pt2", "JSON nests deeper than 128 levels",
      [](const std::string&) {
-       return zip_bytes({{"m/archive_format", "pt2"},
-                         {"m/models/model.json", std::string(100000, '[')}});
+       return zip_bytes(
+           {{"m/archive_format", "pt2"}, {"m/models/model.json", std::string(100000, '[')}});
      }},
 
     // Sharded indexes.
@@ -349,8 +349,8 @@ std::string good_onnx() {
     return out;
   };
   std::string packed_dims = proto(1, std::string("\x02\x03", 2));
-  std::string w = packed_dims + varint_field(2, 1) + proto(8, "fc.weight") +
-                  proto(9, std::string(24, '\0'));
+  std::string w =
+      packed_dims + varint_field(2, 1) + proto(8, "fc.weight") + proto(9, std::string(24, '\0'));
   std::string ext = varint_field(1, 5) + varint_field(2, 7) + proto(8, "steps") +
                     proto(13, proto(1, "location") + proto(2, "weights.bin")) +
                     proto(13, proto(1, "length") + proto(2, "40")) + varint_field(14, 1);
