@@ -144,19 +144,21 @@ TEST(Memory, SeedFormulaReproducesTheArticle) {
 
 // Twice (Linear(8, 8) twice, Linear(8, 2)) at batch 1 on CUDA: its four parameter tensors (256,
 // 32, 64 and 8 B), the input and every activation are under 1 MiB: small pool, one 2 MiB segment.
-// Linear calls cuBLAS, whose workspace (2 x 4 MiB + 8 x 16 KiB = 8,519,680 B) is a large-pool
-// request under 10 MiB: one 20 MiB segment. Reserved: 22 MiB.
+// The first Linear's addmm calls cuBLAS, whose workspace (2 x 4 MiB + 8 x 16 KiB = 8,519,680 B)
+// is a large-pool request under 10 MiB: one 20 MiB segment; with its 1-D bias it goes through
+// cuBLASLt, whose 1 MiB workspace is a small-pool request that fits in the 2 MiB segment beside
+// the parameters. Reserved: 22 MiB.
 TEST(Memory, CudaReservedForATinyModel) {
   fp::MemoryScenario s;
   s.inputs = fp::parse_inputs("1x8");
   auto r = fp::memory_file(kModels + "/twice.pt", s);
   EXPECT_EQ(r.allocator.reserved_peak, 22 * MiB);
   EXPECT_EQ(r.allocator.segments, 2);
-  // Allocated: 4 x 512 (parameters) + 8,519,680 + 512 (input) + the activations, each 512 B:
-  // at least one and at most the four the forward makes.
+  // Allocated: 4 x 512 (parameters) + 8,519,680 + 1,048,576 + 512 (input) + the activations,
+  // each 512 B: at least one and at most the four the forward makes.
   EXPECT_EQ(r.allocator.allocated_peak % 512, 0);
-  EXPECT_GE(r.allocator.allocated_peak, 2048 + 8519680 + 512 + 512);
-  EXPECT_LE(r.allocator.allocated_peak, 2048 + 8519680 + 512 + 4 * 512);
+  EXPECT_GE(r.allocator.allocated_peak, 2048 + 8519680 + 1048576 + 512 + 512);
+  EXPECT_LE(r.allocator.allocated_peak, 2048 + 8519680 + 1048576 + 512 + 4 * 512);
   EXPECT_FALSE(r.fits.has_value());  // no device given
 }
 
@@ -263,7 +265,9 @@ fp::Trace attention(fp::CaptureDevice device, fp::Target target) {
 // (FlashAttentionKernel.cpp). Peak: 3 x 65,536 + 65,536 + 2,048 + 12,544 = 276,736 B, and no
 // [2, 4, 64, 64] score matrix (131,072 B) is ever made. A real CPU run of the same op, recorded by
 // footprint's tracking CPU allocator, allocates the same. On meta, LibTorch alone would take the
-// math path, as the CUDA target still does here (its backends are not modelled yet).
+// math path and make it. The CUDA target (sm90) takes memory-efficient attention for fp32, as an
+// H200 did (tests/reference/cuda/h200-vision.json): the output alone in inference (no log-sum-exp
+// without a gradient to come), 4 x 65,536 B at the peak.
 TEST(Memory, ScaledDotProductAttentionTakesTheCpuFlashKernel) {
   at::set_num_threads(1);  // the kernel allocates its buffer per thread
   fp::Trace meta = attention(fp::CaptureDevice::kMeta, fp::Target::kCpu);
@@ -271,59 +275,91 @@ TEST(Memory, ScaledDotProductAttentionTakesTheCpuFlashKernel) {
   EXPECT_EQ(largest_allocation(meta), 65536);
   fp::Trace cpu = attention(fp::CaptureDevice::kCpu, fp::Target::kCpu);
   EXPECT_EQ(trace_peak(cpu), trace_peak(meta));
-  fp::Trace math = attention(fp::CaptureDevice::kMeta, fp::Target::kCuda);
-  EXPECT_GE(largest_allocation(math), 2 * 4 * 64 * 64 * 4);
+  fp::Trace cuda = attention(fp::CaptureDevice::kMeta, fp::Target::kCuda);
+  EXPECT_EQ(largest_allocation(cuda), 65536);
+  EXPECT_EQ(trace_peak(cuda), 4 * 65536);
 }
 
-// The CUDA target (sm90), bf16 q, k, v [2, 4, 128, 64] that require grad, in a training step.
-// PyTorch picks flash (fp16/bf16, head dim 64 <= 256, no mask; sdp_utils.cpp), whose forward
-// saves the output, 2 x 4 x 128 x 64 x 2 = 131,072 B, and the fp32 log-sum-exp of B x H x S,
-// 2 x 4 x 128 x 4 = 4,096 B: the bytes the op leaves allocated. Nothing the size of the scores
-// (2 x 4 x 128 x 128 bf16, 262,144 B) is made, forward or backward. Backward
-// (attention_backward.cu, flash_api.cpp): dq, dk, dv (131,072 B each), softmax_d [2, 4, 128] fp32
-// (4,096 B) and the fp32 dq accumulator [2, 128, 4, 64] (262,144 B, as large as the scores would be
-// in bf16, but fp32 and per head dim: the largest allocation of the run).
-TEST(Memory, ScaledDotProductAttentionSavesWhatCudaFlashSaves) {
+namespace {
+// F.scaled_dot_product_attention over bf16 q, k, v [2, 4, 128, 64] that require grad, in a
+// training step on the CUDA target of compute capability `sm`: the trace, the bytes its forward op
+// leaves allocated, and its forward's largest allocation.
+struct AttentionStep {
+  fp::Trace trace;
+  int64_t net = 0, forward_largest = 0;
+};
+AttentionStep attention_step(int sm) {
   auto none = std::make_shared<torch::nn::Module>();
   fp::CaptureOptions o;
   o.inputs = fp::parse_inputs("2x4x128x64:bfloat16;2x4x128x64:bfloat16;2x4x128x64:bfloat16");
   o.train = true;
   o.target = fp::Target::kCuda;
-  fp::Trace t = fp::capture(
+  o.cuda_sm = sm;
+  AttentionStep r;
+  r.trace = fp::capture(
       *none,
       [](const std::vector<torch::Tensor>& x) {
         for (const auto& t : x) t.requires_grad_(true);
         return at::scaled_dot_product_attention(x[0], x[1], x[2]);
       },
       o);
+  const fp::Trace& t = r.trace;
   int sdpa = -1;
   for (size_t i = 0; i < t.ops.size(); ++i)
     if (t.ops[i].parent == -1 && t.ops[i].name == "aten::scaled_dot_product_attention")
       sdpa = int(i);
-  ASSERT_GE(sdpa, 0);
+  EXPECT_GE(sdpa, 0);
   std::vector<int> top(t.ops.size());
   for (size_t i = 0; i < t.ops.size(); ++i)
     top[i] = t.ops[i].parent == -1 ? int(i) : top[t.ops[i].parent];
-  int64_t net = 0, forward_largest = 0;
-  bool flash_backward = false;
   for (const auto& e : t.memory) {
-    if (e.op >= 0 && top[e.op] == sdpa) net += e.bytes;
-    if (e.phase == fp::Phase::kForward) forward_largest = std::max(forward_largest, e.bytes);
+    if (e.op >= 0 && top[e.op] == sdpa) r.net += e.bytes;
+    if (e.phase == fp::Phase::kForward) r.forward_largest = std::max(r.forward_largest, e.bytes);
   }
-  for (const auto& op : t.ops)
-    flash_backward |= op.name == "aten::_scaled_dot_product_flash_attention_backward";
-  EXPECT_EQ(net, 131072 + 4096);
-  EXPECT_EQ(forward_largest, 131072);
-  EXPECT_TRUE(flash_backward);
-  EXPECT_EQ(largest_allocation(t), 2 * 128 * 4 * 64 * 4);
+  return r;
+}
+bool runs(const fp::Trace& t, const std::string& op) {
+  for (const auto& o : t.ops)
+    if (o.name == op) return true;
+  return false;
+}
+}  // namespace
+
+// sm80 (an A100): PyTorch picks flash (fp16/bf16, head dim 64 <= 256, no mask; sdp_utils.cpp),
+// whose forward saves the output, 2 x 4 x 128 x 64 x 2 = 131,072 B, and the fp32 log-sum-exp of
+// B x H x S, 2 x 4 x 128 x 4 = 4,096 B: the bytes the op leaves allocated. Nothing the size of the
+// scores (2 x 4 x 128 x 128 bf16, 262,144 B) is made, forward or backward. Backward
+// (attention_backward.cu, flash_api.cpp): dq, dk, dv (131,072 B each), softmax_d [2, 4, 128] fp32
+// (4,096 B) and the fp32 dq accumulator [2, 128, 4, 64] (262,144 B, as large as the scores would be
+// in bf16, but fp32 and per head dim: the largest allocation of the run).
+TEST(Memory, ScaledDotProductAttentionSavesWhatCudaFlashSaves) {
+  AttentionStep s = attention_step(80);
+  EXPECT_EQ(s.net, 131072 + 4096);
+  EXPECT_EQ(s.forward_largest, 131072);
+  EXPECT_TRUE(runs(s.trace, "aten::_scaled_dot_product_flash_attention_backward"));
+  EXPECT_EQ(largest_allocation(s.trace), 2 * 128 * 4 * 64 * 4);
+}
+
+// sm90 (an H100 or H200): PyTorch 2.11 picks cuDNN attention, as an H200 did for vit_b_16 under
+// bf16 autocast (tests/reference/cuda/h200-vision.json). Its forward leaves the philox seed and
+// offset (8 B each, on the device), the output (131,072 B) and the fp32 statistics [2, 4, 128, 1]
+// (4,096 B). Its backward's workspace, an fp32 [2, 4, 128, 64] plus an fp32 [2, 4, 128] plus
+// 256 B = 262,144 + 4,096 + 256 = 266,496 B, is the run's largest allocation.
+TEST(Memory, ScaledDotProductAttentionSavesWhatCudnnSavesOnHopper) {
+  AttentionStep s = attention_step(90);
+  EXPECT_EQ(s.net, 8 + 8 + 131072 + 4096);
+  EXPECT_EQ(s.forward_largest, 131072);
+  EXPECT_TRUE(runs(s.trace, "aten::_scaled_dot_product_cudnn_attention_backward"));
+  EXPECT_EQ(largest_allocation(s.trace), 262144 + 4096 + 256);
 }
 
 // The timeline (MemoryOptions::timeline, behind --snapshot and --html) on twice.pt, 1 x 8, on
 // CUDA: recording it changes no number; its steps begin with the four parameters (512 B blocks
-// each, in one 2 MiB small-pool segment) and cuBLAS's workspace (8,519,680 B, a large-pool block
-// under 10 MiB, so a 20 MiB segment): 2,048 + 8,519,680 B allocated and 22 MiB reserved, as
-// CudaReservedForATinyModel works out. The largest step is the allocated peak, at the report's
-// op, and the segments rebuilt from its actions add up to the reserved peak.
+// each, in one 2 MiB small-pool segment) and the input; the first addmm then allocates its output
+// (512 B), cuBLAS's workspace (8,519,680 B, a large-pool block under 10 MiB, so a 20 MiB segment)
+// and cuBLASLt's (1 MiB, in the small segment), as CudaReservedForATinyModel works out. The largest
+// step is the allocated peak, at the report's op, and the segments rebuilt from its actions add up
+// to the reserved peak.
 TEST(Memory, TimelineAgreesWithTheReport) {
   fp::MemoryScenario s;
   s.inputs = fp::parse_inputs("1x8");
@@ -342,9 +378,14 @@ TEST(Memory, TimelineAgreesWithTheReport) {
     EXPECT_EQ(t.steps[i].phase, fp::Phase::kSetup);
     EXPECT_EQ(t.ops[t.steps[i].op], "parameters");
   }
-  EXPECT_EQ(t.ops[t.steps[4].op], "cuBLAS workspace");
-  EXPECT_EQ(t.steps[4].allocated, 2048 + 8519680);
-  EXPECT_EQ(t.steps[4].reserved, 22 * MiB);
+  EXPECT_EQ(t.steps[4].allocated, 2048 + 512);  // the input
+  ASSERT_GT(t.steps.size(), 8u);
+  for (int i = 5; i < 8; ++i) EXPECT_EQ(t.ops[t.steps[i].op], "aten::linear") << i;  // top level
+  EXPECT_EQ(t.steps[5].allocated, 2048 + 512 + 512);
+  EXPECT_EQ(t.steps[6].allocated, 2048 + 512 + 512 + 8519680);
+  EXPECT_EQ(t.steps[6].reserved, 22 * MiB);
+  EXPECT_EQ(t.steps[7].allocated, 2048 + 512 + 512 + 8519680 + 1048576);
+  EXPECT_EQ(t.steps[7].reserved, 22 * MiB);
   int64_t most = 0;
   for (const auto& step : t.steps) most = std::max(most, step.allocated);
   EXPECT_EQ(most, r.allocator.allocated_peak);

@@ -87,6 +87,21 @@ TEST(Pickle, RefusesStackGlobalAndClasses) {
   EXPECT_EQ(pk::parse(ts.bytes(), "ts", options).root->kind, pk::Kind::kObject);
 }
 
+// A TorchScript archive writes an enum member (timm's Format.NCHW in its PatchEmbed) as the
+// enum's global, its value and REDUCE: the value comes through as data; outside TorchScript
+// archives the global is refused.
+TEST(Pickle, TorchScriptEnumIsItsValue) {
+  PickleWriter w;
+  w.empty_dict().str("output_fmt").global("__torch__.timm.layers.format", "Format").str("NCHW");
+  w.reduce().op('s').stop();
+  pk::Options options;
+  options.torchscript = true;
+  auto doc = pk::parse(w.bytes(), "ts", options);
+  ASSERT_EQ(doc.root->get("output_fmt")->kind, pk::Kind::kStr);
+  EXPECT_EQ(doc.root->get("output_fmt")->str, "NCHW");
+  EXPECT_NE(error_of(w.bytes()).find("__torch__.timm.layers.format.Format"), std::string::npos);
+}
+
 TEST(Pickle, RefusesReduceOnAllowedNonCallable) {
   PickleWriter w;
   w.global("torch", "FloatStorage").mark().integer(10).tuple().reduce().stop();
@@ -190,9 +205,9 @@ TEST(PickleMemory, ConstantsAreShared) {
 // tests/memory_viz_test.py loads its snapshots with Python's own pickle.
 TEST(Pickle, WriterRoundTrips) {
   footprint::detail::PickleWriter w;
-  const std::vector<int64_t> ints = {0,          255,       256,         -1,
-                                     INT32_MIN,  INT32_MAX, 1ll << 31,   -(1ll << 40),
-                                     0x7f00ll << 32, INT64_MIN, INT64_MAX};
+  const std::vector<int64_t> ints = {
+      0,         255,      256, -1, INT32_MIN, INT32_MAX, 1ll << 31, -(1ll << 40), 0x7f00ll << 32,
+      INT64_MIN, INT64_MAX};
   w.begin_dict();
   w.string("ints");
   w.begin_list();

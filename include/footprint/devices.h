@@ -18,6 +18,8 @@ struct DeviceProfile {
   int64_t context = 0;           // bytes the CUDA context and loaded kernels take, outside PyTorch
   int64_t cublas_workspace = 0;  // bytes cuBLAS allocates through the caching allocator
   std::string source;            // where the numbers come from
+  // Compute capability x 10 (90: Hopper): which attention kernel PyTorch picks (docs/memory.md).
+  int sm = 90;
 };
 
 // cuBLAS's workspace before Hopper through the caching allocator (CublasHandlePool.cpp,

@@ -54,6 +54,7 @@ struct CaptureOptions {
   // The device whose kernels the run stands for. Where meta would take another path than the real
   // kernel (scaled_dot_product_attention's backend, docs/engine.md), it takes this target's.
   Target target = Target::kCuda;
+  int cuda_sm = 90;     // the CUDA target's compute capability x 10 (DeviceProfile::sm)
   EngineLimits limits;  // what the model's code may do (the sandbox)
 };
 

@@ -10,8 +10,9 @@
 // takes its workspace from the caching allocator on first use (PyTorch's CublasHandlePool.cpp,
 // getChosenWorkspaceSize: ":4096:2:16:8" = 2 x 4 MiB + 8 x 16 KiB by default, ":4096:8" = 32 MiB
 // on Hopper).
-// None of these numbers was measured by footprint yet: bench/cuda/measure.py records total, the
-// context and the cuBLAS workspace on a real GPU (tests/reference/cuda/).
+// The H200's total and context are measured (below); the others are not yet: bench/cuda/measure.py
+// records total, the context and the cuBLAS workspace on a real GPU (tests/reference/cuda/).
+// sm: the compute capability, which decides scaled_dot_product_attention's kernel.
 #include "footprint/devices.h"
 
 #include <fmt/format.h>
@@ -30,27 +31,38 @@ constexpr int64_t kCublasHopper = 8 * 4096 * 1024;  // ":4096:8"
 constexpr const char* kSource =
     "memory.total: nvidia-smi as published for the board; context: typical PyTorch 2.x + "
     "CUDA 12 (not measured by footprint)";
+// The H200, measured (tests/reference/cuda/h200-vision.json, PyTorch 2.11.0+cu130, driver
+// 580.159.04): torch.cuda.mem_get_info's total, 615 MiB under nvidia-smi's 143,771 MiB; the
+// context: the device's used memory less the allocator's reserved bytes after vit_b_16's AdamW
+// step at batch 1129 (804,061,184 B; 552,402,944 B right after CUDA starts, 736,952,320 B once
+// cuBLAS, cuDNN and flash attention have run). With these, resnet50's and convnext_tiny's
+// largest batches (1710 and 1351, AdamW, fp32) fit and the next ones do not, as measured.
+constexpr int64_t kH200Total = 150109880320;
+constexpr int64_t kH200Context = 804061184;
+constexpr const char* kH200Source =
+    "measured on an H200 with PyTorch 2.11 (tests/reference/cuda/h200-vision.json): "
+    "cudaMemGetInfo's total, and the context after a training step";
 
 }  // namespace
 
 const std::vector<DeviceProfile>& device_profiles() {
   static const std::vector<DeviceProfile> profiles{
-      {"h100", "NVIDIA H100 80GB HBM3", 81559 * MiB, 520 * MiB, kCublasHopper, kSource},
-      {"h200", "NVIDIA H200 141GB HBM3e", 143771 * MiB, 520 * MiB, kCublasHopper, kSource},
+      {"h100", "NVIDIA H100 80GB HBM3", 81559 * MiB, 520 * MiB, kCublasHopper, kSource, 90},
+      {"h200", "NVIDIA H200 141GB HBM3e", kH200Total, kH200Context, kCublasHopper, kH200Source, 90},
       {"a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MiB, 420 * MiB, kCublasWorkspaceDefault,
-       kSource},
+       kSource, 80},
       {"a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MiB, 420 * MiB, kCublasWorkspaceDefault,
-       kSource},
-      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasWorkspaceDefault, kSource},
+       kSource, 80},
+      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasWorkspaceDefault, kSource, 89},
       {"rtx4090", "NVIDIA GeForce RTX 4090", 24564 * MiB, 400 * MiB, kCublasWorkspaceDefault,
-       kSource},
+       kSource, 89},
       {"rtx3090", "NVIDIA GeForce RTX 3090", 24576 * MiB, 380 * MiB, kCublasWorkspaceDefault,
-       kSource},
-      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasWorkspaceDefault, kSource},
+       kSource, 86},
+      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasWorkspaceDefault, kSource, 75},
       {"v100-16gb", "Tesla V100-SXM2-16GB", 16160 * MiB, 330 * MiB, kCublasWorkspaceDefault,
-       kSource},
+       kSource, 70},
       {"v100-32gb", "Tesla V100-SXM2-32GB", 32768 * MiB, 330 * MiB, kCublasWorkspaceDefault,
-       kSource},
+       kSource, 70},
   };
   return profiles;
 }

@@ -214,13 +214,31 @@ int64_t round_up_512(int64_t n) {
   return (n + 511) / 512 * 512;
 }
 
-bool uses_blas(const Trace& t) {
-  static const std::set<std::string> blas{"aten::mm",      "aten::addmm",  "aten::bmm",
-                                          "aten::baddbmm", "aten::matmul", "aten::linear",
-                                          "aten::addmv",   "aten::mv"};
-  for (const auto& op : t.ops)
-    if (blas.count(op.name)) return true;
-  return false;
+// The ops whose CUDA kernels call cuBLAS (aten/src/ATen/native/cuda/Blas.cpp); the composites
+// (matmul, linear, einsum) reach one of these.
+bool calls_cublas(const std::string& name) {
+  static const std::set<std::string> blas{
+      "aten::mm",    "aten::addmm", "aten::bmm", "aten::baddbmm",           "aten::addbmm",
+      "aten::addmv", "aten::mv",    "aten::dot", "aten::_addmm_activation", "aten::vdot"};
+  return blas.count(name) > 0;
+}
+
+// addmm with a 1-D bias runs through cuBLASLt's fused bias epilogue (Blas.cpp's useLtInterface),
+// which has its own workspace.
+bool calls_cublaslt(const TraceOp& op) {
+  if (op.name != "aten::addmm" && op.name != "aten::_addmm_activation") return false;
+  return !op.inputs.empty() && op.inputs[0].tensors.size() == 1 &&
+         op.inputs[0].tensors[0].shape.size() == 1;
+}
+
+// Ids of the workspace allocations the CUDA target adds (with_cuda_workspaces), above the meta
+// trace's own and below the CPU scratch's (1 << 62).
+constexpr uint64_t kWorkspaceIds = uint64_t(1) << 61;
+// cuBLASLt's workspace (CublasHandlePool.cpp, getCUDABlasLtWorkspaceSize: CUBLASLT_WORKSPACE_SIZE,
+// 1 MiB by default), measured on an H200.
+constexpr int64_t kCublasLtWorkspace = 1 << 20;
+bool is_workspace(const MemoryEvent& e) {
+  return e.id > kWorkspaceIds && e.id < (uint64_t(1) << 62);
 }
 
 // CPU kernels' scratch, which the meta device does not allocate (docs/memory.md, "CPU"): PyTorch
@@ -529,12 +547,70 @@ namespace {
 // (replay) -> the peak is attributed (attribute_peak) and what stays between steps is counted
 // (kept_between_steps).
 
+// The CUDA target's library workspaces, which cuBLAS allocates through the caching allocator and
+// keeps (aten/src/ATen/cuda/CublasHandlePool.cpp): one workspace per (handle, stream), and a
+// handle per thread, so the forward's thread and autograd's device thread each allocate one at
+// their first matrix product (getCurrentCUDABlasHandle, then the workspace inside the op, after
+// its output); cuBLASLt's workspace likewise at a thread's first addmm with a bias. Measured on
+// an H200 with PyTorch 2.11 (tests/reference/cuda/h200-vision.json's cublas_warmup and traces):
+// 32 MiB for cuBLAS (Hopper's default ":4096:8"), 1 MiB for cuBLASLt, the optimizer's step runs
+// on the forward's thread, and no convolution or attention kernel touches either.
+std::vector<MemoryEvent> with_cuda_workspaces(const Trace& t, int64_t cublas, int64_t cublaslt) {
+  std::vector<size_t> first_event(t.ops.size(), SIZE_MAX);
+  for (size_t i = 0; i < t.memory.size(); ++i) {
+    int op = t.memory[i].op;
+    if (op >= 0 && size_t(op) < t.ops.size() && first_event[op] == SIZE_MAX) first_event[op] = i;
+  }
+  // Where op i's first allocation is, or the first event after it starts.
+  auto position = [&](size_t i) {
+    if (first_event[i] != SIZE_MAX) return first_event[i] + 1;
+    for (size_t j = i + 1; j < t.ops.size(); ++j)
+      if (first_event[j] != SIZE_MAX) return first_event[j];
+    return t.memory.size();
+  };
+  std::vector<std::vector<MemoryEvent>> before(t.memory.size() + 1);
+  uint64_t id = kWorkspaceIds;
+  bool blas[2] = {false, false}, lt[2] = {false, false};  // per thread: forward's, autograd's
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    const TraceOp& op = t.ops[i];
+    if (!calls_cublas(op.name)) continue;
+    int thread = op.phase == Phase::kBackward ? 1 : 0;
+    MemoryEvent e;
+    e.op = int(i);
+    e.phase = op.phase;
+    e.iteration = op.iteration;
+    if (!blas[thread]) {
+      blas[thread] = true;
+      e.id = ++id;
+      e.bytes = cublas;
+      before[position(i)].push_back(e);
+    }
+    if (!lt[thread] && calls_cublaslt(op)) {
+      lt[thread] = true;
+      e.id = ++id;
+      e.bytes = cublaslt;
+      before[position(i)].push_back(e);
+    }
+  }
+  std::vector<MemoryEvent> out;
+  out.reserve(t.memory.size() + 4);
+  for (size_t i = 0; i <= t.memory.size(); ++i) {
+    for (const auto& e : before[i]) out.push_back(e);
+    if (i < t.memory.size()) out.push_back(t.memory[i]);
+  }
+  return out;
+}
+
 // Pass: the target kernel model. On CPU the convolutions' scratch joins the sequence; on CUDA the
-// trace's own events are the target's (its kernel models run in the capture: docs/engine.md).
-const std::vector<MemoryEvent>& target_events(const Trace& trace, Target target,
+// libraries' workspaces do (the kernels' own models run in the capture: docs/engine.md).
+const std::vector<MemoryEvent>& target_events(const Trace& trace, const MemoryOptions& o,
                                               std::vector<MemoryEvent>& storage) {
-  if (target != Target::kCpu) return trace.memory;
-  storage = with_cpu_scratch(trace);
+  if (o.target == Target::kCpu) {
+    storage = with_cpu_scratch(trace);
+  } else {
+    int64_t cublas = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
+    storage = with_cuda_workspaces(trace, cublas, kCublasLtWorkspace);
+  }
   return storage;
 }
 
@@ -561,7 +637,9 @@ Categorized categorize_events(const std::vector<MemoryEvent>& ev, bool train) {
   }
   PhaseBounds bounds = phase_bounds(ev);
   for (size_t i = 0; i < n; ++i)
-    if (ev[i].bytes > 0) c.category[i] = categorize(ev, train, bounds, i, c.freed_at[i]);
+    if (ev[i].bytes > 0)
+      c.category[i] = is_workspace(ev[i]) ? Category::kTransient
+                                          : categorize(ev, train, bounds, i, c.freed_at[i]);
   return c;
 }
 
@@ -603,10 +681,6 @@ Sized size_events(const std::vector<MemoryEvent>& ev, const Categorized& cat, co
   if (plan.gathered > 0)
     s.resident.push_back(
         {plan.gathered, Category::kTransient, false, "gathered parameters (sharding)"});
-  if (o.target == Target::kCuda && uses_blas(trace)) {
-    int64_t ws = o.gpu ? o.gpu->cublas_workspace : kCublasWorkspaceDefault;
-    s.resident.push_back({ws, Category::kTransient, true, "cuBLAS workspace"});
-  }
   return s;
 }
 
@@ -847,7 +921,7 @@ void kept_between_steps(const std::vector<MemoryEvent>& ev, const Categorized& c
 MemoryReport analyze_memory(const Model& model, const Trace& trace, const MemoryOptions& o,
                             const ShardPlan& plan) {
   std::vector<MemoryEvent> storage;
-  const std::vector<MemoryEvent>& ev = target_events(trace, o.target, storage);
+  const std::vector<MemoryEvent>& ev = target_events(trace, o, storage);
   MemoryReport r;
   r.source = model.source;
   r.train = trace.train;

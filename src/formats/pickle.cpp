@@ -263,6 +263,9 @@ class Parser {
 
   Value* call(Value* fn, Value* argv) {
     if (fn->kind != Kind::kGlobal) fail("REDUCE calls something that is not a global");
+    // A TorchScript enum member (torch/csrc/jit/serialization/pickler.cpp, pushIValue of an
+    // Enum): the enum's qualified name, its value, REDUCE. Its value is the data.
+    if (fn->global == GlobalKind::kTorchScriptClass && argv->kind != Kind::kTuple) return argv;
     if (argv->kind != Kind::kTuple)
       fail(fmt::format("REDUCE calls {} with arguments that are not a tuple", fn->str));
     const auto& args = argv->items;

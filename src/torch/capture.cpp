@@ -467,9 +467,9 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       }
       detail::take_guessed_op();  // forget a guess made before this capture
       struct TargetScope {        // the kernels meta stands for, until this capture returns
-        explicit TargetScope(bool cuda) { detail::set_cuda_target(cuda); }
+        TargetScope(bool cuda, int sm) { detail::set_cuda_target(cuda, sm); }
         ~TargetScope() { detail::set_cuda_target(true); }
-      } target(o.target == footprint::Target::kCuda);
+      } target(o.target == footprint::Target::kCuda, o.cuda_sm);
       Observe observe(c);
       auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
         if (o.autocast) scope.emplace(detail::scalar_type_from(*o.autocast));
@@ -709,6 +709,7 @@ CaptureOptions capture_options(const MemoryScenario& s) {
   o.loss = s.loss;
   o.counters_on_device = plan.counters_on_device;
   o.target = s.memory.target;
+  if (s.memory.gpu) o.cuda_sm = s.memory.gpu->sm;
   o.limits = s.limits;
   return o;
 }

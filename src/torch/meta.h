@@ -91,8 +91,9 @@ void claim_fallback(c10::DispatchKey key, const std::function<torch::CppFunction
                     const std::string& what);
 
 // The target whose kernels meta stands for, on this thread (meta_kernels.cpp: the backend of
-// scaled_dot_product_attention). CUDA until set.
-void set_cuda_target(bool cuda);
+// scaled_dot_product_attention), and the CUDA target's compute capability x 10. CUDA sm90 until
+// set.
+void set_cuda_target(bool cuda, int sm = 90);
 
 // True when, since the last call on this thread, an op with no Meta kernel ran through the
 // fallback, which gives results shaped like the op's inputs (broadcast) and cannot know better.

@@ -81,6 +81,20 @@ at::Tensor adaptive_avg_pool2d(const at::Tensor& x, at::IntArrayRef out) {
 at::Tensor unary(const at::Tensor& x) {
   return at::empty_like(x);
 }
+// aten::roll (swin's shifted windows), as TensorTransformations.cpp's roll_common and the CPU
+// and CUDA kernels run it: several dims roll one dim at a time (each step a new tensor, the one
+// before freed); no dims roll the flattened tensor; one dim reads a contiguous input (a copy of a
+// strided one) and writes a contiguous output.
+at::Tensor roll(const at::Tensor& self, c10::SymIntArrayRef shifts, at::IntArrayRef dims) {
+  if (dims.empty() && shifts.size() == 1)
+    return at::roll_symint(self.contiguous().view(self.numel()), shifts, {0}).view(self.sizes());
+  if (dims.size() > 1 && shifts.size() == dims.size()) {
+    at::Tensor first = at::roll_symint(self, shifts.slice(0, 1), dims.slice(0, 1));
+    return at::roll_symint(first, shifts.slice(1), dims.slice(1));
+  }
+  at::Tensor in = self.is_contiguous() ? self : self.contiguous();
+  return at::empty_like(in, at::MemoryFormat::Contiguous);
+}
 at::Tensor hardtanh(const at::Tensor& x, const at::Scalar&, const at::Scalar&) {
   return at::empty_like(x);
 }
@@ -127,34 +141,59 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
 //     that is absent or at most 4-D; else math;
 //   - the flash kernel's allocations (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp,
 //     cpu_flash_attention and cpu_flash_attention_backward), below.
-// The CUDA target's flash kernels are below, from source (docs/memory.md: not yet measured).
+// The CUDA target's kernels are below: cuDNN's and memory-efficient attention's measured on an
+// H200 (tests/reference/cuda/h200-vision.json), flash's from source (docs/memory.md).
 thread_local bool t_cuda_target = true;
+thread_local int t_cuda_sm = 90;
 
-constexpr int64_t kSdpMath = 0;   // sdp::SDPBackend::math
-constexpr int64_t kSdpFlash = 1;  // sdp::SDPBackend::flash_attention
+constexpr int64_t kSdpMath = 0;       // sdp::SDPBackend::math
+constexpr int64_t kSdpFlash = 1;      // sdp::SDPBackend::flash_attention
+constexpr int64_t kSdpEfficient = 2;  // sdp::SDPBackend::efficient_attention
+constexpr int64_t kSdpCudnn = 3;      // sdp::SDPBackend::cudnn_attention
 
-// The CUDA target (sm80 and later; from source, not yet measured): sdp_utils.cpp's flash
-// constraints: fp16 or bf16 q, k, v of 4 dims, equal batch and heads, equal head dims of at most
-// 256, non-empty sequences, unit last-dim strides, and no attention mask (flash takes none; a
-// causal mask is is_causal). Everything else stays on math, as LibTorch's meta answer has it:
-// memory-efficient attention (fp32, masks) is not modelled yet. On sm90 with the wheel's cuDNN
-// (> 9.15) PyTorch 2.11 tries cuDNN attention before flash; its forward keeps the same bytes (the
-// output and fp32 softmax statistics of B x H x L), its backward workspace is cuDNN's own.
+bool same_batch_heads_dims(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  return q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.size(0) == k.size(0) &&
+         q.size(0) == v.size(0) && q.size(1) == k.size(1) && q.size(1) == v.size(1) &&
+         q.size(3) == k.size(3) && q.size(3) == v.size(3) && q.size(2) > 0 && k.size(2) > 0 &&
+         q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
+}
+
+// The CUDA target's flash constraints (sdp_utils.cpp, sm80 and later): fp16 or bf16 q, k, v of 4
+// dims, equal batch and heads, equal head dims of at most 256, non-empty sequences, unit last-dim
+// strides, and no attention mask (flash takes none; a causal mask is is_causal).
 bool cuda_flash_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         const c10::optional<at::Tensor>& mask) {
   auto dtype = q.scalar_type();
-  return q.dim() == 4 && k.dim() == 4 && v.dim() == 4 &&
-         (dtype == at::kHalf || dtype == at::kBFloat16) && k.scalar_type() == dtype &&
-         v.scalar_type() == dtype && (!mask || !mask->defined()) && q.size(0) == k.size(0) &&
-         q.size(0) == v.size(0) && q.size(1) == k.size(1) && q.size(1) == v.size(1) &&
-         q.size(3) == k.size(3) && q.size(3) == v.size(3) && q.size(3) <= 256 && q.size(2) > 0 &&
-         k.size(2) > 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
+  return same_batch_heads_dims(q, k, v) && (dtype == at::kHalf || dtype == at::kBFloat16) &&
+         k.scalar_type() == dtype && v.scalar_type() == dtype && (!mask || !mask->defined()) &&
+         q.size(3) <= 256 && t_cuda_sm >= 80;
 }
 
-// The backend a real run on the target picks (sdp::select_sdp_backend_cpp for the CPU).
+// Memory-efficient attention (sdp_utils.cpp's use_mem_efficient_attention): fp32, fp16 or bf16,
+// the head dim a multiple of 16 bytes' worth of elements. A mask would be padded to a multiple
+// of 16 and passed as a bias; masked attention stays on math here (not modelled).
+bool cuda_efficient_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const c10::optional<at::Tensor>& mask) {
+  auto dtype = q.scalar_type();
+  int64_t align = dtype == at::kFloat ? 4 : 8;
+  return same_batch_heads_dims(q, k, v) &&
+         (dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16) &&
+         k.scalar_type() == dtype && v.scalar_type() == dtype && (!mask || !mask->defined()) &&
+         q.size(3) % align == 0 && t_cuda_sm >= 50;
+}
+
+// The backend a real run on the target picks (sdp::select_sdp_backend_cpp for the CPU). On CUDA,
+// PyTorch 2.11 on sm90 with the wheel's cuDNN puts cuDNN attention first (sdp_utils.cpp's
+// priority order; measured on an H200 for bf16 with head dim 64), for head dims that are a
+// multiple of 8 up to 128; then flash (sm80 and later), then memory-efficient attention (fp32,
+// measured), then math.
 int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const c10::optional<at::Tensor>& mask, double dropout) {
-  if (t_cuda_target) return cuda_flash_applies(q, k, v, mask) ? kSdpFlash : kSdpMath;
+  if (t_cuda_target) {
+    if (cuda_flash_applies(q, k, v, mask))
+      return t_cuda_sm >= 90 && q.size(3) % 8 == 0 && q.size(3) <= 128 ? kSdpCudnn : kSdpFlash;
+    return cuda_efficient_applies(q, k, v, mask) ? kSdpEfficient : kSdpMath;
+  }
   auto dtype = q.scalar_type();
   bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.scalar_type() == dtype &&
             v.scalar_type() == dtype &&
@@ -167,6 +206,13 @@ int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   return ok ? kSdpFlash : kSdpMath;
 }
 
+// attention.cpp's should_compute_logsumexp: the kernels keep their softmax statistics only when
+// a gradient will be asked for.
+bool computes_logsumexp(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  return (q.requires_grad() || k.requires_grad() || v.requires_grad()) &&
+         at::GradMode::is_enabled();
+}
+
 // scaled_dot_product_attention for meta tensors, registered for AutogradMeta (training: the
 // composite's own slot, so the ops it calls record their backward) and for Meta (inference mode,
 // which skips the autograd keys). It does what the composite does, with the target's backend:
@@ -177,7 +223,14 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const at::Tensor& v, const c10::optional<at::Tensor>& mask,
                                         double dropout, bool causal, c10::optional<double> scale,
                                         bool gqa) {
-  if (sdp_backend(q, k, v, mask, dropout) != kSdpFlash)
+  const int64_t backend = sdp_backend(q, k, v, mask, dropout);
+  if (backend == kSdpCudnn)
+    return std::get<0>(at::_scaled_dot_product_cudnn_attention(
+        q, k, v, c10::nullopt, computes_logsumexp(q, k, v), dropout, causal, false, scale));
+  if (backend == kSdpEfficient)
+    return std::get<0>(at::_scaled_dot_product_efficient_attention(
+        q, k, v, c10::nullopt, computes_logsumexp(q, k, v), dropout, causal, scale));
+  if (backend != kSdpFlash)
     return at::native::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale, gqa);
   if (t_cuda_target)
     return std::get<0>(
@@ -308,6 +361,88 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> flash_attention_cuda_backward(
   return {dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)};
 }
 
+// Memory-efficient attention on CUDA (attention.cu's _efficient_attention_forward and
+// attention_backward.cu's _efficient_attention_backward), as measured on an H200 (fp32, head dim
+// 64, 197 tokens, batches 1, 8 and 64: tests/reference/cuda/h200-vision.json's traces). Forward:
+// the output [B, L, H, Dv] returned transposed to [B, H, L, Dv], and the log-sum-exp
+// [B, H, L rounded up to 32] in fp32 only when a gradient will be asked for; the philox seed and
+// offset are host tensors.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> efficient_attention_cuda(
+    const at::Tensor& q, const at::Tensor&, const at::Tensor& v, const c10::optional<at::Tensor>&,
+    bool compute_log_sumexp, double, bool, c10::optional<double>) {
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2);
+  at::Tensor out = at::empty({B, L, H, v.size(3)}, q.options()).transpose(1, 2);
+  at::Tensor lse = at::empty({B, H, compute_log_sumexp ? round_multiple(L, 32) : 0},
+                             q.options().dtype(at::kFloat));
+  return {out, lse, at::Tensor(), at::Tensor()};
+}
+
+// Backward, in the kernel's order: grad_out in [B, L, H, D] made contiguous (a copy where it is
+// not), dq, dk and dv, the row sums delta = (dO * O).sum(-1) as [B, H, L] fp32 (the product and
+// the sums before the transposed copy are freed at once), the kernel's fp32 workspace of
+// B x H x (L rounded up to 64 x D rounded up to 64 + 16) floats, then delta, the workspace and the
+// copy of grad_out freed. The workspace's formula is fitted to the three measured batches.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> efficient_attention_cuda_backward(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor&, const at::Tensor& out, const at::Tensor&, const at::Tensor&,
+    const at::Tensor&, double, std::array<bool, 4>, bool, c10::optional<double>) {
+  at::Tensor go = grad_out.transpose(1, 2);
+  at::Tensor go_copy = go.is_contiguous() ? at::Tensor() : go.contiguous();
+  const at::Tensor& dout = go_copy.defined() ? go_copy : go;
+  at::Tensor dq = at::empty(q.transpose(1, 2).sizes(), q.options());
+  at::Tensor dk = at::empty(k.transpose(1, 2).sizes(), k.options());
+  at::Tensor dv = at::empty(v.transpose(1, 2).sizes(), v.options());
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2), D = q.size(3);
+  at::Tensor product = at::empty(dout.sizes(), dout.options().dtype(at::kFloat));
+  at::Tensor sums = at::empty({B, L, H}, dout.options().dtype(at::kFloat));
+  at::Tensor delta = at::empty({B, H, L}, dout.options().dtype(at::kFloat));
+  sums.reset();
+  product.reset();
+  at::Tensor workspace =
+      at::empty({B * H * (round_multiple(L, 64) * round_multiple(D, 64) + 16) * 4},
+                q.options().dtype(at::kByte));
+  delta.reset();
+  workspace.reset();
+  go_copy.reset();
+  (void)out;
+  return {dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), at::Tensor()};
+}
+
+// cuDNN attention on CUDA (attention.cu's _scaled_dot_product_cudnn_attention_cuda and
+// cudnn/MHA.cpp), as measured on an H200 (bf16 under autocast, head dim 64, 197 tokens, batches
+// 1, 8 and 64). Forward: the philox seed and offset as device int64 scalars, the output in the
+// query's layout, the softmax statistics [B, H, L] in fp32 when a gradient will be asked for, and
+// a 256-byte workspace freed on return. Backward: dq, dk and dv like q, k and v, and a workspace
+// of an fp32 [B, H, L, D] (dq's accumulator) plus an fp32 [B, H, L] and 256 bytes, freed on return.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, c10::SymInt, c10::SymInt, at::Tensor,
+           at::Tensor, at::Tensor>
+cudnn_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor&,
+                     const c10::optional<at::Tensor>&, bool compute_log_sumexp, double, bool, bool,
+                     c10::optional<double>) {
+  at::Tensor seed = at::empty({}, q.options().dtype(at::kLong));
+  at::Tensor offset = at::empty({}, q.options().dtype(at::kLong));
+  at::Tensor out = at::empty_like(q.transpose(1, 2)).transpose(1, 2);
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2);
+  at::Tensor lse =
+      compute_log_sumexp ? at::empty({B, H, L, 1}, q.options().dtype(at::kFloat)) : at::Tensor();
+  at::empty({256}, q.options().dtype(at::kByte));  // the workspace, freed at once
+  return {out,  lse,    at::Tensor(), at::Tensor(), c10::SymInt(L), c10::SymInt(k.size(2)),
+          seed, offset, at::Tensor()};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cudnn_attention_cuda_backward(
+    const at::Tensor&, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+    const at::Tensor&, const at::Tensor&, c10::SymInt, c10::SymInt, double, bool,
+    c10::optional<double>) {
+  at::Tensor dq = at::empty_like(q);
+  at::Tensor dk = at::empty_like(k);
+  at::Tensor dv = at::empty_like(v);
+  const int64_t B = q.size(0), H = q.size(1), L = q.size(2), D = q.size(3);
+  at::empty({4 * B * H * L * D + 4 * B * H * L + 256}, q.options().dtype(at::kByte));
+  return {dq, dk, dv};
+}
+
 // ---------------------------------------------------------------- recurrent layers
 // nn.GRU on the CPU target. aten::gru (aten/src/ATen/native/RNN.cpp) runs _rnn_impl_with_concat
 // over FullLayer, whose CPU branch (`inputs.device().is_cpu()`) projects the whole input sequence
@@ -379,8 +514,10 @@ std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor
 // PyTorch 2.11's CPU and CUDA kernels first try scaled_dot_product_attention: for
 // self-attention (query, key and value one tensor), a head dim that is a multiple of 8 and no
 // weights asked for, when the target's backend choice for the heads viewed from the query is a
-// fused kernel (flash here: sdp_backend), they run linear -> chunk -> sdpa -> linear and keep
-// no scores (attention.cpp, native_multi_head_attention_cpu; attention.cu, from source).
+// fused kernel (sdp_backend: flash on the CPU; flash, memory-efficient or cuDNN attention with no
+// mask on CUDA), they run linear -> chunk -> sdpa -> linear and keep no scores (attention.cpp,
+// native_multi_head_attention_cpu; attention.cu, native_multi_head_attention_cuda, whose
+// sequence an H200 showed for vit_b_16's fp32 inference).
 std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
     const at::Tensor& query, const at::Tensor& key, const at::Tensor& value, int64_t embed_dim,
     int64_t num_head, const at::Tensor& qkv_weight, const at::Tensor& qkv_bias,
@@ -391,7 +528,10 @@ std::tuple<at::Tensor, at::Tensor> native_multi_head_attention(
   const int64_t d = D / H;
   if (query.is_same(key) && key.is_same(value) && d % 8 == 0 && !need_weights) {
     at::Tensor heads = query.view({B, -1, H, d}).transpose(1, 2);
-    if (sdp_backend(heads, heads, heads, mask, 0.0) == kSdpFlash) {
+    const int64_t backend = sdp_backend(heads, heads, heads, mask, 0.0);
+    const bool no_mask = !mask || !mask->defined();
+    if (backend == kSdpFlash ||
+        (t_cuda_target && no_mask && (backend == kSdpEfficient || backend == kSdpCudnn))) {
       at::Tensor x = at::linear(query, qkv_weight, qkv_bias);
       auto chunks = x.chunk(3, -1);
       for (auto& c : chunks) c = c.view({B, -1, H, d}).transpose(1, 2);
@@ -543,8 +683,9 @@ void guessing_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
 
 }  // namespace
 
-void set_cuda_target(bool cuda) {
+void set_cuda_target(bool cuda, int sm) {
   t_cuda_target = cuda;
+  t_cuda_sm = sm;
 }
 
 bool take_guessed_op() {
@@ -565,6 +706,7 @@ void register_missing_meta_kernels() {
   impl("relu", TORCH_FN(unary));
   impl("hardswish", TORCH_FN(unary));
   impl("hardtanh", TORCH_FN(hardtanh));
+  impl("roll", TORCH_FN(roll));
   impl("native_dropout", TORCH_FN(native_dropout));
   impl("convolution_backward_overrideable", TORCH_FN(convolution_backward));
   impl("native_batch_norm_backward", TORCH_FN(native_batch_norm_backward));
@@ -587,6 +729,11 @@ void register_missing_meta_kernels() {
   impl("_scaled_dot_product_flash_attention_for_cpu", TORCH_FN(flash_attention_for_cpu));
   impl("_scaled_dot_product_flash_attention", TORCH_FN(flash_attention_cuda));
   impl("_scaled_dot_product_flash_attention_backward", TORCH_FN(flash_attention_cuda_backward));
+  impl("_scaled_dot_product_efficient_attention", TORCH_FN(efficient_attention_cuda));
+  impl("_scaled_dot_product_efficient_attention_backward",
+       TORCH_FN(efficient_attention_cuda_backward));
+  impl("_scaled_dot_product_cudnn_attention", TORCH_FN(cudnn_attention_cuda));
+  impl("_scaled_dot_product_cudnn_attention_backward", TORCH_FN(cudnn_attention_cuda_backward));
   impl("_scaled_dot_product_flash_attention_for_cpu_backward",
        TORCH_FN(flash_attention_for_cpu_backward));
   static torch::Library autograd(torch::Library::IMPL, "aten", c10::DispatchKey::AutogradMeta,
