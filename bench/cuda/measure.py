@@ -21,10 +21,13 @@ import argparse
 import contextlib
 import copy
 import gc
+import gzip
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -713,7 +716,6 @@ def environment(device):
                     "env": {k: os.environ.get(k) for k in ("PYTORCH_CUDA_ALLOC_CONF", "CUBLAS_WORKSPACE_CONFIG",
                                                             "CUDA_MODULE_LOADING") if os.environ.get(k)}})
         try:
-            import subprocess
             env["nvidia_smi"] = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
                 capture_output=True, text=True, timeout=30).stdout.strip()
@@ -786,7 +788,6 @@ def worker(args, device):
     torch.set_num_threads(max(1, 16 // args.workers))
     specs = json.load(open(args.worker))
     cache = {}
-    import gzip
     with open(args.worker_out, "a") as out:
         for spec in specs:
             t0 = time.time()
@@ -809,7 +810,6 @@ def worker(args, device):
 
 
 def spawn(args, specs, tag, workdir, trace=True):
-    import subprocess
     path = os.path.join(workdir, f"{tag}.specs.json")
     json.dump(specs, open(path, "w"))
     cmd = [sys.executable, os.path.abspath(__file__), "--device", "cuda", "--worker", path,
@@ -846,9 +846,7 @@ def cuda_main(args, models):
     """The CUDA measurement, in processes: a probe alone (context, cuBLAS, versions), the plan in
     --workers processes sharing the GPU, runs that ran out of memory there again alone, then the
     limit searches alone. Writes the report and the traces (gzip'd JSON lines) beside it."""
-    import subprocess
     start = time.time()
-    import tempfile
     workdir = tempfile.mkdtemp(prefix="measure-")  # not beside --out: only the report and traces go there
     probe = subprocess.run([sys.executable, os.path.abspath(__file__), "--device", "cuda", "--probe"],
                            capture_output=True, text=True)

@@ -645,15 +645,13 @@ Categorized categorize_events(const std::vector<MemoryEvent>& ev, bool train) {
 
 // Pass: sharding, driven by its plan. This rank's bytes of each allocation (ZeRO/FSDP/TP divide a
 // category by ShardPlan::divisor), without the autocast weight casts that sharding plans drop, and
-// what is resident before the first event: the model's tensors, FSDP's gathered unit, cuBLAS's
-// workspace.
+// what is resident before the first event: the model's tensors and FSDP's gathered unit.
 struct Sized {
   std::vector<int64_t> bytes;  // per event
   struct Resident {
     int64_t bytes;
     Category category;
-    bool device_only;  // held only where the allocator is modelled (CUDA)
-    const char* what;  // for the timeline: "parameters", "cuBLAS workspace"
+    const char* what;  // for the timeline: "parameters", "gathered parameters (sharding)"
   };
   std::vector<Resident> resident;
 };
@@ -676,11 +674,10 @@ Sized size_events(const std::vector<MemoryEvent>& ev, const Categorized& cat, co
     s.bytes[i] = dropped ? 0 : shard_share(plan, ev[i].bytes, cat.category[i]);
   }
   for (const auto& [bytes, c] : base.tensors)
-    s.resident.push_back({shard_share(plan, bytes, c), c, false,
-                          c == Category::kParameters ? "parameters" : "buffers"});
-  if (plan.gathered > 0)
     s.resident.push_back(
-        {plan.gathered, Category::kTransient, false, "gathered parameters (sharding)"});
+        {shard_share(plan, bytes, c), c, c == Category::kParameters ? "parameters" : "buffers"});
+  if (plan.gathered > 0)
+    s.resident.push_back({plan.gathered, Category::kTransient, "gathered parameters (sharding)"});
   return s;
 }
 
@@ -811,7 +808,6 @@ Replay replay(const std::vector<MemoryEvent>& ev, const Categorized& cat, const 
     w.total += bytes;
   };
   for (const auto& r : sized.resident) {
-    if (r.device_only && !a) continue;
     int64_t bytes = r.bytes;
     if (a) {  // a request the device cannot meet still counts, rounded as a block would be
       int64_t h = a->allocate(r.bytes);

@@ -384,8 +384,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> efficient_attention_c
 // copy of grad_out freed. The workspace's formula is fitted to the three measured batches.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> efficient_attention_cuda_backward(
     const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-    const at::Tensor&, const at::Tensor& out, const at::Tensor&, const at::Tensor&,
-    const at::Tensor&, double, std::array<bool, 4>, bool, c10::optional<double>) {
+    const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+    double, std::array<bool, 4>, bool, c10::optional<double>) {
   at::Tensor go = grad_out.transpose(1, 2);
   at::Tensor go_copy = go.is_contiguous() ? at::Tensor() : go.contiguous();
   const at::Tensor& dout = go_copy.defined() ? go_copy : go;
@@ -404,7 +404,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> efficient_attention_c
   delta.reset();
   workspace.reset();
   go_copy.reset();
-  (void)out;
   return {dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), at::Tensor()};
 }
 
