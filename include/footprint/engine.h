@@ -16,6 +16,7 @@
 #include <torch/script.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "footprint/llm.h"
@@ -68,6 +69,36 @@ using ForwardFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& options);
 Trace capture(torch::nn::Module& module, const ForwardFn& forward, const CaptureOptions& options);
+
+// A capture whose run is driven from outside, on this thread: the Python package runs the
+// model's own Python code between the constructor and finish(). While the session lives, every
+// allocation on meta is recorded (the sandbox's limits hold too); from the first phase after
+// kSetup, every aten op as well. What is allocated in kSetup (the inputs) is the input category.
+// A module call marked with enter_module holds the top-level forward ops until exit_module;
+// backward ops take the module of the forward op that made their autograd node. `options`' train,
+// target, cuda_sm, autocast and limits apply (limits.cpu_bytes 0: real CPU memory is not bounded,
+// and the process's CPU allocator is left alone); the driver makes the inputs and runs the
+// optimizer.
+class CaptureSession {
+ public:
+  CaptureSession(const CaptureOptions& options, const std::string& root_type);
+  ~CaptureSession();
+  CaptureSession(const CaptureSession&) = delete;
+  CaptureSession& operator=(const CaptureSession&) = delete;
+  void phase(Phase phase, int iteration);
+  void enter_module(const std::string& path, const std::string& type);  // "" is the model
+  void exit_module();
+  // footprint's replay of torch.autocast("cuda", options.autocast) on this thread, on or off.
+  void autocast(bool on);
+  // The trace of the run. `error`, when the run failed: its message. A refused op or a limit is
+  // reported as such; an op with no meta kernel ends the trace there (Trace::stopped); any other
+  // error is thrown back as footprint::Error.
+  Trace finish(const std::string& error = "");
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // The same data as `footprint summary`.
 Summary summary(torch::jit::Module& module, const SummaryOptions& options);

@@ -66,6 +66,10 @@ struct TraceOp {
   // inputs (docs/engine.md).
   bool guessed = false;
   bool weight_cast = false;  // autocast's copy of a weight into its cache
+  // Its meta kernel is a Python decomposition (torch/_meta_registrations.py, in a process that
+  // imported torch): what it allocates and frees inside is not the real kernel's, and is dropped
+  // from the trace; its outputs stay (docs/engine.md, "Target kernel models").
+  bool decomposition = false;
   // The autograd engine's sum of two gradients that a CPU or CUDA run does in place, into this
   // operand (0 or 1); -1 for any other op (capture.cpp, subclass_like_adds_in_place).
   int in_place_operand = -1;

@@ -936,7 +936,8 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
 
   AllocatorConfig config = o.allocator;
   if (cuda && r.capacity > 0)
-    config.capacity = std::max<int64_t>(0, r.capacity - r.device_overhead);
+    // A device whose context alone fills it has room for nothing: capacity 0 would mean no limit.
+    config.capacity = std::max<int64_t>(1, r.capacity - r.device_overhead);
   CachingAllocator allocator(config);
 
   Baseline base = baseline(model);

@@ -23,6 +23,7 @@
 
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "footprint/engine.h"
 #include "footprint/error.h"
@@ -53,13 +54,32 @@ struct Capture {
   std::vector<std::tuple<size_t, Phase, int>> marks;
   std::vector<int> open;    // the ops running, innermost last
   std::vector<int> frames;  // the TorchScript frames open: the call each resolved to, or -1
+  // Module calls a driver marks (CaptureSession: Python's module hooks), innermost last.
+  std::vector<int> modules;
   // C++ modules: parameter -> the path of the module holding it.
   std::unordered_map<const c10::TensorImpl*, std::string> owner;
   std::map<std::string, std::string> types;  // module path -> type
   detail::MemoryRecorder* recorder = nullptr;
   // The schema's argument and return counts, per op name (the name's storage is the op's own).
   std::unordered_map<const char*, std::pair<size_t, size_t>> arity;
+  // Whether the op's Meta kernel is a Python decomposition, per op name.
+  std::unordered_map<const char*, bool> python_meta;
+  bool meta = true;  // the capture runs on meta
 };
+
+// Whether the op's meta kernel is a Python one (a decomposition: TraceOp::decomposition).
+bool decomposed_on_meta(Capture& c, const at::RecordFunction& fn) {
+  if (!c.meta || fn.scope() != at::RecordScope::FUNCTION) return false;
+  auto it = c.python_meta.find(fn.name());
+  if (it == c.python_meta.end()) {
+    bool python = false;
+    if (auto name = fn.operator_name())
+      if (auto op = c10::Dispatcher::singleton().findOp(*name))
+        python = detail::meta_kernel_is_python(*op);
+    it = c.python_meta.emplace(fn.name(), python).first;
+  }
+  return it->second;
+}
 
 thread_local Capture* t_capture = nullptr;
 
@@ -219,6 +239,7 @@ std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
   op.seq = fn.seqNr();
   op.node = fn.scope() == at::RecordScope::BACKWARD_FUNCTION;
   op.weight_cast = detail::in_weight_cast();
+  op.decomposition = decomposed_on_meta(*c, fn);
   auto arity = c->arity.find(fn.name());
   if (arity == c->arity.end()) {
     auto schema = fn.operator_schema();
@@ -236,6 +257,8 @@ std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
     op.call = c->trace.ops[op.parent].call;
   } else if (!c->frames.empty()) {
     op.call = resolve_call(*c);
+  } else if (!c->modules.empty()) {
+    op.call = c->modules.back();
   } else if (!c->owner.empty() && op.phase == Phase::kForward) {
     op.call = call_by_parameter(*c, fn);
   }
@@ -420,6 +443,93 @@ void subclass_like_adds_in_place(Trace& t) {
   t.memory = std::move(kept);
 }
 
+// The recorder's events up to `kept` (what the run did; the rest is teardown), each with the phase
+// and iteration it happened in.
+void record_events(Capture& c, const std::vector<detail::AllocEvent>& events, size_t kept) {
+  size_t mark = 0;
+  Phase phase = Phase::kSetup;
+  int iteration = 0;
+  for (size_t i = 0; i < events.size() && i < kept; ++i) {
+    while (mark < c.marks.size() && std::get<0>(c.marks[mark]) <= i) {
+      phase = std::get<1>(c.marks[mark]);
+      iteration = std::get<2>(c.marks[mark]);
+      ++mark;
+    }
+    const auto& e = events[i];
+    c.trace.memory.push_back({e.id, e.bytes, e.op, phase, iteration});
+  }
+}
+
+// The trace as the analyses read it: meta's out-of-place adds made in place, and backward ops
+// given their modules. Backward ops belong to the module whose forward op created their autograd
+// node: the node's sequence number is that op's. Each top-level backward op takes the call of the
+// first node inside it (AccumulateGrad, with none, stays with the root).
+// A Python meta kernel is a decomposition into other ops, whose temporaries the real kernel never
+// allocates: what is allocated and freed again inside the outermost such op is dropped; its
+// outputs (alive when it returns) stay.
+void drop_decomposition_temporaries(Trace& t) {
+  std::vector<int> root(t.ops.size(), -1);
+  bool any = false;
+  for (size_t i = 0; i < t.ops.size(); ++i) {
+    int parent = t.ops[i].parent;
+    root[i] =
+        parent >= 0 && root[parent] >= 0 ? root[parent] : (t.ops[i].decomposition ? int(i) : -1);
+    any = any || root[i] >= 0;
+  }
+  if (!any) return;
+  std::unordered_map<uint64_t, int> allocated_in;  // allocation id -> its decomposition root
+  std::unordered_set<uint64_t> dropped;
+  for (const auto& e : t.memory) {
+    int r = e.op >= 0 && size_t(e.op) < root.size() ? root[e.op] : -1;
+    if (e.bytes > 0) {
+      if (r >= 0) allocated_in[e.id] = r;
+    } else {
+      auto it = allocated_in.find(e.id);
+      if (it != allocated_in.end() && it->second == r) dropped.insert(e.id);
+    }
+  }
+  std::vector<MemoryEvent> kept;
+  kept.reserve(t.memory.size());
+  for (const auto& e : t.memory)
+    if (!dropped.count(e.id)) kept.push_back(e);
+  t.memory = std::move(kept);
+}
+
+Trace finish_trace(Capture& c, bool meta) {
+  if (meta) {
+    drop_decomposition_temporaries(c.trace);
+    subclass_like_adds_in_place(c.trace);
+  }
+  auto& ops = c.trace.ops;
+  std::unordered_map<int64_t, int> call_of_seq;
+  for (const auto& op : ops)
+    if (op.phase != Phase::kBackward && op.seq >= 0) call_of_seq.emplace(op.seq, op.call);
+  for (size_t i = 0; i < ops.size();) {
+    size_t end = i + 1;
+    while (end < ops.size() && ops[end].parent != -1) ++end;
+    if (ops[i].phase == Phase::kBackward) {
+      int call = 0;
+      for (size_t k = i; k < end; ++k)
+        if (ops[k].node && ops[k].seq >= 0) {
+          auto it = call_of_seq.find(ops[k].seq);
+          if (it != call_of_seq.end()) call = it->second;
+          break;
+        }
+      for (size_t k = i; k < end; ++k) ops[k].call = call;
+    }
+    i = end;
+  }
+  return std::move(c.trace);
+}
+
+// The kernels meta stands for (the capture's target), until the scope ends.
+struct TargetScope {
+  TargetScope(bool cuda, int sm) { detail::set_cuda_target(cuda, sm); }
+  ~TargetScope() { detail::set_cuda_target(true); }
+  TargetScope(const TargetScope&) = delete;
+  TargetScope& operator=(const TargetScope&) = delete;
+};
+
 // Runs `body` (forward and, for training, loss and backward) under the observer and the
 // recorder, and returns the trace.
 Trace run_capture(Capture& c, const CaptureOptions& o,
@@ -433,6 +543,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
   } no_optimize;
   c.trace.device = o.device == CaptureDevice::kMeta ? "meta" : "cpu";
   c.trace.train = o.train;
+  c.meta = o.device == CaptureDevice::kMeta;
   {
     detail::MemoryRecorder recorder(o.device == CaptureDevice::kMeta
                                         ? detail::MemoryRecorder::Device::kMeta
@@ -466,10 +577,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                                           o.counters_on_device);
       }
       detail::take_guessed_op();  // forget a guess made before this capture
-      struct TargetScope {        // the kernels meta stands for, until this capture returns
-        TargetScope(bool cuda, int sm) { detail::set_cuda_target(cuda, sm); }
-        ~TargetScope() { detail::set_cuda_target(true); }
-      } target(o.target == footprint::Target::kCuda, o.cuda_sm);
+      TargetScope target(o.target == footprint::Target::kCuda, o.cuda_sm);
       Observe observe(c);
       auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
         if (o.autocast) scope.emplace(detail::scalar_type_from(*o.autocast));
@@ -525,46 +633,103 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       c.trace.stopped = line;
     }
     c.recorder = nullptr;
-    size_t mark = 0;
-    Phase phase = Phase::kSetup;
-    int iteration = 0;
-    const auto& events = recorder.events();
-    for (size_t i = 0; i < events.size() && i < kept; ++i) {
-      while (mark < c.marks.size() && std::get<0>(c.marks[mark]) <= i) {
-        phase = std::get<1>(c.marks[mark]);
-        iteration = std::get<2>(c.marks[mark]);
-        ++mark;
-      }
-      const auto& e = events[i];
-      c.trace.memory.push_back({e.id, e.bytes, e.op, phase, iteration});
-    }
+    record_events(c, recorder.events(), kept);
   }
-  if (o.device == CaptureDevice::kMeta) subclass_like_adds_in_place(c.trace);
-
-  // Backward ops belong to the module whose forward op created their autograd node: the node's
-  // sequence number is that op's. Each top-level backward op takes the call of the first node
-  // inside it (AccumulateGrad, with none, stays with the root).
-  auto& ops = c.trace.ops;
-  std::unordered_map<int64_t, int> call_of_seq;
-  for (const auto& op : ops)
-    if (op.phase != Phase::kBackward && op.seq >= 0) call_of_seq.emplace(op.seq, op.call);
-  for (size_t i = 0; i < ops.size();) {
-    size_t end = i + 1;
-    while (end < ops.size() && ops[end].parent != -1) ++end;
-    if (ops[i].phase == Phase::kBackward) {
-      int call = 0;
-      for (size_t k = i; k < end; ++k)
-        if (ops[k].node && ops[k].seq >= 0) {
-          auto it = call_of_seq.find(ops[k].seq);
-          if (it != call_of_seq.end()) call = it->second;
-          break;
-        }
-      for (size_t k = i; k < end; ++k) ops[k].call = call;
-    }
-    i = end;
-  }
-  return std::move(c.trace);
+  return finish_trace(c, o.device == CaptureDevice::kMeta);
 }
+
+}  // namespace
+
+// The capture of CaptureSession: the same scopes as run_capture's, held between calls.
+struct CaptureSession::State {
+  CaptureOptions options;
+  Capture c;
+  detail::MemoryRecorder recorder{detail::MemoryRecorder::Device::kMeta};
+  detail::SandboxScope sandbox;
+  TargetScope target;
+  std::optional<Observe> observer;
+  std::optional<detail::AutocastScope> amp;
+  bool finished = false;
+
+  explicit State(const CaptureOptions& o)
+      : options(o),
+        // Real CPU memory is bounded where footprint owns the process (its engine); in the
+        // user's own process (cpu_bytes 0) the CPU allocator is left as it is.
+        sandbox(o.limits, /*limit_cpu=*/o.limits.cpu_bytes > 0),
+        target(o.target == footprint::Target::kCuda, o.cuda_sm) {}
+};
+
+CaptureSession::CaptureSession(const CaptureOptions& options, const std::string& root_type) {
+  if (options.device != CaptureDevice::kMeta)
+    throw Error("a capture session runs on the meta device only");
+  detail::install_meta_runtime();
+  state_ = std::make_unique<State>(options);
+  Capture& c = state_->c;
+  c.trace.device = "meta";
+  c.trace.train = options.train;
+  c.trace.calls.push_back({"", root_type, -1});
+  c.recorder = &state_->recorder;
+  detail::take_guessed_op();  // forget a guess made before this capture
+  phase(Phase::kSetup, 0);
+}
+
+CaptureSession::~CaptureSession() {
+  if (state_) state_->c.recorder = nullptr;
+}
+
+void CaptureSession::phase(Phase phase, int iteration) {
+  Capture& c = state_->c;
+  c.phase = phase;
+  c.iteration = iteration;
+  c.marks.emplace_back(state_->recorder.events().size(), phase, iteration);
+  if (phase != Phase::kSetup && !state_->observer) state_->observer.emplace(c);
+  if (iteration + 1 > c.trace.iterations) c.trace.iterations = iteration + 1;
+}
+
+void CaptureSession::enter_module(const std::string& path, const std::string& type) {
+  Capture& c = state_->c;
+  if (path.empty()) {
+    c.modules.push_back(0);
+    return;
+  }
+  int parent = c.modules.empty() ? 0 : c.modules.back();
+  c.modules.push_back(add_call(c, path, type, parent));
+}
+
+void CaptureSession::exit_module() {
+  if (!state_->c.modules.empty()) state_->c.modules.pop_back();
+}
+
+void CaptureSession::autocast(bool on) {
+  if (!on) {
+    state_->amp.reset();
+  } else if (state_->options.autocast && !state_->amp) {
+    state_->amp.emplace(detail::scalar_type_from(*state_->options.autocast));
+  }
+}
+
+Trace CaptureSession::finish(const std::string& error) {
+  if (state_->finished) throw Error("the capture session has finished already");
+  state_->finished = true;
+  State& s = *state_;
+  s.amp.reset();
+  s.observer.reset();
+  s.c.recorder = nullptr;
+  if (auto violation = s.sandbox.violation()) throw Error(*violation);
+  if (!error.empty()) {
+    if (error.find(kNoMetaKernel) == std::string::npos) throw Error(error);
+    auto start = error.rfind("aten::", error.find(kNoMetaKernel));
+    auto end = error.find('\n', start == std::string::npos ? 0 : start);
+    s.c.trace.stopped = error.substr(start == std::string::npos ? 0 : start,
+                                     end == std::string::npos ? std::string::npos : end - start);
+  }
+  if (s.c.trace.iterations < 1) s.c.trace.iterations = 1;
+  if (!s.options.train) s.c.trace.iterations = 1;
+  record_events(s.c, s.recorder.events(), s.recorder.events().size());
+  return finish_trace(s.c, /*meta=*/true);
+}
+
+namespace {
 
 // The runtime, the mode, and the module's tensors on the capture's device at its dtype.
 template <class Module>

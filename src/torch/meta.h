@@ -27,6 +27,12 @@ namespace footprint::detail {
 DType dtype_from(c10::ScalarType t);
 c10::ScalarType scalar_type_from(DType t);
 
+// Whether the op's Meta kernel was registered from Python (torch/_meta_registrations.py, or a
+// torch.library registration): a decomposition, whose temporaries the real kernel never makes.
+// Only a process that imported torch in Python has such kernels. footprint's own Meta kernels
+// take the place of Python's for the ops it models (meta_kernels.cpp).
+bool meta_kernel_is_python(const c10::OperatorHandle& op);
+
 struct AllocEvent {
   uint64_t id;    // the allocation's number; its free carries the same
   int64_t bytes;  // positive for an allocation, negative for a free

@@ -26,11 +26,14 @@
 namespace footprint::detail {
 namespace {
 
-// A kernel of the op's own for Meta. (Not the computed table: convolution_overrideable's
-// CompositeExplicitAutograd default would count, and it only throws.)
+// A C++ kernel of the op's own for Meta. (Not the computed table: convolution_overrideable's
+// CompositeExplicitAutograd default would count, and it only throws.) A Python one (a process
+// that imported torch has Python meta kernels for many ops, decompositions that allocate what the
+// real kernel does not) is overridden: the dispatcher lets a later Meta kernel replace an earlier
+// one, as PyTorch's own Python registrations replace C++ ones.
 bool has_meta_kernel(const char* name) {
   auto op = c10::Dispatcher::singleton().findSchema({name, ""});
-  return op && op->hasKernelForDispatchKey(c10::DispatchKey::Meta);
+  return op && op->hasKernelForDispatchKey(c10::DispatchKey::Meta) && !meta_kernel_is_python(*op);
 }
 
 int64_t at_or_first(at::IntArrayRef v, int64_t i) {
@@ -136,9 +139,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
 // the real kernels never do.
 // The target kernel model for the CPU target (PyTorch 2.11, one thread):
 //   - the backend: select_sdp_backend_cpp tries flash first, and use_flash_attention_cpp takes it
-//     for 4-D q, k, v of one floating dtype (fp32, fp64, bf16, fp16), equal batch and heads (no
-//     GQA), equal head dims, non-empty sequences, unit last-dim strides, no dropout, and a mask
-//     that is absent or at most 4-D; else math;
+//     for 4-D q, k, v of one floating dtype (fp32, fp64, bf16, fp16), equal batch, equal heads
+//     (or with enable_gqa key and value heads that divide the query's), equal head dims, non-empty
+//     sequences, unit last-dim strides, no dropout, and a mask that is absent or at most 4-D; else
+//     math;
 //   - the flash kernel's allocations (aten/src/ATen/native/cpu/FlashAttentionKernel.cpp,
 //     cpu_flash_attention and cpu_flash_attention_backward), below.
 // The CUDA target's kernels are below: cuDNN's and memory-efficient attention's measured on an
@@ -188,7 +192,7 @@ bool cuda_efficient_applies(const at::Tensor& q, const at::Tensor& k, const at::
 // multiple of 8 up to 128; then flash (sm80 and later), then memory-efficient attention (fp32,
 // measured), then math.
 int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                    const c10::optional<at::Tensor>& mask, double dropout) {
+                    const c10::optional<at::Tensor>& mask, double dropout, bool gqa = false) {
   if (t_cuda_target) {
     if (cuda_flash_applies(q, k, v, mask))
       return t_cuda_sm >= 90 && q.size(3) % 8 == 0 && q.size(3) <= 128 ? kSdpCudnn : kSdpFlash;
@@ -200,9 +204,13 @@ int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
             (dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16 ||
              dtype == at::kHalf) &&
             dropout == 0.0 && (!mask || !mask->defined() || mask->dim() <= 4);
-  ok = ok && q.size(0) == k.size(0) && q.size(0) == v.size(0) && q.size(1) == k.size(1) &&
-       q.size(1) == v.size(1) && q.size(3) == k.size(3) && q.size(3) == v.size(3) &&
-       q.size(2) > 0 && k.size(2) > 0 && q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
+  // check_batch_size_and_num_heads_dense<true>: the CPU flash kernel takes grouped-query
+  // attention (enable_gqa, key and value heads dividing the query's).
+  bool heads = gqa ? k.size(1) == v.size(1) && k.size(1) > 0 && q.size(1) % k.size(1) == 0
+                   : q.size(1) == k.size(1) && q.size(1) == v.size(1);
+  ok = ok && q.size(0) == k.size(0) && q.size(0) == v.size(0) && heads && q.size(3) == k.size(3) &&
+       q.size(3) == v.size(3) && q.size(2) > 0 && k.size(2) > 0 && q.stride(3) == 1 &&
+       k.stride(3) == 1 && v.stride(3) == 1;
   return ok ? kSdpFlash : kSdpMath;
 }
 
@@ -223,7 +231,7 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         const at::Tensor& v, const c10::optional<at::Tensor>& mask,
                                         double dropout, bool causal, c10::optional<double> scale,
                                         bool gqa) {
-  const int64_t backend = sdp_backend(q, k, v, mask, dropout);
+  const int64_t backend = sdp_backend(q, k, v, mask, dropout, gqa);
   if (backend == kSdpCudnn)
     return std::get<0>(at::_scaled_dot_product_cudnn_attention(
         q, k, v, c10::nullopt, computes_logsumexp(q, k, v), dropout, causal, false, scale));
@@ -691,6 +699,19 @@ bool take_guessed_op() {
   bool g = t_guessed;
   t_guessed = false;
   return g;
+}
+
+bool meta_kernel_is_python(const c10::OperatorHandle& op) {
+  if (!op.hasKernelForDispatchKey(c10::DispatchKey::Meta)) return false;
+  // The dispatcher's state names where each kernel was registered; a Python registration names
+  // its .py file ("Meta: registered at .../torch/_meta_registrations.py:53 :: ...").
+  std::string state = op.dumpState();
+  size_t at = state.find("\nMeta: registered at ");
+  if (at == std::string::npos && state.rfind("Meta: registered at ", 0) == 0) at = 0;
+  if (at == std::string::npos) return false;
+  size_t end = state.find('\n', at + 1);
+  std::string line = state.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  return line.find(".py:") != std::string::npos;
 }
 
 void register_missing_meta_kernels() {
