@@ -115,12 +115,22 @@ for name in ("resnet18.pt2", "encoder.pt2"):
               f"{name}: {s['forward']['macs']} MACs == the TorchScript summary's "
               f"{ts['forward']['macs']}")
 
-# memory runs TorchScript: a .pt2 gets one line that says so, and exit 1; summary refuses a
-# different --input than the program's.
-for args, expected in ((["memory", os.path.join(DIR, "encoder.pt2"), "--input", "2x16x64"],
-                       "is a torch.export program"),
-                      (["summary", os.path.join(DIR, "encoder.pt2"), "--input", "1x16x64"],
-                       "the program was exported for input 2x16x64")):
+# memory runs a .pt2 through the Python package (docs/python.md): its resident parameters and
+# buffers are the program's state_dict, as torch.export.load reads it. summary refuses a different
+# --input than the program's.
+p = subprocess.run([CLI, "memory", os.path.join(DIR, "encoder.pt2"), "--input", "2x16x64",
+                    "--device", "cpu", "--format", "json"], capture_output=True, text=True,
+                   timeout=300)
+if p.returncode == 0:
+    r = json.loads(p.stdout)
+    resident = r["model_states"]["parameters"] + r["model_states"]["buffers"]
+    expected_bytes = EXPECTED["encoder.pt2"]["bytes"]  # torch.export.load's state_dict
+    check(resident == expected_bytes,
+          f"memory encoder.pt2: parameters and buffers {resident} == the state_dict's {expected_bytes}")
+else:
+    check(False, f"memory encoder.pt2 --device cpu: exit {p.returncode}, {p.stderr.strip()!r}")
+for args, expected in ((["summary", os.path.join(DIR, "encoder.pt2"), "--input", "1x16x64"],
+                        "the program was exported for input 2x16x64"),):
     p = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
     check(p.returncode == 1 and p.stderr.count("\n") == 1 and expected in p.stderr,
           f"footprint {args[0]} on a .pt2 {args[2:]}: exit {p.returncode}, {p.stderr.strip()!r}")

@@ -249,6 +249,15 @@ const auto check_gpu = parses_with([](const std::string& text) { device_parse(te
 const auto check_optimizer =
     parses_with([](const std::string& text) { plan_optimizer(Target::kCuda, text, "auto"); });
 
+#ifndef FOOTPRINT_PYTHON_EXE
+#define FOOTPRINT_PYTHON_EXE ""
+#endif
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 std::string directory_of_this_program() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -318,13 +327,30 @@ std::string signal_name(int sig) {
 // names itself on a shared page (report_ops_to), so a death is reported as one line with the op it
 // was running. The child's stdout is held until it exits well: a report cut short by a crash is
 // never printed. Returns the exit status to leave with.
-int run_engine(char** argv, const EngineArgs& limits, const std::string& file, bool json,
-               FILE* out) {
+//
+// A model that is Python code (model.py:Class, or a torch.export .pt2 for memory and fit) runs in
+// Python instead: `python -m footprint.cli` with the same arguments, under the same limits. The
+// Python is FOOTPRINT_PYTHON's (the console script of the pip package sets it), else the one
+// footprint was built with; the package is the build tree's (python/ beside this program) or the
+// one installed in that Python.
+int run_engine(char** argv, const EngineArgs& limits, const std::string& file, bool json, FILE* out,
+               bool python = false) {
   std::vector<std::string> tried;
-  if (const char* env = std::getenv("FOOTPRINT_ENGINE")) tried.push_back(env);
   std::string dir = directory_of_this_program();
-  tried.push_back(dir + "/footprint-engine");
-  tried.push_back(dir + "/../libexec/footprint/footprint-engine");
+  std::vector<std::string> python_argv;
+  if (python) {
+    if (const char* env = std::getenv("FOOTPRINT_PYTHON")) tried.push_back(env);
+    if (std::strlen(FOOTPRINT_PYTHON_EXE) > 0) tried.push_back(FOOTPRINT_PYTHON_EXE);
+    if (access((dir + "/python/footprint/__init__.py").c_str(), R_OK) == 0) {
+      const char* old = std::getenv("PYTHONPATH");
+      std::string path = dir + "/python" + (old && *old ? std::string(":") + old : "");
+      setenv("PYTHONPATH", path.c_str(), 1);
+    }
+  } else {
+    if (const char* env = std::getenv("FOOTPRINT_ENGINE")) tried.push_back(env);
+    tried.push_back(dir + "/footprint-engine");
+    tried.push_back(dir + "/../libexec/footprint/footprint-engine");
+  }
   std::string path;
   for (const auto& p : tried)
     if (path.empty() && access(p.c_str(), X_OK) == 0) path = p;
@@ -336,10 +362,21 @@ int run_engine(char** argv, const EngineArgs& limits, const std::string& file, b
     return kExitError;
   };
   if (path.empty())
-    return fail(fmt::format(
-        "this command needs footprint-engine (the part built with LibTorch), which is not "
-        "installed: looked for {}",
-        fmt::join(tried, ", ")));
+    return fail(
+        python ? fmt::format("{} is Python code, which needs a Python with torch and footprint's "
+                             "package (pip install .): set FOOTPRINT_PYTHON to it (looked for {})",
+                             escape_text(file), fmt::join(tried, ", "))
+               : fmt::format("this command needs footprint-engine (the part built with "
+                             "LibTorch), which is not installed: looked for {}",
+                             fmt::join(tried, ", ")));
+  std::vector<char*> child_argv;
+  if (python) {
+    python_argv = {path, "-m", "footprint.cli"};
+    for (char** a = argv + 1; *a; ++a) python_argv.push_back(*a);
+    for (auto& a : python_argv) child_argv.push_back(a.data());
+    child_argv.push_back(nullptr);
+    argv = child_argv.data();
+  }
 
   constexpr size_t kPage = 4096;
   int page_fd = memfd_create("footprint-engine-status", 0);  // inherited by the child
@@ -809,6 +846,11 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
                  escape_text(file));
       return kExitUsage;
     }
+    // Python code (model.py:Class), and a .pt2 for memory and fit: the Python package's engine.
+    bool python_model =
+        !llm->parsed() && (ends_with(model_file.substr(0, model_file.rfind(':')), ".py") ||
+                           (!summary->parsed() && ends_with(model_file, ".pt2")));
+    if (python_model) return run_engine(argv, ea, model_file, json, out, /*python=*/true);
     if ((memory->parsed() || fit->parsed() || llm->parsed() || (summary->parsed() && !program)) &&
         !engine)
       return run_engine(argv, ea, model_file, json, out);

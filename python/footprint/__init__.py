@@ -1,0 +1,208 @@
+"""footprint: what a PyTorch model is made of, and whether it fits a GPU, before you rent one.
+
+    import torch, torchvision, footprint
+    model = torchvision.models.resnet50()
+    footprint.memory(model, (64, 3, 224, 224), train=True, optimizer="adamw", gpu="h100")
+
+Every call runs the model's own code on PyTorch's meta device (shapes, no data) through
+footprint's C++ engine, records every op and allocation, and replays them through a model of
+PyTorch's CUDA caching allocator. The model is never changed or copied to real memory.
+
+- params(model): parameters and buffers, tied weights once, bytes at each precision.
+- summary(model, input_size=...): torchinfo's table, with FLOPs and activations per call.
+- memory(model, input_size, train=..., optimizer=..., gpu=...): the peak, by category; the
+  report answers .fits(gpu) for any GPU, and .rank_gpus() ranks every GPU footprint knows.
+- fit(model, sample_size, gpu=...): the largest batch that fits.
+"""
+import json as _json
+
+import torch as _torch
+
+from . import _core, _kernels  # noqa: F401  (_kernels registers meta kernels)
+from ._reports import FitReport, MemoryReport, ParamsReport, Record, SummaryReport
+from ._run import ModelError
+
+__version__ = _core.version
+__all__ = ["params", "summary", "memory", "fit", "gpus", "register_meta", "ModelError",
+           "ParamsReport", "SummaryReport", "MemoryReport", "FitReport", "__version__"]
+
+_BUILT_FOR = _core.torch_version
+
+
+def _check_torch():
+    running = _torch.__version__.split("+")[0]
+    if running != _BUILT_FOR:
+        raise ImportError(f"footprint was built against torch {_BUILT_FOR}, and this process runs "
+                          f"torch {running}: rebuild it (pip install --no-build-isolation .)")
+
+
+_check_torch()
+
+
+def _module(model):
+    if not isinstance(model, _torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _source(model, source):
+    return source or type(model).__name__
+
+
+def params(model, precisions=None, depth=1, source=None):
+    """Parameters and buffers of `model`, tied weights counted once, with the bytes at each of
+    `precisions` ("fp32,fp16,int8", or a list). Reads the module's tensors' metadata only."""
+    from ._run import model_data
+    _module(model)
+    if isinstance(precisions, (list, tuple)):
+        precisions = ",".join(precisions)
+    m = model_data(model, _source(model, source))
+    data = _json.loads(_core.params(m, precisions or "", depth, False, "json"))
+    table = _core.params(m, precisions or "", depth, False, "table")
+    return ParamsReport(data, table)
+
+
+def _target(device, gpu):
+    if device not in ("cuda", "cpu"):
+        raise ValueError(f"device={device!r}: expected 'cuda' (the default: a GPU run's kernels "
+                         "and allocator) or 'cpu'")
+    sm = 90
+    if gpu is not None and device == "cuda" and _core.size_parse(str(gpu)) is None:
+        sm = _core.device(str(gpu))[4]
+    return sm
+
+
+def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode="eval",
+            device="cuda", source=None, **kwargs):
+    """torchinfo's summary: one row per module call (a module called twice has two rows), with
+    output shapes, parameters, MACs, FLOPs and activation bytes. mode="train" runs forward, a
+    loss and backward, and counts backward's FLOPs apart. Extra keyword arguments go to the
+    model's forward."""
+    from . import _run
+    _module(model)
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode={mode!r}: expected 'eval' or 'train'")
+    args, kw = _run.normalize_inputs(input_size, input_data, dtypes, None)
+    kw.update(kwargs)
+    train = mode == "train"
+    trace, _ = _run.run(model, args, kw, train=train, target=device, sm=_target(device, None))
+    m = _run.model_data(model, _source(model, source))
+    native = _core.summarize(m, trace, _run.input_specs(args, kw), train, _source(model, source))
+    data = _json.loads(native.print(format="json", depth=-1))
+    return SummaryReport(native, data, native.print(format="table", depth=depth), depth)
+
+
+def memory(model, input_size=None, input_data=None, *, train=False, optimizer="adamw",
+           impl="auto", precision="fp32", gpu=None, device="cuda", loss_fn=None,
+           alloc_conf=None, dtypes=None, set_to_none=True, iterations=None, timeline=False,
+           source=None, **kwargs):
+    """The peak memory of inference (train=False) or of a training step (train=True): zero_grad,
+    forward, loss, backward and the optimizer's step, twice (the optimizer's state appears inside
+    the first step; the second is the steady state), as PyTorch 2.11 would run it on `device`.
+
+    optimizer: a name ("sgd", "momentum", "adam", "adamw", "adagrad", "rmsprop", ...), a
+    torch.optim class, or a function params -> optimizer (lambda p: AdamW(p, fused=True));
+    impl "auto" takes torch.optim's default for the device (foreach on CUDA, for-loop on CPU).
+    precision: "fp32", "fp16", "bf16" (the parameters cast) or "bf16-amp", "fp16-amp"
+    (torch.autocast around forward and loss). gpu: "h100", "a100-40gb", ... or a size ("24GiB").
+    alloc_conf: PYTORCH_CUDA_ALLOC_CONF ("expandable_segments:True"). loss_fn(output, labels):
+    the loss; by default cross-entropy for a 2-D output, else output.float().square().mean().
+    Extra keyword arguments go to the model's forward."""
+    from . import _run
+    _module(model)
+    args, kw = _run.normalize_inputs(input_size, input_data, dtypes, None)
+    kw.update(kwargs)
+    return _memory(model, args, kw, train=train, optimizer=optimizer, impl=impl,
+                   precision=precision, gpu=gpu, device=device, loss_fn=loss_fn,
+                   alloc_conf=alloc_conf, set_to_none=set_to_none, iterations=iterations,
+                   timeline=timeline, source=_source(model, source))
+
+
+def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, loss_fn,
+            alloc_conf, set_to_none, iterations, timeline, source):
+    from . import _run
+    sm = _target(device, gpu)
+    trace, info = _run.run(model, args, kw, train=train, optimizer=optimizer if train else None,
+                           impl=impl, precision=precision, target=device, sm=sm,
+                           loss_fn=loss_fn, iterations=iterations, set_to_none=set_to_none)
+    m = _run.model_data(model, source)
+    gpu_key, capacity = None, None
+    if gpu is not None:
+        if _core.size_parse(str(gpu)) is not None and device == "cpu":
+            capacity = _core.size_parse(str(gpu))
+        else:
+            gpu_key = str(gpu)
+    kwargs = dict(target=device, gpu=gpu_key, capacity=capacity, alloc_conf=alloc_conf or "",
+                  timeline=timeline, inputs=_run.input_specs(args, kw), precision=precision,
+                  optimizer=info["optimizer"], set_to_none=set_to_none, source=source)
+    native = _core.analyze(m, trace, **kwargs)
+    return MemoryReport(native, (m, trace, kwargs), native.print(format="table"))
+
+
+def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer="adamw",
+        max_batch=1 << 20, **kwargs):
+    """The largest batch that fits `gpu`: sample_size is one sample's shape, (3, 224, 224)
+    (or input_data, whose first dimension is varied). Each batch tried is a full estimate, as
+    memory() makes it; the search aims along the estimates and closes the bracket so that the
+    batch fits and the next does not."""
+    from . import _run
+    _module(model)
+    if sample_size is not None:
+        sizes = [sample_size] if _run._is_shape(sample_size) else list(sample_size)
+        args, kw = _run.normalize_inputs([(1,) + tuple(s) for s in sizes], None,
+                                         kwargs.pop("dtypes", None), None)
+    else:
+        args, kw = _run.normalize_inputs(None, input_data, None, None)
+    forward_kwargs = {k: kwargs.pop(k) for k in list(kwargs)
+                      if k not in ("impl", "precision", "device", "loss_fn", "alloc_conf",
+                                   "set_to_none", "iterations", "source")}
+    kw.update(forward_kwargs)
+    options = dict(impl="auto", precision="fp32", device="cuda", loss_fn=None, alloc_conf=None,
+                   set_to_none=True, iterations=None, source=None)
+    options.update(kwargs)
+    options["source"] = _source(model, options["source"])
+    seen = {}
+
+    def at(n):
+        if n not in seen:
+            a, k = _run.with_batch(args, kw, n)
+            seen[n] = _memory(model, a, k, train=train, optimizer=optimizer, gpu=gpu,
+                              timeline=False, **options)
+        return seen[n]
+    first = at(1)
+    capacity = first._data.get("capacity") or 0
+    if not capacity:
+        raise ValueError("fit needs a GPU: gpu='h100' or a size such as gpu='24GiB'")
+    batch = _core.largest_fitting(lambda n: bool(at(n).fits()),
+                                  lambda n: _core.fit_need(at(n)._native), capacity, max_batch)
+    return FitReport(batch, at(max(1, batch)), at(batch + 1), len(seen))
+
+
+def gpus():
+    """The GPUs footprint knows: key, name, total bytes, CUDA context bytes, compute capability."""
+    return [Record({"gpu": k, "name": n, "total": t, "context": c, "sm": sm})
+            for k, n, t, c, sm in _core.devices()]
+
+
+_registered = []
+
+
+def register_meta(op, fn):
+    """Gives an op with no meta implementation one, so that a model calling it runs on meta:
+    `fn` takes the op's arguments and returns empty tensors of the outputs' shapes (for example
+    `lambda x: torch.empty_like(x)`). op is "namespace::name" or a torch.ops overload."""
+    if isinstance(op, str):
+        ns, _, name = op.partition("::")
+        if not name:
+            raise ValueError(f"op {op!r}: expected 'namespace::name'")
+        overload = getattr(getattr(_torch.ops, ns), name)
+    else:
+        overload = op
+    if hasattr(overload, "default"):
+        overload = overload.default
+    qualified = overload.name()  # "ns::name" or "ns::name.overload"
+    ns = qualified.split("::")[0]
+    lib = _torch.library.Library(ns, "IMPL", "Meta")
+    lib.impl(qualified.split("::")[1], fn, allow_override=True)
+    _registered.append(lib)  # kept: the registration lasts while the library object does
+    return overload

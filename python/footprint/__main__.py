@@ -1,0 +1,6 @@
+"""python -m footprint: the command line (footprint/cli.py)."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

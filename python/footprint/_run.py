@@ -1,0 +1,510 @@
+"""Runs the user's nn.Module on the meta device inside a footprint capture session.
+
+The model is never changed or copied to real memory: its own forward runs through
+torch.func.functional_call with meta tensors in place of its parameters and buffers (tied ones
+stay tied), and the training flags it had are put back afterwards. The session (the C++
+engine's CaptureSession) records every aten op and every meta allocation; module hooks mark the
+module calls; the real torch.optim step runs on the meta parameters, with the implementation a
+run on the target would choose.
+"""
+import contextlib
+import linecache
+import os
+import sys
+import traceback
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import _core
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+
+# dtype <-> the names the C++ core reads (torch's own spelling).
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp64": torch.float64, "float64": torch.float64,
+    "int64": torch.int64, "long": torch.int64, "int32": torch.int32, "int": torch.int32,
+    "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+}
+
+
+def dtype_name(dtype):
+    return str(dtype)  # "torch.float32"
+
+
+def to_dtype(d):
+    if d is None or isinstance(d, torch.dtype):
+        return d
+    if isinstance(d, str) and d.lower() in _DTYPES:
+        return _DTYPES[d.lower()]
+    raise ValueError(f"dtype {d!r}: expected a torch.dtype or one of {', '.join(sorted(_DTYPES))}")
+
+
+# ------------------------------------------------------------------ the model as data
+
+def module_types(model):
+    return {path: type(m).__name__ for path, m in model.named_modules()}
+
+
+def _storage_key(t):
+    try:
+        return f"{t.device.type}:{t.untyped_storage()._cdata}"
+    except (RuntimeError, NotImplementedError):  # a tensor subclass with no storage
+        return ""
+
+
+def model_data(model, source):
+    """The C++ Model: every parameter and buffer with its storage identity, so that tied
+    weights are counted once, as params.cpp defines "tied"."""
+    tensors = []
+    for role, items in (("p", model.named_parameters(remove_duplicate=False)),
+                        ("b", model.named_buffers(remove_duplicate=False))):
+        for name, t in items:
+            if t is None:
+                continue
+            tensors.append((name, list(t.shape), dtype_name(t.dtype), role == "p",
+                            bool(t.requires_grad), _storage_key(t), int(t.storage_offset()),
+                            list(t.stride())))
+    return _core.make_model(source, tensors, module_types(model))
+
+
+def describe(model):
+    return type(model).__name__
+
+
+# ------------------------------------------------------------------ inputs
+
+def _is_shape(x):
+    return isinstance(x, (tuple, list, torch.Size)) and all(isinstance(d, int) for d in x) and len(x) > 0
+
+
+def normalize_inputs(input_size, input_data, dtypes, default_dtype):
+    """(args, kwargs) of templates: torch.Size-like shapes become ("shape", shape, dtype)."""
+    if input_size is not None and input_data is not None:
+        raise ValueError("pass input_size or input_data, not both")
+    if input_size is None and input_data is None:
+        raise ValueError("no input: pass input_size=(batch, ...) or input_data=tensor(s)")
+    if input_size is not None:
+        sizes = [input_size] if _is_shape(input_size) else list(input_size)
+        for s in sizes:
+            if not _is_shape(s):
+                raise ValueError(f"input_size: {s!r} is not a shape (a tuple of ints, such as (8, 3, 224, 224))")
+        dts = list(dtypes) if dtypes is not None else [None] * len(sizes)
+        if len(dts) != len(sizes):
+            raise ValueError(f"dtypes: {len(dts)} given for {len(sizes)} inputs")
+        return [("shape", tuple(s), to_dtype(d) or default_dtype) for s, d in zip(sizes, dts)], {}
+    if isinstance(input_data, dict):
+        return [], dict(input_data)
+    if isinstance(input_data, (list, tuple)) and not _is_shape(input_data):
+        return list(input_data), {}
+    return [input_data], {}
+
+
+def _materialize(x, default_dtype):
+    """A template made real on meta: shapes and tensors become meta tensors (made inside the
+    session, so they are the run's inputs); other values pass through."""
+    if isinstance(x, tuple) and len(x) == 3 and x[0] == "shape":
+        dtype = x[2] or default_dtype
+        return torch.empty(x[1], dtype=dtype, device="meta")
+    if isinstance(x, torch.Tensor):
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    if isinstance(x, dict):
+        return {k: _materialize(v, default_dtype) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_materialize(v, default_dtype) for v in x]
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        return tuple(_materialize(v, default_dtype) for v in x)
+    return x
+
+
+def input_specs(args, kwargs):
+    """(shape, dtype) of every tensor input, in order, as the reports list them."""
+    specs = []
+
+    def walk(x):
+        if isinstance(x, tuple) and len(x) == 3 and x[0] == "shape":
+            specs.append((list(x[1]), dtype_name(x[2]) if x[2] is not None else ""))
+        elif isinstance(x, torch.Tensor):
+            specs.append((list(x.shape), dtype_name(x.dtype)))
+        elif isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+    for a in args:
+        walk(a)
+    for v in kwargs.values():
+        walk(v)
+    return specs
+
+
+def batch_of(args, kwargs):
+    for x in list(args) + list(kwargs.values()):
+        if isinstance(x, tuple) and len(x) == 3 and x[0] == "shape":
+            return x[1][0]
+        if isinstance(x, torch.Tensor) and x.dim() > 0:
+            return x.shape[0]
+    return None
+
+
+def with_batch(args, kwargs, batch):
+    """The same inputs with the first dimension of each tensor input set to `batch`."""
+    def change(x):
+        if isinstance(x, tuple) and len(x) == 3 and x[0] == "shape":
+            return ("shape", (batch,) + tuple(x[1][1:]), x[2])
+        if isinstance(x, torch.Tensor) and x.dim() > 0:
+            return torch.empty((batch,) + tuple(x.shape[1:]), dtype=x.dtype, device="meta")
+        if isinstance(x, dict):
+            return {k: change(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [change(v) for v in x]
+        if isinstance(x, tuple) and not hasattr(x, "_fields"):
+            return tuple(change(v) for v in x)
+        return x
+    return [change(a) for a in args], {k: change(v) for k, v in kwargs.items()}
+
+
+# ------------------------------------------------------------------ optimizers
+
+_OPTIMIZERS = {
+    "sgd": (torch.optim.SGD, {"lr": 0.01}),
+    "momentum": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
+    "nesterov": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    "amsgrad": (torch.optim.AdamW, {"amsgrad": True}),
+    "adagrad": (torch.optim.Adagrad, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "rmsprop-centered": (torch.optim.RMSprop, {"centered": True}),
+}
+_IMPLS = ("auto", "foreach", "fused", "for-loop")
+
+
+def optimizer_factory(optimizer, impl):
+    """A function params -> torch.optim.Optimizer, and a name for the report."""
+    if impl not in _IMPLS:
+        raise ValueError(f"impl={impl!r}: expected one of {', '.join(_IMPLS)}")
+    extra = {}
+    if impl == "foreach":
+        extra = {"foreach": True}
+    elif impl == "fused":
+        extra = {"fused": True}
+    elif impl == "for-loop":
+        extra = {"foreach": False}
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in _OPTIMIZERS:
+            raise ValueError(f"optimizer={optimizer!r}: expected one of {', '.join(_OPTIMIZERS)}, "
+                             "a torch.optim class, or a function params -> optimizer")
+        cls, kwargs = _OPTIMIZERS[key]
+        return (lambda params: cls(params, **kwargs, **extra)), cls.__name__
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        return (lambda params: optimizer(params, **extra)), optimizer.__name__
+    if callable(optimizer):
+        if extra:
+            raise ValueError("impl= applies to an optimizer given by name or class; a factory "
+                             "chooses its own (foreach=True, fused=True)")
+        return optimizer, None
+    raise ValueError(f"optimizer={optimizer!r}: expected a name, a torch.optim class, or a "
+                     "function params -> optimizer")
+
+
+@contextlib.contextmanager
+def _fused_on_meta():
+    """torch.optim checks that fused=True parameters are on a device with fused kernels; meta
+    stands for the target's, and the fused kernels have meta implementations."""
+    import torch.optim.optimizer as opt_mod
+    before = opt_mod._get_fused_kernels_supported_devices
+    opt_mod._get_fused_kernels_supported_devices = lambda: before() + ["meta"]
+    try:
+        yield
+    finally:
+        opt_mod._get_fused_kernels_supported_devices = before
+
+
+@contextlib.contextmanager
+def _fast_paths():
+    """nn.MultiheadAttention's and nn.TransformerEncoderLayer's fused inference paths are taken only
+    for tensors on cpu, cuda or the privateuse1 backend (torch/nn/modules/activation.py,
+    _check_arg_device; transformer.py, _supported_device_type), which a meta tensor is not. Meta
+    stands for the target here, so while a capture runs the privateuse1 backend's name, which
+    both checks read from Python, is "meta": the run takes the path a real one takes (the C++
+    engine does the same for TorchScript, python_lifetimes.cpp's see_cpu_tensors)."""
+    import torch.utils.backend_registration as registration
+    before = registration._privateuse1_backend_name
+    registration._privateuse1_backend_name = "meta"
+    try:
+        yield
+    finally:
+        registration._privateuse1_backend_name = before
+
+
+def resolve_impl(opt, target):
+    """torch.optim's own default for the target (_default_to_fused_or_foreach): foreach where
+    every parameter is on CUDA, the for-loop on CPU. On meta it would always pick the for-loop,
+    so the choice is made here and written into each group. Returns the implementation's name."""
+    names = set()
+    for group in opt.param_groups:
+        if group.get("fused"):
+            names.add("fused")
+            continue
+        if "foreach" in group and group["foreach"] is None:
+            group["foreach"] = target == "cuda"
+        names.add("foreach" if group.get("foreach") else "for-loop")
+    return "/".join(sorted(names))
+
+
+# ------------------------------------------------------------------ errors
+
+class ModelError(ValueError):
+    """The model's code could not run on the meta device (or broke a limit); the message names
+    the op, the module and the line of the user's code, and what to do."""
+
+
+def _user_frame(tb):
+    """The innermost frame of the traceback outside torch and footprint: the user's line."""
+    best = None
+    for frame, lineno in traceback.walk_tb(tb):
+        f = os.path.abspath(frame.f_code.co_filename)
+        if f.startswith(_TORCH_DIR) or f.startswith(_PACKAGE_DIR) or "<" in f:
+            continue
+        best = (f, lineno)
+    return best
+
+
+_ADVICE_ITEM = ("on meta a tensor has no values, so code that reads one (.item(), .tolist(), "
+                "an `if` on a tensor, a data-dependent shape) cannot run: make the value a Python "
+                "number or an argument, or skip the code when x.is_meta")
+
+
+def explain(e, module_path, tb):
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    where = []
+    if module_path:
+        where.append(f"in module {module_path}")
+    frame = _user_frame(tb)
+    if frame:
+        line = linecache.getline(frame[0], frame[1]).strip()
+        where.append(f"at {frame[0]}:{frame[1]}" + (f" ({line})" if line else ""))
+    text = f"the model's code failed on meta{(' ' + ', '.join(where)) if where else ''}: {msg}"
+    lower = msg.lower()
+    if "item()" in lower or "cannot be called on meta" in lower or "data-dependent" in lower \
+            or "cannot copy out of meta" in lower or "tolist" in lower:
+        text += f"; {_ADVICE_ITEM}"
+    elif ("no kernel for the meta device" in lower or "fake impl" in lower
+          or "meta kernel" in lower or ("could not run" in lower and "meta" in lower)):
+        text += ("; the op has no meta implementation: give it one with "
+                 "footprint.register_meta(\"ns::op\", fn), where fn returns empty outputs of the "
+                 "right shapes")
+    return text
+
+
+# ------------------------------------------------------------------ the run
+
+def output_tensor(y):
+    """The tensor a loss is computed from: the output, a model output's logits, or the first
+    tensor of a tuple, list or dict."""
+    if isinstance(y, torch.Tensor):
+        return y
+    logits = getattr(y, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(y, dict):
+        for v in y.values():
+            t = output_tensor(v)
+            if t is not None:
+                return t
+    if isinstance(y, (list, tuple)):
+        for v in y:
+            t = output_tensor(v)
+            if t is not None:
+                return t
+    return None
+
+
+def default_loss(y, labels):
+    """../shared/MEASUREMENT.md's loss: cross-entropy against the labels for a 2-D floating
+    output (a classifier), else y.float().square().mean(). A model output that carries its own
+    loss (transformers' with labels) is used as it is."""
+    own = getattr(y, "loss", None)
+    if isinstance(own, torch.Tensor):
+        return own
+    t = output_tensor(y)
+    if t is None:
+        raise ModelError("the model returned no tensor to compute a loss from: pass loss_fn=")
+    if t.dim() == 2 and t.is_floating_point() and labels is not None:
+        return F.cross_entropy(t, labels)
+    return t.float().square().mean()
+
+
+class _Hooks:
+    """Module calls, as the global module hooks see them: one call per forward."""
+
+    def __init__(self, session, model):
+        self.session = session
+        self.paths = {}
+        for path, m in model.named_modules():
+            self.paths.setdefault(id(m), (path, type(m).__name__))
+        self.stack = []
+        self.handles = []
+
+    def __enter__(self):
+        from torch.nn.modules.module import (register_module_forward_hook,
+                                             register_module_forward_pre_hook)
+        self.handles.append(register_module_forward_pre_hook(self.pre))
+        self.handles.append(register_module_forward_hook(self.post, always_call=True))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+
+    def pre(self, module, args):
+        entry = self.paths.get(id(module))
+        if entry is not None:
+            self.session.enter_module(*entry)
+            self.stack.append(entry[0])
+
+    def post(self, module, args, output):
+        if id(module) in self.paths and self.stack:
+            self.session.exit_module()
+            self.stack.pop()
+
+    def innermost(self):
+        return self.stack[-1] if self.stack else None
+
+
+@contextlib.contextmanager
+def _modes(model, train):
+    """model.train(train) for the run, and each module's own flag put back after."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.train(train)
+    except (NotImplementedError, RuntimeError):  # a torch.export program's module refuses train()
+        for m, _ in flags:
+            m.training = train
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _meta_state(model, dtype):
+    """Meta tensors in place of the module's parameters and buffers (one per storage, so tied
+    weights stay tied), keyed by every name functional_call may look up."""
+    made = {}
+    state = {}
+
+    def meta_of(t, parameter):
+        key = id(t)
+        if key not in made:
+            d = dtype if (dtype is not None and t.is_floating_point()) else t.dtype
+            m = torch.empty_strided(t.shape, t.stride(), dtype=d, device="meta")
+            if parameter:
+                m = nn.Parameter(m, requires_grad=t.requires_grad)
+            made[key] = m
+        return made[key]
+    for name, p in model.named_parameters(remove_duplicate=False):
+        state[name] = meta_of(p, True)
+    for name, b in model.named_buffers(remove_duplicate=False):
+        if b is not None:
+            state[name] = meta_of(b, False)
+    params = [made[id(p)] for p in dict(model.named_parameters()).values()]
+    return state, params
+
+
+def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="fp32",
+        target="cuda", sm=90, loss_fn=None, iterations=None, set_to_none=True, limits=None,
+        default_dtype=torch.float32):
+    """Captures one run: inference, a forward/loss/backward pass (train without an optimizer), or
+    `iterations` training steps. Returns (trace, info)."""
+    limits = limits or {}
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    autocast = {"bf16-amp": "torch.bfloat16", "fp16-amp": "torch.float16"}.get(precision, "")
+    if precision not in ("fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"):
+        raise ValueError(f"precision={precision!r}: expected fp32, fp16, bf16, bf16-amp or fp16-amp")
+    make_optimizer, opt_name = (None, None)
+    if train and optimizer is not None:
+        make_optimizer, opt_name = optimizer_factory(optimizer, impl)
+    if iterations is None:
+        iterations = 2 if make_optimizer else 1
+    from ._kernels import use_libtorch_meta_kernels
+    use_libtorch_meta_kernels()
+    state, params = _meta_state(model, dtype)
+    info = {"optimizer": "", "iterations": iterations}
+    session = _core.Session(train=train, target=target, sm=sm, autocast=autocast,
+                            seconds=float(limits.get("seconds", 600)),
+                            ops=int(limits.get("ops", 2_000_000)),
+                            cpu_bytes=int(limits.get("cpu_bytes", 0)),  # the user's process: CPU memory left alone
+                            root_type=describe(model))
+    hooks = _Hooks(session, model)
+    error = ""
+    keep = []
+    try:
+        with _modes(model, train), hooks, _fused_on_meta(), _fast_paths():
+            input_dtype = dtype or default_dtype
+            x_args = [_materialize(a, input_dtype) for a in args]
+            x_kwargs = {k: _materialize(v, input_dtype) for k, v in kwargs.items()}
+            b = batch_of(args, kwargs)
+            labels = None
+            if train and b is not None:
+                labels = torch.zeros(b, dtype=torch.long, device="meta")
+            keep += [x_args, x_kwargs, labels]
+            opt = None
+            if make_optimizer is not None:
+                session.phase("step", 0)
+                trainable = [p for p in params if p.requires_grad]
+                if not trainable:
+                    raise ModelError("train=True with an optimizer, but no parameter requires grad")
+                opt = make_optimizer(trainable)
+                info["optimizer"] = f"{opt_name or type(opt).__name__} ({resolve_impl(opt, target)})"
+                keep.append(opt)
+
+            def forward():
+                return torch.func.functional_call(model, state, tuple(x_args), x_kwargs,
+                                                  tie_weights=True, strict=False)
+            if not train:
+                with torch.inference_mode():
+                    session.phase("forward", 0)
+                    session.autocast(True)
+                    y = forward()
+                    session.autocast(False)
+                keep.append(y)
+            else:
+                for it in range(iterations):
+                    if opt is not None:
+                        session.phase("zero_grad", it)
+                        opt.zero_grad(set_to_none=set_to_none)
+                    session.phase("forward", it)
+                    session.autocast(True)
+                    y = forward()
+                    session.phase("loss", it)
+                    loss = loss_fn(y, labels) if loss_fn is not None else default_loss(y, labels)
+                    session.autocast(False)
+                    if not isinstance(loss, torch.Tensor):
+                        raise ModelError(f"loss_fn returned {type(loss).__name__}, not a tensor")
+                    session.phase("backward", it)
+                    if loss.requires_grad:
+                        loss.backward()
+                    del y, loss
+                    if opt is not None:
+                        session.phase("step", it)
+                        opt.step()
+    except ModelError:
+        session.finish("")
+        raise
+    except Exception as e:  # the model's own code failed: say where, in one line
+        error = explain(e, hooks.innermost(), e.__traceback__)
+    try:
+        trace = session.finish(error)
+    except ValueError as e:
+        raise ModelError(str(e)) from None
+    del keep
+    return trace, info

@@ -1,0 +1,325 @@
+// footprint._core: the C++ engine, core and planner for the Python package (python/footprint/).
+// It binds what the package needs and no more: a CaptureSession that the package drives while
+// the model's own Python code runs on meta, the Model the package reads from the nn.Module, and
+// the analyses and printers the command line uses. Reports cross as the CLI's JSON and tables,
+// which the Python side turns into objects; nothing is computed twice.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+#include <torch/version.h>
+
+#include <memory>
+
+#include "footprint/engine.h"
+#include "footprint/error.h"
+#include "footprint/footprint.h"
+#include "footprint/memory_viz.h"
+#include "footprint/report.h"
+#include "footprint/version.h"
+
+namespace nb = nanobind;
+using namespace footprint;
+
+namespace {
+
+Phase phase_from(const std::string& name) {
+  for (Phase p : {Phase::kForward, Phase::kLoss, Phase::kBackward, Phase::kStep, Phase::kZeroGrad,
+                  Phase::kSetup})
+    if (phase_name(p) == name) return p;
+  throw Error("unknown phase " + name);
+}
+
+DType dtype_from(const std::string& name) {
+  auto d = dtype_parse(name);
+  if (!d) throw Error("unknown dtype " + name);
+  return *d;
+}
+
+std::vector<InputSpec> inputs_from(
+    const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs) {
+  std::vector<InputSpec> out;
+  for (const auto& [shape, dtype] : inputs) {
+    InputSpec spec;
+    spec.shape = shape;
+    if (!dtype.empty()) spec.dtype = dtype_from(dtype);
+    out.push_back(spec);
+  }
+  return out;
+}
+
+// A tensor as the package reads it from named_parameters() and named_buffers():
+// (name, shape, dtype, is_parameter, trainable, storage, storage_offset, strides).
+using TensorTuple = std::tuple<std::string, std::vector<int64_t>, std::string, bool, bool,
+                               std::string, int64_t, std::vector<int64_t>>;
+
+Model make_model(const std::string& source, const std::vector<TensorTuple>& tensors,
+                 const std::map<std::string, std::string>& module_types) {
+  Model m;
+  m.source = source;
+  m.format = "nn.Module";
+  m.module_types = module_types;
+  for (const auto& [name, shape, dtype, parameter, trainable, storage, offset, strides] : tensors) {
+    TensorInfo t;
+    t.name = name;
+    t.shape = shape;
+    t.dtype = dtype_from(dtype);
+    t.role = parameter ? TensorRole::kParameter : TensorRole::kBuffer;
+    t.trainable = parameter && trainable;
+    t.storage = storage;
+    t.storage_offset = offset;
+    t.strides = strides;
+    m.tensors.push_back(std::move(t));
+  }
+  return m;
+}
+
+struct MemoryArgs {
+  std::string target = "cuda";
+  std::optional<std::string> gpu;
+  std::optional<int64_t> capacity;
+  std::string alloc_conf;
+  bool timeline = false;
+};
+
+MemoryOptions memory_options(const std::string& target, const std::optional<std::string>& gpu,
+                             const std::optional<int64_t>& capacity, const std::string& alloc_conf,
+                             bool timeline) {
+  MemoryOptions o;
+  if (target == "cpu")
+    o.target = Target::kCpu;
+  else if (target != "cuda")
+    throw Error("device must be cuda or cpu, not " + target);
+  if (gpu) o.gpu = device_parse(*gpu);
+  o.capacity = capacity;
+  if (!alloc_conf.empty()) o.allocator = parse_allocator_config(alloc_conf);
+  o.timeline = timeline;
+  return o;
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "footprint's C++ engine (the package's footprint.* functions are the API)";
+  // Reports alive when the interpreter exits (a notebook's, a script's globals) hold traces; their
+  // memory goes with the process, and nanobind's count of them is noise for a user.
+  nb::set_leak_warnings(false);
+  m.attr("version") = FOOTPRINT_VERSION;
+  m.attr("torch_version") = TORCH_VERSION;  // the LibTorch this extension was built against
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  nb::class_<Model>(m, "Model");
+  m.def("make_model", &make_model, nb::arg("source"), nb::arg("tensors"), nb::arg("module_types"));
+
+  nb::class_<Trace>(m, "Trace")
+      .def_prop_ro("ops", [](const Trace& t) { return t.ops.size(); })
+      .def_prop_ro("stopped", [](const Trace& t) { return t.stopped; })
+      .def("events",
+           [](const Trace& t) {
+             // Every allocation and free: (bytes, phase, iteration, top-level op, op), for tests
+             // and for looking into a difference.
+             std::vector<std::tuple<int64_t, std::string, int, std::string, std::string>> out;
+             for (const auto& e : t.memory) {
+               std::string top, op;
+               if (e.op >= 0) {
+                 int i = e.op;
+                 op = t.ops[i].name;
+                 while (t.ops[i].parent >= 0) i = t.ops[i].parent;
+                 top = t.ops[i].name;
+               }
+               out.emplace_back(e.bytes, std::string(phase_name(e.phase)), e.iteration, top, op);
+             }
+             return out;
+           })
+      .def("op_list",
+           [](const Trace& t) {
+             // (name, parent, phase, module call, inputs, outputs), inputs and outputs as text.
+             std::vector<std::tuple<std::string, int, std::string, int, std::string, std::string>>
+                 out;
+             auto text = [](const std::vector<OpValue>& vs) {
+               std::string s;
+               for (const auto& v : vs) {
+                 if (!s.empty()) s += ", ";
+                 if (v.is_tensor())
+                   s += shape_text(v.tensor().shape) + (v.tensor().channels_last ? "cl" : "") +
+                        (v.tensor().contiguous ? "" : "nc");
+                 else if (!v.ints.empty())
+                   s += shape_text(v.ints);
+                 else
+                   s += "_";
+               }
+               return s;
+             };
+             for (const auto& op : t.ops)
+               out.emplace_back(op.name, op.parent, std::string(phase_name(op.phase)), op.call,
+                                text(op.inputs), text(op.outputs));
+             return out;
+           })
+      .def(
+          "top_level_ops",
+          [](const Trace& t, const std::string& phase, int iteration) {
+            // The names of the ops no other op called, in order, in one phase (and iteration, or
+            // every one with -1): what a real run's profiler sees at the top.
+            std::vector<std::string> names;
+            Phase p = phase_from(phase);
+            for (const auto& op : t.ops)
+              if (op.parent < 0 && op.phase == p && (iteration < 0 || op.iteration == iteration))
+                names.push_back(op.name);
+            return names;
+          },
+          nb::arg("phase"), nb::arg("iteration") = -1);
+
+  // A TorchScript file captured as `footprint memory FILE` captures it, for comparing the two
+  // paths on one model.
+  m.def(
+      "capture_file",
+      [](const std::string& path,
+         const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs, bool train,
+         const std::string& target, const std::string& optimizer, const std::string& impl) {
+        torch::jit::Module module = torch::jit::load(path);
+        CaptureOptions o;
+        o.inputs = inputs_from(inputs);
+        o.train = train;
+        o.target = target == "cpu" ? Target::kCpu : Target::kCuda;
+        if (!optimizer.empty()) {
+          TrainingPlan plan = plan_training(o.target, plan_optimizer(o.target, optimizer, impl));
+          o.optimizer = plan.optimizer;
+          o.iterations = plan.iterations;
+          o.counters_on_device = plan.counters_on_device;
+        }
+        return capture(module, o);
+      },
+      nb::arg("path"), nb::arg("inputs"), nb::arg("train"), nb::arg("target"),
+      nb::arg("optimizer") = "", nb::arg("impl") = "auto",
+      nb::call_guard<nb::gil_scoped_release>());  // backward runs in LibTorch's autograd engine
+
+  nb::class_<CaptureSession>(m, "Session")
+      .def(
+          "__init__",
+          [](CaptureSession* self, bool train, const std::string& target, int sm,
+             const std::string& autocast, double seconds, int64_t ops, int64_t cpu_bytes,
+             const std::string& root_type) {
+            CaptureOptions o;
+            o.train = train;
+            o.target = target == "cpu" ? Target::kCpu : Target::kCuda;
+            o.cuda_sm = sm;
+            if (!autocast.empty()) o.autocast = dtype_from(autocast);
+            o.limits.seconds = seconds;
+            o.limits.ops = ops;
+            o.limits.cpu_bytes = cpu_bytes;
+            new (self) CaptureSession(o, root_type);
+          },
+          nb::arg("train"), nb::arg("target"), nb::arg("sm"), nb::arg("autocast"),
+          nb::arg("seconds"), nb::arg("ops"), nb::arg("cpu_bytes"), nb::arg("root_type"))
+      .def("phase", [](CaptureSession& s, const std::string& name,
+                       int iteration) { s.phase(phase_from(name), iteration); })
+      .def("enter_module", &CaptureSession::enter_module)
+      .def("exit_module", &CaptureSession::exit_module)
+      .def("autocast", &CaptureSession::autocast)
+      .def("finish", &CaptureSession::finish, nb::arg("error") = "");
+
+  m.def(
+      "params",
+      [](const Model& model, const std::string& precisions, int depth, bool tensors,
+         const std::string& format) {
+        ParamOptions o;
+        if (!precisions.empty()) o.precisions = precision_parse_list(precisions);
+        o.depth = depth;
+        PrintOptions p;
+        p.tensors = tensors;
+        p.format = *format_parse(format);
+        return print_params(params(model, o), p);
+      },
+      nb::arg("model"), nb::arg("precisions"), nb::arg("depth"), nb::arg("tensors"),
+      nb::arg("format"));
+
+  nb::class_<Summary>(m, "Summary")
+      .def(
+          "print",
+          [](const Summary& s, const std::string& format, int depth, bool by_op, bool torchstat) {
+            SummaryPrintOptions o;
+            o.format = *format_parse(format);
+            o.depth = depth;
+            o.by_op = by_op;
+            o.columns = torchstat ? SummaryColumns::kTorchstat : SummaryColumns::kDefault;
+            return print_summary(s, o);
+          },
+          nb::arg("format"), nb::arg("depth"), nb::arg("by_op") = false,
+          nb::arg("torchstat") = false)
+      .def("thop", &print_thop_lines);
+  m.def(
+      "summarize",
+      [](const Model& model, const Trace& trace,
+         const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs, bool train,
+         const std::string& source) {
+        SummaryOptions o;
+        o.inputs = inputs_from(inputs);
+        o.train = train;
+        Summary s = summarize(model, trace, o);
+        s.source = source;
+        return s;
+      },
+      nb::arg("model"), nb::arg("trace"), nb::arg("inputs"), nb::arg("train"), nb::arg("source"));
+
+  nb::class_<MemoryReport>(m, "MemoryReport")
+      .def(
+          "print",
+          [](const MemoryReport& r, const std::string& format, int modules) {
+            MemoryPrintOptions o;
+            o.format = *format_parse(format);
+            o.modules = modules;
+            return print_memory(r, o);
+          },
+          nb::arg("format"), nb::arg("modules") = 8)
+      .def("html", &memory_html)
+      .def("snapshot", [](const MemoryReport& r) {
+        std::string s = memory_snapshot(r);
+        return nb::bytes(s.data(), s.size());
+      });
+  m.def(
+      "analyze",
+      [](const Model& model, const Trace& trace, const std::string& target,
+         const std::optional<std::string>& gpu, const std::optional<int64_t>& capacity,
+         const std::string& alloc_conf, bool timeline,
+         const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs,
+         const std::string& precision, const std::string& optimizer, bool set_to_none,
+         const std::string& source) {
+        MemoryReport r = analyze_memory(
+            model, trace, memory_options(target, gpu, capacity, alloc_conf, timeline));
+        r.inputs = inputs_from(inputs);
+        r.precision = precision;
+        r.optimizer = optimizer;
+        r.set_to_none = set_to_none;
+        r.source = source;
+        return r;
+      },
+      nb::arg("model"), nb::arg("trace"), nb::arg("target"), nb::arg("gpu").none(),
+      nb::arg("capacity").none(), nb::arg("alloc_conf"), nb::arg("timeline"), nb::arg("inputs"),
+      nb::arg("precision"), nb::arg("optimizer"), nb::arg("set_to_none"), nb::arg("source"));
+  m.def("fit_need", &fit_need);
+  m.def("largest_fitting", &largest_fitting, nb::arg("fits"), nb::arg("need"), nb::arg("capacity"),
+        nb::arg("max"));
+
+  m.def("devices", [] {
+    std::vector<std::tuple<std::string, std::string, int64_t, int64_t, int>> out;
+    for (const auto& d : device_profiles())
+      out.emplace_back(d.key, d.name, d.total, d.context, d.sm);
+    return out;
+  });
+  m.def("device", [](const std::string& text) {
+    DeviceProfile d = device_parse(text);
+    return std::make_tuple(d.key, d.name, d.total, d.context, d.sm);
+  });
+  m.def("size_parse", [](const std::string& text) { return size_parse(text); });
+}
