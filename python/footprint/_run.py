@@ -358,7 +358,9 @@ class _Hooks:
         from torch.nn.modules.module import (register_module_forward_hook,
                                              register_module_forward_pre_hook)
         self.handles.append(register_module_forward_pre_hook(self.pre))
-        self.handles.append(register_module_forward_hook(self.post, always_call=True))
+        # Not always_call: when forward raises, the stack keeps the module that failed, for the
+        # message (PyTorch calls an always_call hook there without the output it expects).
+        self.handles.append(register_module_forward_hook(self.post))
         return self
 
     def __exit__(self, *exc):

@@ -156,10 +156,12 @@ class ReadsAValue(nn.Module):
 
 
 def test_data_dependent_code_gets_one_line_naming_the_module_and_line():
+    model = nn.Sequential(nn.Linear(4, 4), ReadsAValue())
     with pytest.raises(footprint.ModelError) as e:
-        footprint.memory(ReadsAValue(), (2, 4))
+        footprint.memory(model, (2, 4))
     message = str(e.value)
     assert "\n" not in message
+    assert "in module 1," in message  # the Sequential's second child
     assert "test_api.py" in message and "x.sum().item()" in message
     assert "x.is_meta" in message
 
