@@ -79,7 +79,9 @@ def memtracker_peak(name, train, batch=BATCH):
                         model(*args, **kwargs)
                 else:
                     model.train()
-                    for _ in range(2):
+                    for it in range(2):
+                        if it:  # MemTracker refuses a second call of a module otherwise
+                            tracker.reset_mod_stats()
                         opt.zero_grad(set_to_none=True)
                         y = model(*args, **kwargs)
                         t = y if isinstance(y, torch.Tensor) else y.logits

@@ -73,13 +73,15 @@ def _target(device, gpu):
 
 
 def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode="eval",
-            device="cuda", source=None, **kwargs):
+            device="cuda", source=None, guess=None, **kwargs):
     """torchinfo's summary: one row per module call (a module called twice has two rows), with
     output shapes, parameters, MACs, FLOPs and activation bytes. mode="train" runs forward, a
     loss and backward, and counts backward's FLOPs apart. Extra keyword arguments go to the
-    model's forward."""
+    model's forward. guess=["ns::op", ...] runs ops that have no meta implementation with an
+    output shaped like their first input, and says so in the report's gaps."""
     from . import _run
     _module(model)
+    gaps = _guess(guess)
     if mode not in ("eval", "train"):
         raise ValueError(f"mode={mode!r}: expected 'eval' or 'train'")
     args, kw = _run.normalize_inputs(input_size, input_data, dtypes, None)
@@ -89,13 +91,15 @@ def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode=
     m = _run.model_data(model, _source(model, source))
     native = _core.summarize(m, trace, _run.input_specs(args, kw), train, _source(model, source))
     data = _json.loads(native.print(format="json", depth=-1))
-    return SummaryReport(native, data, native.print(format="table", depth=depth), depth)
+    data["gaps"] = data.get("gaps", []) + gaps
+    table = native.print(format="table", depth=depth) + "".join(f"Gap: {g}\n" for g in gaps)
+    return SummaryReport(native, data, table, depth)
 
 
 def memory(model, input_size=None, input_data=None, *, train=False, optimizer="adamw",
            impl="auto", precision="fp32", gpu=None, device="cuda", loss_fn=None,
            alloc_conf=None, dtypes=None, set_to_none=True, iterations=None, timeline=False,
-           source=None, **kwargs):
+           source=None, guess=None, **kwargs):
     """The peak memory of inference (train=False) or of a training step (train=True): zero_grad,
     forward, loss, backward and the optimizer's step, twice (the optimizer's state appears inside
     the first step; the second is the steady state), as PyTorch 2.11 would run it on `device`.
@@ -107,15 +111,21 @@ def memory(model, input_size=None, input_data=None, *, train=False, optimizer="a
     (torch.autocast around forward and loss). gpu: "h100", "a100-40gb", ... or a size ("24GiB").
     alloc_conf: PYTORCH_CUDA_ALLOC_CONF ("expandable_segments:True"). loss_fn(output, labels):
     the loss; by default cross-entropy for a 2-D output, else output.float().square().mean().
-    Extra keyword arguments go to the model's forward."""
+    guess=["ns::op", ...]: ops with no meta implementation run with an output shaped like their
+    first input, and the report says so. Extra keyword arguments go to the model's forward."""
     from . import _run
     _module(model)
+    gaps = _guess(guess)
     args, kw = _run.normalize_inputs(input_size, input_data, dtypes, None)
     kw.update(kwargs)
-    return _memory(model, args, kw, train=train, optimizer=optimizer, impl=impl,
+    report = _memory(model, args, kw, train=train, optimizer=optimizer, impl=impl,
                    precision=precision, gpu=gpu, device=device, loss_fn=loss_fn,
                    alloc_conf=alloc_conf, set_to_none=set_to_none, iterations=iterations,
                    timeline=timeline, source=_source(model, source))
+    if gaps:
+        report._data["gaps"] = report._data.get("gaps", []) + gaps
+        report._table += "".join(f"Gap: {g}\n" for g in gaps)
+    return report
 
 
 def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, loss_fn,
@@ -185,6 +195,36 @@ def gpus():
 
 
 _registered = []
+_guessed = {}
+
+
+def _first_tensor(args):
+    for a in args:
+        if isinstance(a, _torch.Tensor):
+            return a
+        if isinstance(a, (list, tuple)):
+            t = _first_tensor(a)
+            if t is not None:
+                return t
+    return None
+
+
+def _guess(ops):
+    """For each op named in guess=: a meta kernel whose output is shaped like the op's first
+    tensor input (right for element-wise ops), and the line the report carries about it."""
+    lines = []
+    for op in ops or ():
+        if op not in _guessed:
+            def guess(*args, _op=op, **kwargs):
+                t = _first_tensor(args)
+                if t is None:
+                    raise ModelError(f"{_op}: guess= needs a tensor argument to shape its output on")
+                return _torch.empty_like(t)
+            register_meta(op, guess)
+            _guessed[op] = True
+        lines.append(f"{op}: no meta implementation; its output was taken to be shaped like its "
+                     "first tensor input (guess=): the numbers are not exact")
+    return lines
 
 
 def register_meta(op, fn):

@@ -301,7 +301,8 @@ def explain(e, module_path, tb):
           or "meta kernel" in lower or ("could not run" in lower and "meta" in lower)):
         text += ("; the op has no meta implementation: give it one with "
                  "footprint.register_meta(\"ns::op\", fn), where fn returns empty outputs of the "
-                 "right shapes")
+                 "right shapes, or pass guess=[\"ns::op\"] (--guess on the command line) to take "
+                 "its output to be shaped like its first input")
     return text
 
 

@@ -112,6 +112,9 @@ def build_parser():
             c.add_argument("--check", action="store_true")
             c.add_argument("--html", default=None)
             c.add_argument("--snapshot", default=None)
+        c.add_argument("--guess", action="append", default=None, metavar="OP",
+                       help="run OP (ns::op), which has no meta implementation, with an output "
+                            "shaped like its first input; the report says so")
         # The engine's limits, which the C++ command passes on; the process is already under them.
         for flag in ("--max-memory", "--time-limit", "--max-cpu-memory", "--max-ops", "--model-output"):
             c.add_argument(flag, default=None, help=argparse.SUPPRESS)
@@ -150,7 +153,7 @@ def run_python(args):
     if args.command == "summary":
         r = footprint.summary(model, input_size=shapes, dtypes=dtypes, depth=args.depth,
                               mode="train" if args.train else "eval", device=args.device,
-                              source=source)
+                              source=source, guess=args.guess)
         out = r.to_json() if args.format == "json" else (r.by_op() if args.by_op else str(r))
         print(out.rstrip("\n"))
         return EXIT_INEXACT if r.gaps else EXIT_OK
@@ -158,12 +161,18 @@ def run_python(args):
                   device=args.device, alloc_conf=args.alloc_conf or None, source=source)
     if args.command == "memory":
         r = footprint.memory(model, input_size=shapes, dtypes=dtypes, train=args.train,
-                             gpu=args.gpu, timeline=bool(args.html or args.snapshot), **common)
+                             gpu=args.gpu, timeline=bool(args.html or args.snapshot),
+                             guess=args.guess, **common)
         if args.html:
             r.save_html(args.html)
         if args.snapshot:
             r.save_snapshot(args.snapshot)
-        print(r.to_json() if args.format == "json" else r._native.print(format="table", modules=args.modules).rstrip("\n"))
+        if args.format == "json":
+            print(r.to_json())
+        else:
+            print(r._native.print(format="table", modules=args.modules).rstrip("\n"))
+            for gap in r.gaps:
+                print(f"footprint: {gap}", file=sys.stderr)
         if r.gaps:
             return EXIT_INEXACT
         return EXIT_NO_FIT if args.check and r.fits() is False else EXIT_OK

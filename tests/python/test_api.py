@@ -201,3 +201,24 @@ def test_bad_arguments_say_what_was_expected():
         footprint.memory(m, (2, 256), gpu="h1000")
     with pytest.raises(footprint.ModelError, match="mat1 and mat2|shapes cannot be multiplied|size mismatch"):
         footprint.memory(m, (2, 255))
+
+
+def test_guess_runs_an_op_without_meta_and_says_so():
+    lib = torch.library.Library("footprint_guess", "DEF")
+    lib.define("double(Tensor x) -> Tensor")
+    lib.impl("double", lambda x: x * 2, "CPU")
+
+    class UsesIt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return torch.ops.footprint_guess.double(self.fc(x))
+
+    r = footprint.memory(UsesIt(), (2, 8), device="cpu", guess=["footprint_guess::double"])
+    # As register_meta's case: parameters 288 B, input, fc's output and the op's, 64 B each.
+    assert r.allocated_peak == 288 + 3 * 64
+    assert any("footprint_guess::double" in g and "not exact" in g for g in r.gaps)
+    s = footprint.summary(UsesIt(), (2, 8), guess=["footprint_guess::double"])
+    assert any("footprint_guess::double" in g for g in s.gaps)

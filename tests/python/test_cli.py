@@ -85,3 +85,18 @@ def test_a_model_that_cannot_run_on_meta_names_the_line(tmp_path):
     assert rc == 1
     line = err.strip()
     assert "\n" not in line and "bad.py:7" in line and "x.sum().item()" in line
+
+
+def test_guess_names_the_op_it_guessed():
+    model = os.path.join(HERE, "models", "custom_op.py") + ":Net"
+    rc, out, err = run("memory", model, "--input", "2x8", "--device", "cpu")
+    assert rc == 1 and "footprint_cli_test::double" in err and "--guess" in err
+    rc, out, err = run("memory", model, "--input", "2x8", "--device", "cpu", "--format", "json",
+                       "--guess", "footprint_cli_test::double")
+    assert rc == 3, err  # printed, but not exact
+    r = json.loads(out)
+    # Parameters 8 x 8 x 4 + 8 x 4 = 288 B; the input, fc's output and the op's: 64 B each.
+    assert r["allocated_peak"] == 288 + 3 * 64
+    assert any("footprint_cli_test::double" in g for g in r["gaps"])
+    rc, out, err = run("memory", "model.pt", "--input", "1x3x64x64", "--guess", "x::y")
+    assert rc == 2 and "--guess is for models written in Python" in err

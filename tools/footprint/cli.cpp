@@ -272,6 +272,7 @@ struct EngineArgs {
   int64_t ops = 2'000'000;
   std::string cpu_memory = "256MiB", memory = "8GiB", prints = "stderr";
   bool check = false;
+  std::vector<std::string> guess;  // Python models: ops to run with a guessed output
   EngineLimits limits() const {
     EngineLimits l;
     l.seconds = seconds;
@@ -290,6 +291,11 @@ std::string check_size(const std::string& text) {
 }
 
 void add_engine_options(CLI::App* c, EngineArgs& e, bool fits) {
+  c->add_option("--guess", e.guess,
+                "Python models (FILE.py:NAME, .pt2): run OP (ns::op), which has no meta "
+                "implementation, with an output shaped like its first input; the report says so "
+                "(a TorchScript file's aten ops are guessed without asking)")
+      ->type_name("OP");
   c->add_option("--time-limit", e.seconds,
                 "Seconds the run may take, in all (the engine is stopped past it)")
       ->default_val(600)
@@ -851,6 +857,13 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
         !llm->parsed() && (ends_with(model_file.substr(0, model_file.rfind(':')), ".py") ||
                            (!summary->parsed() && ends_with(model_file, ".pt2")));
     if (python_model) return run_engine(argv, ea, model_file, json, out, /*python=*/true);
+    if (!ea.guess.empty()) {
+      fmt::print(stderr,
+                 "footprint: --guess is for models written in Python (FILE.py:NAME or .pt2); "
+                 "{} guesses the aten ops it cannot run by itself and says which\n",
+                 escape_text(model_file));
+      return kExitUsage;
+    }
     if ((memory->parsed() || fit->parsed() || llm->parsed() || (summary->parsed() && !program)) &&
         !engine)
       return run_engine(argv, ea, model_file, json, out);
