@@ -135,7 +135,8 @@ def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, 
     trace, info = _run.run(model, args, kw, train=train, optimizer=optimizer if train else None,
                            impl=impl, precision=precision, target=device, sm=sm,
                            loss_fn=loss_fn, iterations=iterations, set_to_none=set_to_none)
-    m = _run.model_data(model, source)
+    cast = _run.precision_dtype(precision)
+    m = _run.model_data(model, source, cast)
     gpu_key, capacity = None, None
     if gpu is not None:
         if _core.size_parse(str(gpu)) is not None and device == "cpu":
@@ -143,7 +144,7 @@ def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, 
         else:
             gpu_key = str(gpu)
     kwargs = dict(target=device, gpu=gpu_key, capacity=capacity, alloc_conf=alloc_conf or "",
-                  timeline=timeline, inputs=_run.input_specs(args, kw), precision=precision,
+                  timeline=timeline, inputs=_run.input_specs(args, kw, cast), precision=precision,
                   optimizer=info["optimizer"], set_to_none=set_to_none, source=source)
     native = _core.analyze(m, trace, **kwargs)
     return MemoryReport(native, (m, trace, kwargs), native.print(format="table"))

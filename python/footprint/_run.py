@@ -58,16 +58,23 @@ def _storage_key(t):
         return ""
 
 
-def model_data(model, source):
+def precision_dtype(precision):
+    """The dtype precision="fp16"/"bf16" casts floating parameters and inputs to, else None."""
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+
+def model_data(model, source, cast=None):
     """The C++ Model: every parameter and buffer with its storage identity, so that tied
-    weights are counted once, as params.cpp defines "tied"."""
+    weights are counted once, as params.cpp defines "tied"; floating ones at `cast` when given
+    (as model.to(cast) would make them)."""
     tensors = []
     for role, items in (("p", model.named_parameters(remove_duplicate=False)),
                         ("b", model.named_buffers(remove_duplicate=False))):
         for name, t in items:
             if t is None:
                 continue
-            tensors.append((name, list(t.shape), dtype_name(t.dtype), role == "p",
+            dtype = cast if cast is not None and t.is_floating_point() else t.dtype
+            tensors.append((name, list(t.shape), dtype_name(dtype), role == "p",
                             bool(t.requires_grad), _storage_key(t), int(t.storage_offset()),
                             list(t.stride())))
     return _core.make_model(source, tensors, module_types(model))
@@ -105,32 +112,36 @@ def normalize_inputs(input_size, input_data, dtypes, default_dtype):
     return [input_data], {}
 
 
-def _materialize(x, default_dtype):
+def _materialize(x, default_dtype, cast=None):
     """A template made real on meta: shapes and tensors become meta tensors (made inside the
-    session, so they are the run's inputs); other values pass through."""
+    session, so they are the run's inputs); other values pass through. `cast`: the dtype that
+    precision="fp16"/"bf16" gives floating inputs, as the parameters."""
     if isinstance(x, tuple) and len(x) == 3 and x[0] == "shape":
         dtype = x[2] or default_dtype
         return torch.empty(x[1], dtype=dtype, device="meta")
     if isinstance(x, torch.Tensor):
-        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+        dtype = cast if cast is not None and x.is_floating_point() else x.dtype
+        return torch.empty_strided(x.shape, x.stride(), dtype=dtype, device="meta")
     if isinstance(x, dict):
-        return {k: _materialize(v, default_dtype) for k, v in x.items()}
+        return {k: _materialize(v, default_dtype, cast) for k, v in x.items()}
     if isinstance(x, list):
-        return [_materialize(v, default_dtype) for v in x]
+        return [_materialize(v, default_dtype, cast) for v in x]
     if isinstance(x, tuple) and not hasattr(x, "_fields"):
-        return tuple(_materialize(v, default_dtype) for v in x)
+        return tuple(_materialize(v, default_dtype, cast) for v in x)
     return x
 
 
-def input_specs(args, kwargs):
+def input_specs(args, kwargs, cast=None):
     """(shape, dtype) of every tensor input, in order, as the reports list them."""
     specs = []
 
     def walk(x):
         if isinstance(x, tuple) and len(x) == 3 and x[0] == "shape":
-            specs.append((list(x[1]), dtype_name(x[2]) if x[2] is not None else ""))
+            dtype = x[2] if x[2] is not None else cast
+            specs.append((list(x[1]), dtype_name(dtype) if dtype is not None else ""))
         elif isinstance(x, torch.Tensor):
-            specs.append((list(x.shape), dtype_name(x.dtype)))
+            dtype = cast if cast is not None and x.is_floating_point() else x.dtype
+            specs.append((list(x.shape), dtype_name(dtype)))
         elif isinstance(x, dict):
             for v in x.values():
                 walk(v)
@@ -429,7 +440,7 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
     """Captures one run: inference, a forward/loss/backward pass (train without an optimizer), or
     `iterations` training steps. Returns (trace, info)."""
     limits = limits or {}
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    dtype = precision_dtype(precision)
     autocast = {"bf16-amp": "torch.bfloat16", "fp16-amp": "torch.float16"}.get(precision, "")
     if precision not in ("fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"):
         raise ValueError(f"precision={precision!r}: expected fp32, fp16, bf16, bf16-amp or fp16-amp")
@@ -445,7 +456,8 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
     session = _core.Session(train=train, target=target, sm=sm, autocast=autocast,
                             seconds=float(limits.get("seconds", 600)),
                             ops=int(limits.get("ops", 2_000_000)),
-                            cpu_bytes=int(limits.get("cpu_bytes", 0)),  # the user's process: CPU memory left alone
+                            # The user's process: its CPU allocator is left alone.
+                            cpu_bytes=int(limits.get("cpu_bytes", 0)),
                             root_type=describe(model))
     hooks = _Hooks(session, model)
     error = ""
@@ -453,8 +465,8 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
     try:
         with _modes(model, train), hooks, _fused_on_meta(), _fast_paths():
             input_dtype = dtype or default_dtype
-            x_args = [_materialize(a, input_dtype) for a in args]
-            x_kwargs = {k: _materialize(v, input_dtype) for k, v in kwargs.items()}
+            x_args = [_materialize(a, input_dtype, dtype) for a in args]
+            x_kwargs = {k: _materialize(v, input_dtype, dtype) for k, v in kwargs.items()}
             b = batch_of(args, kwargs)
             labels = None
             if train and b is not None:

@@ -460,10 +460,6 @@ void record_events(Capture& c, const std::vector<detail::AllocEvent>& events, si
   }
 }
 
-// The trace as the analyses read it: meta's out-of-place adds made in place, and backward ops
-// given their modules. Backward ops belong to the module whose forward op created their autograd
-// node: the node's sequence number is that op's. Each top-level backward op takes the call of the
-// first node inside it (AccumulateGrad, with none, stays with the root).
 // A Python meta kernel is a decomposition into other ops, whose temporaries the real kernel never
 // allocates: what is allocated and freed again inside the outermost such op is dropped; its
 // outputs (alive when it returns) stay.
@@ -495,6 +491,11 @@ void drop_decomposition_temporaries(Trace& t) {
   t.memory = std::move(kept);
 }
 
+// The trace as the analyses read it: a Python decomposition's temporaries dropped, meta's
+// out-of-place adds made in place, and backward ops given their modules. Backward ops belong to
+// the module whose forward op created their autograd node: the node's sequence number is that
+// op's. Each top-level backward op takes the call of the first node inside it (AccumulateGrad,
+// with none, stays with the root).
 Trace finish_trace(Capture& c, bool meta) {
   if (meta) {
     drop_decomposition_temporaries(c.trace);

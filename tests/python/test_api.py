@@ -222,3 +222,11 @@ def test_guess_runs_an_op_without_meta_and_says_so():
     assert any("footprint_guess::double" in g and "not exact" in g for g in r.gaps)
     s = footprint.summary(UsesIt(), (2, 8), guess=["footprint_guess::double"])
     assert any("footprint_guess::double" in g for g in s.gaps)
+
+
+def test_precision_casts_tensor_inputs_as_the_parameters():
+    # bf16 parameters and a real fp32 input tensor: the input runs as bf16, as model.to(bf16) would
+    # need it. Linear2 at batch 8 in bf16: parameters 544,768 / 2 = 272,384 B, input 4,096 B,
+    # a(x) and a(x) * scale 2 x 8,192 B.
+    r = footprint.memory(Linear2(), input_data=torch.zeros(8, 256), precision="bf16", device="cpu")
+    assert r.allocated_peak == 272_384 + 4_096 + 2 * 8_192
