@@ -178,7 +178,8 @@ def run_python(args):
         return EXIT_NO_FIT if args.check and r.fits() is False else EXIT_OK
     if any(len(s) == 0 for s in shapes):
         raise Usage("fit: --input is one sample's shape (3x224x224), the batch is what varies")
-    r = footprint.fit(model, sample_size=shapes, gpu=args.gpu, train=args.train, **common)
+    r = footprint.fit(model, sample_size=shapes, gpu=args.gpu, train=args.train, dtypes=dtypes,
+                      **common)
     print(r.to_json() if args.format == "json" else str(r).rstrip("\n"))
     return EXIT_NO_FIT if args.check and r.batch == 0 else EXIT_OK
 
