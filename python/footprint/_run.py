@@ -10,7 +10,6 @@ run on the target would choose.
 import contextlib
 import linecache
 import os
-import sys
 import traceback
 
 import torch

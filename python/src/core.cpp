@@ -79,14 +79,6 @@ Model make_model(const std::string& source, const std::vector<TensorTuple>& tens
   return m;
 }
 
-struct MemoryArgs {
-  std::string target = "cuda";
-  std::optional<std::string> gpu;
-  std::optional<int64_t> capacity;
-  std::string alloc_conf;
-  bool timeline = false;
-};
-
 MemoryOptions memory_options(const std::string& target, const std::optional<std::string>& gpu,
                              const std::optional<int64_t>& capacity, const std::string& alloc_conf,
                              bool timeline) {

@@ -538,8 +538,9 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       "summary", "Run the model on the meta device: per-layer shapes, parameters, MACs, FLOPs.");
   summary
       ->add_option("FILE", file,
-                   "A TorchScript file (torch.jit.script or trace, saved), or a torch.export "
-                   "program (.pt2, read without LibTorch)")
+                   "A TorchScript file (torch.jit.script or trace, saved), a torch.export "
+                   "program (.pt2, read without LibTorch), or Python code: FILE.py:NAME, a "
+                   "class or factory in the file, run in Python (docs/python.md)")
       ->required();
   summary
       ->add_option("--input", input_texts,
@@ -581,7 +582,10 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     double context_mib = -1;
   } ma;
   auto memory_options = [&](CLI::App* c, bool fit) {
-    c->add_option("FILE", ma.file, "A TorchScript file (torch.jit.script or trace, saved)")
+    c->add_option("FILE", ma.file,
+                  "A TorchScript file (torch.jit.script or trace, saved), or a model in Python: "
+                  "FILE.py:NAME (a class or factory in the file) or a torch.export .pt2, run in "
+                  "Python (docs/python.md)")
         ->required();
     c->add_option("--input", ma.inputs,
                   fit ? "One sample's shape, without the batch: 3x224x224, or 128:int64; "
