@@ -54,6 +54,16 @@ def transformers_model(kind):
             return transformers.GPT2LMHeadModel(transformers.GPT2Config())
         if kind == "bert":
             return transformers.BertForMaskedLM(transformers.BertConfig())
+        if kind == "mixtral":
+            # A small mixture of experts: 8 experts, 2 per token, grouped-query attention.
+            return transformers.MixtralForCausalLM(transformers.MixtralConfig(
+                hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
+                num_key_value_heads=2, num_local_experts=8, num_experts_per_tok=2, vocab_size=32000))
+        if kind == "qwen3":
+            # Qwen3's shape at 4 layers: head dim 128, q/k RMSNorm, grouped-query attention.
+            return transformers.Qwen3ForCausalLM(transformers.Qwen3Config(
+                hidden_size=1024, intermediate_size=3072, num_hidden_layers=4, num_attention_heads=16,
+                num_key_value_heads=8, head_dim=128, vocab_size=32000))
         # A LLaMA-style model of about 1B parameters (TinyLlama-1.1B's shape).
         cfg = transformers.LlamaConfig(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                                        num_attention_heads=32, num_key_value_heads=4, vocab_size=32000)
@@ -106,17 +116,28 @@ class SelfAttention(nn.Module):
 
 
 class SdpaBlock(nn.Module):
-    """A hand-written attention block calling F.scaled_dot_product_attention, as most 2.x code does."""
-    def __init__(self, dim=256, heads=8):
+    """A hand-written attention block calling F.scaled_dot_product_attention, as most 2.x code does.
+    mask: None (is_causal), "bool" (a [T, T] lower-triangular boolean mask made in forward) or
+    "float" (the same as an additive [T, T] float mask); dropout applies in training only."""
+    def __init__(self, dim=256, heads=8, mask=None, dropout=0.0):
         super().__init__()
         self.heads = heads
+        self.mask = mask
+        self.dropout = dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        p = self.dropout if self.training else 0.0
+        if self.mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        else:
+            keep = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+            if self.mask == "float":
+                keep = torch.zeros(t, t, dtype=q.dtype, device=x.device).masked_fill(~keep, float("-inf"))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -182,12 +203,20 @@ MODELS = {
     "lstm": (lambda: SequenceModel(nn.LSTM(128, 256, num_layers=2, batch_first=True), 256, True), (64, 128), "image", True),
     "gru": (lambda: SequenceModel(nn.GRU(128, 256, num_layers=2, batch_first=True), 256, True), (64, 128), "image", True),
     "sdpa_block": (SdpaBlock, (128, 256), "image", False),
+    # scaled_dot_product_attention's CUDA backends by head dim, mask and dropout (issue 15).
+    "sdpa_d128": (lambda: SdpaBlock(1024, 8), (256, 1024), "image", False),
+    "sdpa_d256": (lambda: SdpaBlock(1024, 4), (256, 1024), "image", False),
+    "sdpa_bool_mask": (lambda: SdpaBlock(512, 8, mask="bool"), (256, 512), "image", False),
+    "sdpa_float_mask": (lambda: SdpaBlock(512, 8, mask="float"), (256, 512), "image", False),
+    "sdpa_dropout": (lambda: SdpaBlock(512, 8, dropout=0.1), (256, 512), "image", False),
     "interpolate_conv": (InterpolateConv, (3, 64, 64), "image", False),
     "r3d_18": (video("r3d_18"), (3, 4, 64, 64), "image", True),
     "aspp_head": (aspp_head, (256, 32, 32), "image", False),
     "gpt2": (transformers_model("gpt2"), (128,), "tokens", False),
     "bert_base": (transformers_model("bert"), (128,), "tokens", False),
     "llama_1b": (transformers_model("llama"), (128,), "tokens", False),
+    "mixtral_small": (transformers_model("mixtral"), (128,), "tokens", False),
+    "qwen3_small": (transformers_model("qwen3"), (128,), "tokens", False),
 }
 
 
@@ -635,6 +664,28 @@ def cuda_plan(models, batches):
     return runs
 
 
+# The sequence plan (issue 15's CUDA kernels, and transformers models on the Python path): the
+# kernels are the point here, not the optimizers (the vision plan measured them all), so fp32
+# inference and AdamW (foreach and fused), bf16 autocast inference and AdamW, and pure bf16
+# inference and AdamW.
+CUDA_SEQUENCE = ["transformer_encoder", "multihead_attention", "lstm", "gru", "sdpa_block", "sdpa_d128",
+                 "sdpa_d256", "sdpa_bool_mask", "sdpa_float_mask", "sdpa_dropout", "interpolate_conv",
+                 "aspp_head", "r3d_18", "gpt2", "bert_base", "llama_1b", "mixtral_small", "qwen3_small"]
+
+
+def sequence_plan(models, batches):
+    runs = []
+    per = {"fp32": [None, ("adamw", "foreach"), ("adamw", "fused")],
+           "bf16-amp": [None, ("adamw", "foreach")], "bf16": [None, ("adamw", "foreach")]}
+    for m in models:
+        for b in batches:
+            for p, opts in per.items():
+                for o in opts:
+                    runs.append({"model": m, "mode": "inference" if o is None else "train",
+                                 "optimizer": o and o[0], "impl": o and o[1], "precision": p, "batch": b})
+    return runs
+
+
 def limit_spec(model, batch, limit):
     return {"model": model, "mode": "train", "optimizer": "adamw", "impl": "foreach", "precision": "fp32",
             "batch": batch, "limit": limit}
@@ -856,7 +907,8 @@ def cuda_main(args, models):
     except (IndexError, json.JSONDecodeError):
         report["probe_error"] = probe.stderr[-2000:]
     print("probe:", json.dumps(report.get("context"), indent=None), flush=True)
-    runs = cuda_plan(models, [int(b) for b in args.batches.split(",")])
+    batches = [int(b) for b in args.batches.split(",")]
+    runs = sequence_plan(models, batches) if args.plan == "sequence" else cuda_plan(models, batches)
     if args.skip:  # runs an earlier report holds (a plan measured in two calls)
         done_before = {json.dumps(r["spec"], sort_keys=True) for r in json.load(open(args.skip))["runs"]}
         runs = [r for r in runs if json.dumps(r, sort_keys=True) not in done_before]
@@ -866,7 +918,7 @@ def cuda_main(args, models):
     by_model = {}
     for r in runs:
         by_model.setdefault(r["model"], []).append(r)
-    cost = {"vgg16": 6, "densenet121": 5, "vit_b_16": 5, "timm_vit_base_patch16_224": 5, "swin_t": 5,
+    cost = {"llama_1b": 8, "qwen3_small": 4, "r3d_18": 4, "vgg16": 6, "densenet121": 5, "vit_b_16": 5, "timm_vit_base_patch16_224": 5, "swin_t": 5,
             "convnext_tiny": 4, "timm_convnext_tiny": 4, "resnet50": 4}
     queues = [[] for _ in range(args.workers)]
     loads = [0] * args.workers
@@ -981,6 +1033,8 @@ def main():
     cuda = ap.add_argument_group("CUDA")
     cuda.add_argument("--workers", type=int, default=6, help="processes sharing the GPU for the plan")
     cuda.add_argument("--batches", default="1,8,64")
+    cuda.add_argument("--plan", choices=["vision", "sequence"], default="vision",
+                      help="the runs: issue 17's vision plan, or the sequence plan (attention, RNNs, transformers)")
     cuda.add_argument("--deadline", type=float, default=300, help="seconds for the plan's runs")
     cuda.add_argument("--limit-deadline", type=float, default=420, help="seconds since the start for the limits")
     cuda.add_argument("--limit-hints", help="MODEL=BATCH,...: a limit search from each hint")
@@ -1017,14 +1071,15 @@ def main():
         ap.error("--out is required")
     if device.type == "cpu":
         torch.set_num_threads(1)
-    default = CUDA_VISION if device.type == "cuda" else list(MODELS)
+    default = (CUDA_SEQUENCE if args.plan == "sequence" else CUDA_VISION) if device.type == "cuda" else list(MODELS)
     models, skipped = [], {}
     for m in (args.models.split(",") if args.models else default):
         if m not in MODELS:
             ap.error(f"unknown model '{m}'; known: {', '.join(MODELS)}")
         try:
             if device.type == "cuda":  # the workers build it; here only whether it imports
-                __import__("timm" if m.startswith("timm_") else "torchvision")
+                __import__("timm" if m.startswith("timm_") else
+                           "transformers" if MODELS[m][2] == "tokens" else "torchvision")
             else:
                 MODELS[m][0]()
             models.append(m)
