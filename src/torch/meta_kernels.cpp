@@ -15,12 +15,14 @@
 #include <ATen/native/Resize.h>
 #include <ATen/ops/_transformer_encoder_layer_fwd_native.h>
 #include <ATen/ops/gru_native.h>
+#include <ATen/ops/lstm_native.h>
 #include <ATen/ops/scaled_dot_product_attention_native.h>
 #include <torch/library.h>
 
 #include <limits>
 #include <numeric>
 
+#include "torch/autocast.h"
 #include "torch/meta.h"
 
 namespace footprint::detail {
@@ -155,48 +157,63 @@ constexpr int64_t kSdpFlash = 1;      // sdp::SDPBackend::flash_attention
 constexpr int64_t kSdpEfficient = 2;  // sdp::SDPBackend::efficient_attention
 constexpr int64_t kSdpCudnn = 3;      // sdp::SDPBackend::cudnn_attention
 
-bool same_batch_heads_dims(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  return q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.size(0) == k.size(0) &&
-         q.size(0) == v.size(0) && q.size(1) == k.size(1) && q.size(1) == v.size(1) &&
-         q.size(3) == k.size(3) && q.size(3) == v.size(3) && q.size(2) > 0 && k.size(2) > 0 &&
-         q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1;
+int64_t round_multiple(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
 }
 
-// The CUDA target's flash constraints (sdp_utils.cpp, sm80 and later): fp16 or bf16 q, k, v of 4
-// dims, equal batch and heads, equal head dims of at most 256, non-empty sequences, unit last-dim
-// strides, and no attention mask (flash takes none; a causal mask is is_causal).
-bool cuda_flash_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                        const c10::optional<at::Tensor>& mask) {
+// Equal batch, equal heads (or with enable_gqa key and value heads that divide the query's: the
+// CUDA kernels take grouped-query attention, check_batch_size_and_num_heads_dense<true>), equal
+// head dims, non-empty sequences and unit last-dim strides, for 4-D q, k and v.
+bool same_batch_heads_dims(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           bool gqa = false) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
+  bool heads = gqa ? k.size(1) == v.size(1) && k.size(1) > 0 && q.size(1) % k.size(1) == 0
+                   : q.size(1) == k.size(1) && q.size(1) == v.size(1);
+  return heads && q.size(0) == k.size(0) && q.size(0) == v.size(0) && q.size(3) == k.size(3) &&
+         q.size(3) == v.size(3) && q.size(2) > 0 && k.size(2) > 0 && q.stride(3) == 1 &&
+         k.stride(3) == 1 && v.stride(3) == 1;
+}
+
+// fp16 or bf16 q, k, v (same_batch_heads_dims) with head dims of at most 256,
+// non-empty sequences, unit last-dim strides, on sm80 and later: what cuDNN attention (on sm90)
+// and flash attention both take (sdp_utils.cpp).
+bool cuda_half_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 bool gqa) {
   auto dtype = q.scalar_type();
-  return same_batch_heads_dims(q, k, v) && (dtype == at::kHalf || dtype == at::kBFloat16) &&
-         k.scalar_type() == dtype && v.scalar_type() == dtype && (!mask || !mask->defined()) &&
-         q.size(3) <= 256 && t_cuda_sm >= 80;
+  return same_batch_heads_dims(q, k, v, gqa) && (dtype == at::kHalf || dtype == at::kBFloat16) &&
+         k.scalar_type() == dtype && v.scalar_type() == dtype && q.size(3) <= 256 &&
+         t_cuda_sm >= 80;
 }
 
 // Memory-efficient attention (sdp_utils.cpp's use_mem_efficient_attention): fp32, fp16 or bf16,
-// the head dim a multiple of 16 bytes' worth of elements. A mask would be padded to a multiple
-// of 16 and passed as a bias; masked attention stays on math here (not modelled).
-bool cuda_efficient_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const c10::optional<at::Tensor>& mask) {
+// the head dim a multiple of 16 bytes' worth of elements, equal heads (grouped-query attention
+// goes to math: measured, fp32 qwen3 at batch 64); it takes a mask as its bias.
+bool cuda_efficient_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   auto dtype = q.scalar_type();
   int64_t align = dtype == at::kFloat ? 4 : 8;
   return same_batch_heads_dims(q, k, v) &&
          (dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16) &&
-         k.scalar_type() == dtype && v.scalar_type() == dtype && (!mask || !mask->defined()) &&
-         q.size(3) % align == 0 && t_cuda_sm >= 50;
+         k.scalar_type() == dtype && v.scalar_type() == dtype && q.size(3) % align == 0 &&
+         t_cuda_sm >= 50;
 }
 
 // The backend a real run on the target picks (sdp::select_sdp_backend_cpp for the CPU). On CUDA,
 // PyTorch 2.11 on sm90 with the wheel's cuDNN puts cuDNN attention first (sdp_utils.cpp's
-// priority order; measured on an H200 for bf16 with head dim 64), for head dims that are a
-// multiple of 8 up to 128; then flash (sm80 and later), then memory-efficient attention (fp32,
-// measured), then math.
+// priority order), for fp16/bf16 head dims that are a multiple of 8 up to 128, with or without a
+// mask; then flash (sm80 and later, no mask: a causal mask is is_causal), then memory-efficient
+// attention (fp32, or a mask flash cannot take), then math. Measured on an H200
+// (tests/reference/cuda/h200-vision.json, h200-sequence.json): bf16 with head dims 32, 64 and
+// 128 takes cuDNN, with a [T, T] boolean or additive mask too; head dim 256 takes flash; fp32
+// takes memory-efficient, with or without a mask.
 int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const c10::optional<at::Tensor>& mask, double dropout, bool gqa = false) {
   if (t_cuda_target) {
-    if (cuda_flash_applies(q, k, v, mask))
-      return t_cuda_sm >= 90 && q.size(3) % 8 == 0 && q.size(3) <= 128 ? kSdpCudnn : kSdpFlash;
-    return cuda_efficient_applies(q, k, v, mask) ? kSdpEfficient : kSdpMath;
+    const bool masked = mask && mask->defined();
+    if (cuda_half_attention_applies(q, k, v, gqa)) {
+      if (t_cuda_sm >= 90 && q.size(3) % 8 == 0 && q.size(3) <= 128) return kSdpCudnn;
+      if (!masked) return kSdpFlash;
+    }
+    return cuda_efficient_applies(q, k, v) ? kSdpEfficient : kSdpMath;
   }
   auto dtype = q.scalar_type();
   bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.scalar_type() == dtype &&
@@ -205,13 +222,8 @@ int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
              dtype == at::kHalf) &&
             dropout == 0.0 && (!mask || !mask->defined() || mask->dim() <= 4);
   // check_batch_size_and_num_heads_dense<true>: the CPU flash kernel takes grouped-query
-  // attention (enable_gqa, key and value heads dividing the query's).
-  bool heads = gqa ? k.size(1) == v.size(1) && k.size(1) > 0 && q.size(1) % k.size(1) == 0
-                   : q.size(1) == k.size(1) && q.size(1) == v.size(1);
-  ok = ok && q.size(0) == k.size(0) && q.size(0) == v.size(0) && heads && q.size(3) == k.size(3) &&
-       q.size(3) == v.size(3) && q.size(2) > 0 && k.size(2) > 0 && q.stride(3) == 1 &&
-       k.stride(3) == 1 && v.stride(3) == 1;
-  return ok ? kSdpFlash : kSdpMath;
+  // attention too.
+  return ok && same_batch_heads_dims(q, k, v, gqa) ? kSdpFlash : kSdpMath;
 }
 
 // attention.cpp's should_compute_logsumexp: the kernels keep their softmax statistics only when
@@ -232,12 +244,32 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                                         double dropout, bool causal, c10::optional<double> scale,
                                         bool gqa) {
   const int64_t backend = sdp_backend(q, k, v, mask, dropout, gqa);
-  if (backend == kSdpCudnn)
-    return std::get<0>(at::_scaled_dot_product_cudnn_attention(
-        q, k, v, c10::nullopt, computes_logsumexp(q, k, v), dropout, causal, false, scale));
-  if (backend == kSdpEfficient)
+  if (backend == kSdpCudnn || backend == kSdpEfficient) {
+    // attention.cpp's convert_boolean_attn_mask: a boolean mask becomes an additive one of the
+    // query's dtype, where(mask, 0, -inf) over two scalar tensors (measured: 2 + 2 bytes, then
+    // the mask's shape). Memory-efficient attention pads a mask whose rows are not 16-element
+    // aligned (preprocess_mask's pad_bias) and takes it expanded to [B, H, L, S], a view.
+    c10::optional<at::Tensor> bias = mask;
+    if (mask && mask->defined() && mask->scalar_type() == at::kBool) {
+      auto o = q.options();
+      bias = at::where(*mask, at::scalar_tensor(0.0, o),
+                       at::scalar_tensor(-std::numeric_limits<double>::infinity(), o));
+    }
+    if (backend == kSdpCudnn)
+      return std::get<0>(at::_scaled_dot_product_cudnn_attention(
+          q, k, v, bias, computes_logsumexp(q, k, v), dropout, causal, false, scale));
+    if (bias && bias->defined()) {
+      const int64_t S = bias->size(-1);
+      if (S % 16 != 0) {
+        std::vector<int64_t> padded(bias->sizes().begin(), bias->sizes().end());
+        padded.back() = round_multiple(S, 16);
+        bias = at::empty(padded, bias->options()).narrow(-1, 0, S);
+      }
+      bias = bias->expand({q.size(0), q.size(1), q.size(2), k.size(2)});
+    }
     return std::get<0>(at::_scaled_dot_product_efficient_attention(
-        q, k, v, c10::nullopt, computes_logsumexp(q, k, v), dropout, causal, scale));
+        q, k, v, bias, computes_logsumexp(q, k, v), dropout, causal, scale));
+  }
   if (backend != kSdpFlash)
     return at::native::scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale, gqa);
   if (t_cuda_target)
@@ -345,10 +377,6 @@ flash_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
           at::Tensor()};
 }
 
-int64_t round_multiple(int64_t x, int64_t m) {
-  return (x + m - 1) / m * m;
-}
-
 // Backward: contiguous copies of grad_out and out in [B, L, H, D] where they are not so
 // (_flash_attention_backward), dq, dk, dv empty_like the transposed q, k, v, the row sums of
 // dO * O (softmax_d, [B, H, L rounded to 128] fp32) and FlashAttention-2's fp32 dq accumulator
@@ -451,6 +479,165 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cudnn_attention_cuda_backward(
 }
 
 // ---------------------------------------------------------------- recurrent layers
+// nn.LSTM and nn.GRU on the CUDA target: cuDNN's RNN (aten/src/ATen/native/cudnn/RNN.cpp,
+// _cudnn_impl and _cudnn_rnn), as measured on an H200 with cuDNN 9.19
+// (tests/reference/cuda/h200-sequence.json: 2 layers, 64 steps, hidden 256, batches 1, 8 and 64,
+// fp32, bf16 and bf16 autocast). The parameters are one flat buffer, as nn.LSTM keeps them on
+// CUDA (flatten_parameters); under autocast, AutocastRNN.cpp's _cudnn_rnn_cast_reflatten makes
+// a new one at the lower precision (zeros, then each weight copied in) and casts hx, cx and the
+// input. Unidirectional LSTM and GRU without proj_size are modelled; any other recurrent layer
+// runs LibTorch's composite.
+constexpr int64_t kCudnnLstm = 2;  // cudnnRNNMode_t's CUDNN_LSTM, as _cudnn_rnn's `mode`
+constexpr int64_t kCudnnGru = 3;   // CUDNN_GRU
+
+// cuDNN's workspace and reserve. The reserve (kept for the backward in training) is measured
+// exactly as 5.5 (LSTM) or 6.5 (GRU) elements per step, batch row, layer and hidden unit, plus
+// 256 bytes. The workspace (freed before the op returns; the backward takes one for the data and
+// one for the weights) is fitted to the measured shape, a fixed part plus a part per batch row
+// (exact for LSTM at batches 1 to 64, within 0.6% for GRU); other shapes are extrapolated.
+int64_t cudnn_rnn_reserve(int64_t mode, int64_t elem, int64_t units) {
+  return (mode == kCudnnLstm ? 11 : 13) * elem * units / 2 + 256;
+}
+int64_t cudnn_rnn_workspace(int64_t mode, int64_t elem, int64_t units) {
+  const bool half = elem == 2;
+  if (mode == kCudnnLstm) return (half ? 18612480 : 20447488) + 93 * elem * units / 32;
+  return (half ? 18228632 : 19679784) + 2310 * elem * units / 1000;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cudnn_rnn(
+    const at::Tensor& input, at::TensorList weight, int64_t,
+    const c10::optional<at::Tensor>& weight_buf, const at::Tensor& hx,
+    const c10::optional<at::Tensor>& cx, int64_t mode, int64_t hidden, int64_t, int64_t layers,
+    bool batch_first, double, bool train, bool, at::IntArrayRef, const c10::optional<at::Tensor>&) {
+  // The input as cuDNN reads it, [T, B, I] contiguous: a copy for batch_first when B > 1.
+  at::Tensor x = (batch_first ? input.transpose(0, 1) : input).contiguous();
+  const int64_t T = x.size(0), B = x.size(1), elem = input.element_size();
+  at::Tensor y = at::empty({T, B, hidden}, input.options());
+  at::Tensor hy = at::empty_like(hx);
+  at::Tensor cy = cx && cx->defined() ? at::empty_like(*cx) : at::Tensor();
+  at::Tensor copied;  // no flat buffer given: the weights are copied into a new one
+  if (!weight_buf || !weight_buf->defined()) {
+    int64_t total = 0;
+    for (const auto& w : weight) total += w.numel();
+    copied = at::empty({total}, weight[0].options());
+  }
+  const int64_t units = T * B * layers * hidden;
+  at::Tensor workspace =
+      at::empty({cudnn_rnn_workspace(mode, elem, units)}, input.options().dtype(at::kByte));
+  at::Tensor reserve = at::empty({train ? cudnn_rnn_reserve(mode, elem, units) : 0},
+                                 input.options().dtype(at::kByte));
+  workspace.reset();
+  x.reset();
+  if (batch_first) y = y.transpose(0, 1);
+  return {y, hy, cy, reserve, copied.defined() ? copied : *weight_buf};
+}
+
+// The backward, in cudnn/RNN.cpp's order: zeros for a hidden state's gradient not given; the data
+// backward (the input and grad_output made [T, B, *] contiguous, dx, dhx, dcx, its workspace,
+// the copies freed); then the weight backward (the input contiguous again, dw as one flat buffer
+// whose views are the weights' gradients, its workspace).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> cudnn_rnn_backward(
+    const at::Tensor& input, at::TensorList weight, int64_t, const at::Tensor&,
+    const at::Tensor& hx, const c10::optional<at::Tensor>& cx, const at::Tensor&,
+    const c10::optional<at::Tensor>& grad_output, const c10::optional<at::Tensor>& grad_hy,
+    const c10::optional<at::Tensor>& grad_cy, int64_t mode, int64_t hidden, int64_t, int64_t layers,
+    bool batch_first, double, bool, bool, at::IntArrayRef, const c10::optional<at::Tensor>&,
+    const at::Tensor&, std::array<bool, 4> output_mask) {
+  const bool lstm = cx && cx->defined();
+  at::Tensor dhy = grad_hy && grad_hy->defined() ? at::Tensor() : at::zeros_like(hx);
+  at::Tensor dcy = lstm && !(grad_cy && grad_cy->defined()) ? at::zeros_like(*cx) : at::Tensor();
+  auto time_major = [&](const at::Tensor& t) {
+    return (batch_first ? t.transpose(0, 1) : t).contiguous();
+  };
+  at::Tensor x = time_major(input);
+  const int64_t T = x.size(0), B = x.size(1), elem = input.element_size();
+  const int64_t ws = cudnn_rnn_workspace(mode, elem, T * B * layers * hidden);
+  at::Tensor dy = grad_output && grad_output->defined()
+                      ? time_major(*grad_output)
+                      : at::zeros({T, B, hidden}, input.options());
+  at::Tensor dx = at::empty_like(x);
+  at::Tensor dhx = at::empty_like(hx);
+  at::Tensor dcx = lstm ? at::empty_like(*cx) : at::Tensor();
+  at::empty({ws}, input.options().dtype(at::kByte));  // the data backward's workspace
+  dy.reset();
+  x.reset();
+  std::vector<at::Tensor> dw;
+  if (output_mask[3]) {
+    at::Tensor x_again = time_major(input);
+    int64_t total = 0;
+    for (const auto& w : weight) total += w.numel();
+    at::Tensor flat = at::empty({total}, weight[0].options());
+    int64_t offset = 0;
+    for (const auto& w : weight) {
+      dw.push_back(flat.narrow(0, offset, w.numel()).view(w.sizes()));
+      offset += w.numel();
+    }
+    at::empty({ws}, input.options().dtype(at::kByte));  // the weight backward's workspace
+  }
+  if (batch_first) dx = dx.transpose(0, 1);
+  return {dx, dhx, dcx, dw};
+}
+
+bool cudnn_rnn_applies(const at::Tensor& input, at::TensorList params, bool has_biases,
+                       int64_t num_layers, bool bidirectional) {
+  auto dtype = input.scalar_type();
+  return t_cuda_target && !bidirectional && input.dim() == 3 &&
+         (dtype == at::kFloat || dtype == at::kHalf || dtype == at::kBFloat16) &&
+         params.size() == size_t((has_biases ? 4 : 2) * num_layers);
+}
+
+// What _cudnn_impl calls: under autocast, AutocastRNN's reflatten first (a lower-precision flat
+// copy of the weights, hx, cx and the input cast); else the weights' own flat buffer.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cudnn_rnn_call(at::Tensor input, at::Tensor hx,
+                                                              c10::optional<at::Tensor> cx,
+                                                              at::TensorList params,
+                                                              bool has_biases, int64_t mode,
+                                                              int64_t num_layers, double dropout,
+                                                              bool train, bool batch_first) {
+  std::vector<at::Tensor> weights(params.begin(), params.end());
+  // Stands for the flat buffer the weights are views of; the real one requires no grad. A model
+  // cast to bf16 or fp16 as a whole was measured without one (cuDNN copies its weights at each
+  // call: 2 bytes per parameter, kept for the backward).
+  c10::optional<at::Tensor> buf;
+  if (input.scalar_type() == at::kFloat) buf = weights[0].detach();
+  auto lower = autocast_lower();
+  if (lower && input.scalar_type() == at::kFloat) {
+    AutocastPause pause;
+    int64_t total = 0;
+    for (const auto& w : weights) total += w.numel();
+    buf = at::zeros({total}, params[0].options().dtype(*lower));
+    int64_t offset = 0;
+    for (auto& w : weights) {
+      // set_ onto the buffer's storage (not a view of it, for autograd): each weight's copy is
+      // its own CopyBackwards, whose gradient is cast back to fp32 per weight.
+      at::Tensor part = at::empty({0}, buf->options());
+      part.set_(buf->storage(), offset, w.sizes(), c10::contiguous_strides(w.sizes()));
+      offset += w.numel();
+      part.copy_(w);
+      w = part;
+    }
+    hx = hx.to(*lower);
+    if (cx) cx = cx->to(*lower);
+    input = input.to(*lower);
+  }
+  AutocastPause pause;
+  auto out = at::_cudnn_rnn(input, weights, has_biases ? 4 : 2, buf, hx, cx, mode, hx.size(2), 0,
+                            num_layers, batch_first, dropout, train, false, {}, c10::nullopt);
+  return {std::get<0>(out), std::get<1>(out), std::get<2>(out)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm(const at::Tensor& input, at::TensorList hx,
+                                                    at::TensorList params, bool has_biases,
+                                                    int64_t num_layers, double dropout, bool train,
+                                                    bool bidirectional, bool batch_first) {
+  if (!cudnn_rnn_applies(input, params, has_biases, num_layers, bidirectional) || hx.size() != 2 ||
+      hx[0].size(2) != hx[1].size(2))
+    return at::native::lstm(input, hx, params, has_biases, num_layers, dropout, train,
+                            bidirectional, batch_first);
+  return cudnn_rnn_call(input, hx[0], hx[1], params, has_biases, kCudnnLstm, num_layers, dropout,
+                        train, batch_first);
+}
+
 // nn.GRU on the CPU target. aten::gru (aten/src/ATen/native/RNN.cpp) runs _rnn_impl_with_concat
 // over FullLayer, whose CPU branch (`inputs.device().is_cpu()`) projects the whole input sequence
 // through the input weights at once and feeds each step's slice to the cell; on any other device,
@@ -492,6 +679,11 @@ std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor
                                        double dropout, bool train, bool bidirectional,
                                        bool batch_first) {
   const size_t per_layer = has_biases ? 4 : 2;
+  if (cudnn_rnn_applies(input, params, has_biases, num_layers, bidirectional)) {
+    auto out = cudnn_rnn_call(input, hx, c10::nullopt, params, has_biases, kCudnnGru, num_layers,
+                              dropout, train, batch_first);
+    return {std::get<0>(out), std::get<1>(out)};
+  }
   if (t_cuda_target || bidirectional || params.size() != per_layer * size_t(num_layers))
     return at::native::gru(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
                            batch_first);
@@ -741,6 +933,8 @@ void register_missing_meta_kernels() {
   impl("embedding_dense_backward", TORCH_FN(embedding_dense_backward));
   impl("mse_loss_backward", TORCH_FN(mse_loss_backward));
   impl("_native_multi_head_attention", TORCH_FN(native_multi_head_attention));
+  impl("_cudnn_rnn", TORCH_FN(cudnn_rnn));
+  impl("_cudnn_rnn_backward", TORCH_FN(cudnn_rnn_backward));
   // nn.TransformerEncoderLayer's fast path: LibTorch's own CPU and CUDA implementation
   // (aten/src/ATen/native/transformers/transformer.cpp) is device-agnostic ATen calls (layer_norm,
   // _native_multi_head_attention, linear, relu/gelu, add_), so it runs on meta as it is and
@@ -761,6 +955,8 @@ void register_missing_meta_kernels() {
   autograd.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
   autograd.impl("gru.input", TORCH_FN(gru));
   lib.impl("gru.input", TORCH_FN(gru));
+  autograd.impl("lstm.input", TORCH_FN(lstm));
+  lib.impl("lstm.input", TORCH_FN(lstm));
   lib.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
   // The guess, for every other aten op that meta cannot run. LibTorch 2.x registers a Meta
   // backend fallback of its own (MetaFallbackKernel.cpp: it throws "no fake impl or Meta
