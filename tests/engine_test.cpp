@@ -264,6 +264,7 @@ fp::Trace capture(const std::string& name, bool train, fp::CaptureDevice device)
   o.inputs = fp::parse_inputs("2x3x224x224");
   o.train = train;
   o.device = device;
+  o.target = fp::Target::kCpu;  // the kernels of the real run it is held to
   return fp::capture(module, o);
 }
 

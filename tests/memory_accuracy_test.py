@@ -45,20 +45,20 @@ TOLERANCE = {"cpu": 0.005, "cuda": 0.005}
 # outside its range fails, so a change that makes one worse shows; a fix shows as a range to
 # tighten.
 KNOWN_CUDA = {
-    "convnext_tiny": {"allocated": (-0.018, 0.006), "reserved": (-0.168, 0.014)},
-    "densenet121": {"allocated": (-0.016, 0.009), "reserved": (-0.048, 0.171)},
-    "efficientnet_b0": {"allocated": (-0.026, 0.005), "reserved": (-0.038, 0.005)},
-    "hybrid_network": {"allocated": (-0.052, 0.005), "reserved": (-0.363, 0.005)},
-    "mobilenet_v2": {"allocated": (-0.035, 0.006), "reserved": (-0.122, 0.005)},
-    "regnet_y_400mf": {"allocated": (-0.136, 0.005), "reserved": (-0.25, 0.042)},
-    "resnet18": {"allocated": (-0.132, 0.006), "reserved": (-0.222, 0.135)},
+    "convnext_tiny": {"allocated": (-0.01, 0.005), "reserved": (-0.1, 0.005)},
+    "densenet121": {"allocated": (-0.015, 0.009), "reserved": (-0.047, 0.17)},
+    "efficientnet_b0": {"allocated": (-0.025, 0.005), "reserved": (-0.037, 0.005)},
+    "hybrid_network": {"allocated": (-0.051, 0.005), "reserved": (-0.362, 0.005)},
+    "mobilenet_v2": {"allocated": (-0.035, 0.005), "reserved": (-0.122, 0.005)},
+    "regnet_y_400mf": {"allocated": (-0.136, 0.005), "reserved": (-0.25, 0.041)},
+    "resnet18": {"allocated": (-0.132, 0.005), "reserved": (-0.222, 0.135)},
     "resnet50": {"allocated": (-0.067, 0.007), "reserved": (-0.182, 0.016)},
-    "swin_t": {"allocated": (-0.049, 0.008), "reserved": (-0.121, 0.033)},
-    "timm_convnext_tiny": {"allocated": (-0.057, 0.009), "reserved": (-0.168, 0.031)},
-    "timm_efficientnet_b0": {"allocated": (-0.026, 0.005), "reserved": (-0.034, 0.005)},
-    "timm_vit_base_patch16_224": {"allocated": (-0.059, 0.006), "reserved": (-0.06, 0.018)},
-    "vgg16": {"allocated": (-0.429, 0.007), "reserved": (-0.428, 0.017)},
-    "vit_b_16": {"allocated": (-0.023, 0.009), "reserved": (-0.093, 0.072)},
+    "swin_t": {"allocated": (-0.048, 0.007), "reserved": (-0.073, 0.033)},
+    "timm_convnext_tiny": {"allocated": (-0.057, 0.009), "reserved": (-0.158, 0.03)},
+    "timm_efficientnet_b0": {"allocated": (-0.025, 0.005), "reserved": (-0.033, 0.005)},
+    "timm_vit_base_patch16_224": {"allocated": (-0.058, 0.006), "reserved": (-0.055, 0.017)},
+    "vgg16": {"allocated": (-0.429, 0.006), "reserved": (-0.428, 0.017)},
+    "vit_b_16": {"allocated": (-0.006, 0.01), "reserved": (-0.062, 0.072)},
 }
 # The fit calls footprint gets wrong now, each one batch past the measured limit: footprint's
 # reserved peak at the limit is 0.27% (resnet50) and 1.53% (vit_b_16) under the GPU's, whose
@@ -101,7 +101,12 @@ def main():
     footprint, outdir = sys.argv[1], sys.argv[2]
     cuda = "--cuda" in sys.argv
     table_out = sys.argv[sys.argv.index("--table") + 1] if "--table" in sys.argv else None
-    files = sorted(glob.glob(os.path.join(HERE, "reference", "cuda", "*.json"))) if cuda else [CPU_REFERENCE]
+    files = [CPU_REFERENCE]
+    if cuda:
+        # The vision plan's reports; the sequence plan's (attention, RNNs, transformers models)
+        # are held through the Python package (tests/python/test_cuda_accuracy.py).
+        files = [f for f in sorted(glob.glob(os.path.join(HERE, "reference", "cuda", "*.json")))
+                 if "--plan sequence" not in json.load(open(f)).get("command", "")]
     if not files:
         print("no CUDA measurements in tests/reference/cuda/: nothing to compare (bench/cuda/README.md)")
         sys.exit(77)

@@ -372,6 +372,82 @@ TEST(Memory, ScaledDotProductAttentionSavesWhatCudnnSavesOnHopper) {
   EXPECT_EQ(largest_allocation(s.trace), 262144 + 4096 + 256);
 }
 
+namespace {
+// The sizes of the allocations a capture of `fn` on the CUDA target (or the CPU) makes, in order.
+std::vector<int64_t> allocations(
+    const std::string& inputs, bool train, fp::Target target, int multiprocessors,
+    std::function<torch::Tensor(const std::vector<torch::Tensor>&)> fn) {
+  auto none = std::make_shared<torch::nn::Module>();
+  fp::CaptureOptions o;
+  o.inputs = fp::parse_inputs(inputs);
+  o.train = train;
+  o.target = target;
+  o.cuda_multiprocessors = multiprocessors;
+  fp::Trace t = fp::capture(*none, fn, o);
+  std::vector<int64_t> out;
+  for (const auto& e : t.memory)
+    if (e.bytes > 0) out.push_back(e.bytes);
+  return out;
+}
+bool has(const std::vector<int64_t>& v, int64_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+}  // namespace
+
+// A Linear's bias gradient, the sum of grad_output [2048, 1536] (bf16) over its rows, as CUDA's
+// reduction launches it (Reduce.cuh, setReduceConfig): the rows are not the fastest dim, so the
+// output vectorizes by 4 (1536 / 4 = 384 columns of work), a block is 32 x 4 threads, 32 x 4
+// outputs' columns per block give a grid of 384 / 32 = 12 blocks, and each thread's 2048 / 4 = 512
+// values (>= 256) are split over more blocks: min(ceil(132 SMs x 16 blocks / 12), ceil(512 / 16))
+// = 32 per output. The staging buffer is fp32 x 1536 outputs x 32 x (32 x 4) = 25,165,824 B and
+// the semaphores 4 B x 12 = 48 B, exactly what an H200 allocated for this sum
+// (tests/reference/cuda/h200-sequence.json, sdpa_bool_mask at batch 8). The CPU allocates only the
+// output (3,072 B).
+TEST(Memory, CudaReductionTakesItsStagingBuffer) {
+  auto sum_rows = [](const std::vector<torch::Tensor>& x) { return x[0].sum({0}); };
+  auto cuda = allocations("2048x1536:bfloat16", false, fp::Target::kCuda, 132, sum_rows);
+  EXPECT_TRUE(has(cuda, 3072));
+  EXPECT_TRUE(has(cuda, 25165824));
+  EXPECT_TRUE(has(cuda, 48));
+  auto cpu = allocations("2048x1536:bfloat16", false, fp::Target::kCpu, 132, sum_rows);
+  EXPECT_FALSE(has(cpu, 25165824));
+  // The split depends on the GPU: 16384 outputs make 4096 / 32 = 128 blocks, each thread 512
+  // values; 132 SMs give ceil(2112 / 128) = 17 blocks per output (4 x 16384 x 17 x 128 =
+  // 142,606,336 B), an A100's 108 give ceil(1728 / 128) = 14 (117,440,512 B); semaphores 512 B.
+  auto wide = [](const std::vector<torch::Tensor>& x) { return x[0].sum({0}); };
+  EXPECT_TRUE(has(allocations("2048x16384", false, fp::Target::kCuda, 132, wide), 142606336));
+  EXPECT_TRUE(has(allocations("2048x16384", false, fp::Target::kCuda, 108, wide), 117440512));
+  // A mean over one row, 256 values, needs no second block: nothing beyond the output.
+  auto small = allocations("8x256", false, fp::Target::kCuda, 132,
+                           [](const std::vector<torch::Tensor>& x) { return x[0].mean({1}); });
+  EXPECT_EQ(small, std::vector<int64_t>({8192, 32}));
+}
+
+// nn.LSTM (2 layers, hidden 256, batch_first, input [8, 64, 128] fp32) in training on CUDA is
+// cuDNN's (_cudnn_rnn): the input made time-major (8 x 64 x 128 x 4 = 262,144 B), the output
+// [64, 8, 256] (524,288 B), hy and cy [2, 8, 256] (16,384 B each), the workspace (fitted to the
+// H200's batches 1, 8 and 64: 20,447,488 + 93 x 4 x 262,144 / 32 + 8 x 8 = 23,494,976 B; 262,144
+// is steps x rows x layers x units) and the reserve kept for the backward,
+// 5.5 elements per step, row, layer and unit: 22 x 64 x 8 x 2 x 256 + 256 = 5,767,424 B. Both are
+// what an H200 allocated (tests/reference/cuda/h200-sequence.json, lstm at batch 8). The backward
+// makes the weights' gradients as one flat buffer: (4 x 256 x (128 + 256) + 2 x 1024) + (4 x 256
+// x 512 + 2 x 1024) = 921,600 floats, 3,686,400 B.
+TEST(Memory, CudnnLstmKeepsItsReserve) {
+  auto lstm = [](const std::vector<torch::Tensor>& x) {
+    auto o = x[0].options();
+    std::vector<torch::Tensor> params;
+    for (int64_t in : {128, 256})
+      for (auto shape : std::vector<std::vector<int64_t>>{{1024, in}, {1024, 256}, {1024}, {1024}})
+        params.push_back(torch::empty(shape, o).requires_grad_(true));
+    auto h0 = torch::zeros({2, 8, 256}, o);
+    auto c0 = torch::zeros({2, 8, 256}, o);
+    return std::get<0>(at::lstm(x[0], {h0, c0}, params, true, 2, 0.0, true, false, true));
+  };
+  auto a = allocations("8x64x128", true, fp::Target::kCuda, 132, lstm);
+  for (int64_t bytes : {262144, 524288, 16384, 23494976, 5767424, 3686400})
+    EXPECT_TRUE(has(a, bytes)) << bytes;
+}
+
 // The timeline (MemoryOptions::timeline, behind --snapshot and --html) on twice.pt, 1 x 8, on
 // CUDA: recording it changes no number; its steps begin with the four parameters (512 B blocks
 // each, in one 2 MiB small-pool segment) and the input; the first addmm then allocates its output

@@ -152,6 +152,10 @@ TEST(Meta, TrainingPassRunsOnMeta) {
 // leaves, measured by PyTorch's profiler at test time (tests/gen/make_models.py). The CPU
 // kernels' scratch is freed inside the forward, so the growth agrees to the byte.
 TEST(Meta, ForwardGrowthEqualsRealCpu) {
+  fd::set_cuda_target(false);  // the CPU's kernels (dropout's mask of the input's dtype)
+  struct Restore {
+    ~Restore() { fd::set_cuda_target(true); }
+  } restore;
   for (const char* name : {"resnet18", "mobilenet_v2", "vgg16", "densenet121"}) {
     auto model = train_on_meta(name);
     auto x = torch::empty({2, 3, 224, 224}, torch::kMeta);

@@ -20,6 +20,9 @@ struct DeviceProfile {
   std::string source;            // where the numbers come from
   // Compute capability x 10 (90: Hopper): which attention kernel PyTorch picks (docs/memory.md).
   int sm = 90;
+  // Streaming multiprocessors: how CUDA's reduction kernels split their work (and so the staging
+  // buffer they allocate; docs/memory.md).
+  int multiprocessors = 132;
 };
 
 // cuBLAS's workspace before Hopper through the caching allocator (CublasHandlePool.cpp,

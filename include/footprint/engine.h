@@ -55,8 +55,9 @@ struct CaptureOptions {
   // The device whose kernels the run stands for. Where meta would take another path than the real
   // kernel (scaled_dot_product_attention's backend, docs/engine.md), it takes this target's.
   Target target = Target::kCuda;
-  int cuda_sm = 90;     // the CUDA target's compute capability x 10 (DeviceProfile::sm)
-  EngineLimits limits;  // what the model's code may do (the sandbox)
+  int cuda_sm = 90;                // the CUDA target's compute capability x 10 (DeviceProfile::sm)
+  int cuda_multiprocessors = 132;  // its streaming multiprocessors (DeviceProfile::multiprocessors)
+  EngineLimits limits;             // what the model's code may do (the sandbox)
 };
 
 // For a process that supervises this one (footprint's CLI runs its engine as a child): each op

@@ -66,10 +66,11 @@ def _target(device, gpu):
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device={device!r}: expected 'cuda' (the default: a GPU run's kernels "
                          "and allocator) or 'cpu'")
-    sm = 90
+    """The CUDA target's (compute capability x 10, streaming multiprocessors): the named GPU's,
+    else an H100's."""
     if gpu is not None and device == "cuda" and _core.size_parse(str(gpu)) is None:
-        sm = _core.device(str(gpu))[4]
-    return sm
+        return tuple(_core.device(str(gpu))[4:6])
+    return (90, 132)
 
 
 def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode="eval",

@@ -452,7 +452,9 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
     use_libtorch_meta_kernels()
     state, params = _meta_state(model, dtype)
     info = {"optimizer": "", "iterations": iterations}
+    sm, multiprocessors = sm if isinstance(sm, tuple) else (sm, 132)
     session = _core.Session(train=train, target=target, sm=sm, autocast=autocast,
+                            multiprocessors=multiprocessors,
                             seconds=float(limits.get("seconds", 600)),
                             ops=int(limits.get("ops", 2_000_000)),
                             # The user's process: its CPU allocator is left alone.
@@ -488,8 +490,10 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
                 with torch.inference_mode():
                     session.phase("forward", 0)
                     session.autocast(True)
-                    y = forward()
-                    session.autocast(False)
+                    try:
+                        y = forward()
+                    finally:
+                        session.autocast(False)
                 keep.append(y)
             else:
                 for it in range(iterations):
@@ -498,10 +502,12 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
                         opt.zero_grad(set_to_none=set_to_none)
                     session.phase("forward", it)
                     session.autocast(True)
-                    y = forward()
-                    session.phase("loss", it)
-                    loss = loss_fn(y, labels) if loss_fn is not None else default_loss(y, labels)
-                    session.autocast(False)
+                    try:
+                        y = forward()
+                        session.phase("loss", it)
+                        loss = loss_fn(y, labels) if loss_fn is not None else default_loss(y, labels)
+                    finally:
+                        session.autocast(False)
                     if not isinstance(loss, torch.Tensor):
                         raise ModelError(f"loss_fn returned {type(loss).__name__}, not a tensor")
                     session.phase("backward", it)

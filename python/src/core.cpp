@@ -201,11 +201,12 @@ NB_MODULE(_core, m) {
           "__init__",
           [](CaptureSession* self, bool train, const std::string& target, int sm,
              const std::string& autocast, double seconds, int64_t ops, int64_t cpu_bytes,
-             const std::string& root_type) {
+             const std::string& root_type, int multiprocessors) {
             CaptureOptions o;
             o.train = train;
             o.target = target == "cpu" ? Target::kCpu : Target::kCuda;
             o.cuda_sm = sm;
+            o.cuda_multiprocessors = multiprocessors;
             if (!autocast.empty()) o.autocast = dtype_from(autocast);
             o.limits.seconds = seconds;
             o.limits.ops = ops;
@@ -213,7 +214,8 @@ NB_MODULE(_core, m) {
             new (self) CaptureSession(o, root_type);
           },
           nb::arg("train"), nb::arg("target"), nb::arg("sm"), nb::arg("autocast"),
-          nb::arg("seconds"), nb::arg("ops"), nb::arg("cpu_bytes"), nb::arg("root_type"))
+          nb::arg("seconds"), nb::arg("ops"), nb::arg("cpu_bytes"), nb::arg("root_type"),
+          nb::arg("multiprocessors") = 132)
       .def("phase", [](CaptureSession& s, const std::string& name,
                        int iteration) { s.phase(phase_from(name), iteration); })
       .def("enter_module", &CaptureSession::enter_module)
@@ -311,7 +313,7 @@ NB_MODULE(_core, m) {
   });
   m.def("device", [](const std::string& text) {
     DeviceProfile d = device_parse(text);
-    return std::make_tuple(d.key, d.name, d.total, d.context, d.sm);
+    return std::make_tuple(d.key, d.name, d.total, d.context, d.sm, d.multiprocessors);
   });
   m.def("size_parse", [](const std::string& text) { return size_parse(text); });
 }

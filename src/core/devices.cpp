@@ -13,6 +13,8 @@
 // The H200's total and context are measured (below); the others are not yet: bench/cuda/measure.py
 // records total, the context and the cuBLAS workspace on a real GPU (tests/reference/cuda/).
 // sm: the compute capability, which decides scaled_dot_product_attention's kernel.
+// multiprocessors: the SM count of the board, from NVIDIA's datasheets (H100 SXM and H200 132,
+// A100 108, L4 58, RTX 4090 128, RTX 3090 82, T4 40, V100 80).
 #include "footprint/devices.h"
 
 #include <fmt/format.h>
@@ -47,22 +49,23 @@ constexpr const char* kH200Source =
 
 const std::vector<DeviceProfile>& device_profiles() {
   static const std::vector<DeviceProfile> profiles{
-      {"h100", "NVIDIA H100 80GB HBM3", 81559 * MiB, 520 * MiB, kCublasHopper, kSource, 90},
-      {"h200", "NVIDIA H200 141GB HBM3e", kH200Total, kH200Context, kCublasHopper, kH200Source, 90},
+      {"h100", "NVIDIA H100 80GB HBM3", 81559 * MiB, 520 * MiB, kCublasHopper, kSource, 90, 132},
+      {"h200", "NVIDIA H200 141GB HBM3e", kH200Total, kH200Context, kCublasHopper, kH200Source, 90,
+       132},
       {"a100-80gb", "NVIDIA A100-SXM4-80GB", 81920 * MiB, 420 * MiB, kCublasWorkspaceDefault,
-       kSource, 80},
+       kSource, 80, 108},
       {"a100-40gb", "NVIDIA A100-SXM4-40GB", 40960 * MiB, 420 * MiB, kCublasWorkspaceDefault,
-       kSource, 80},
-      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasWorkspaceDefault, kSource, 89},
+       kSource, 80, 108},
+      {"l4", "NVIDIA L4", 23034 * MiB, 400 * MiB, kCublasWorkspaceDefault, kSource, 89, 58},
       {"rtx4090", "NVIDIA GeForce RTX 4090", 24564 * MiB, 400 * MiB, kCublasWorkspaceDefault,
-       kSource, 89},
+       kSource, 89, 128},
       {"rtx3090", "NVIDIA GeForce RTX 3090", 24576 * MiB, 380 * MiB, kCublasWorkspaceDefault,
-       kSource, 86},
-      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasWorkspaceDefault, kSource, 75},
+       kSource, 86, 82},
+      {"t4", "Tesla T4", 15360 * MiB, 330 * MiB, kCublasWorkspaceDefault, kSource, 75, 40},
       {"v100-16gb", "Tesla V100-SXM2-16GB", 16160 * MiB, 330 * MiB, kCublasWorkspaceDefault,
-       kSource, 70},
+       kSource, 70, 80},
       {"v100-32gb", "Tesla V100-SXM2-32GB", 32768 * MiB, 330 * MiB, kCublasWorkspaceDefault,
-       kSource, 70},
+       kSource, 70, 80},
   };
   return profiles;
 }

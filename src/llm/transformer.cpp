@@ -266,7 +266,7 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
       torch::AutoGradMode grad(true);
       std::optional<detail::AutocastScope> amp;
       int64_t lower = ctx->saved_data["autocast"].toInt();
-      if (lower >= 0) amp.emplace(c10::ScalarType(lower));
+      if (lower >= 0) amp.emplace(c10::ScalarType(lower), aux.cuda);
       out = layer->run(hidden, aux);
     }
     torch::autograd::backward({out}, {grads[0]});

@@ -12,6 +12,7 @@
 #include "torch/autocast.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -237,15 +238,22 @@ AutocastPause::~AutocastPause() {
   t_state.on = was_on_;
 }
 
-AutocastScope::AutocastScope(c10::ScalarType lower) {
+AutocastScope::AutocastScope(c10::ScalarType lower, bool cuda_target)
+    : device_(cuda_target ? c10::DeviceType::CUDA : c10::DeviceType::CPU),
+      was_enabled_(at::autocast::is_autocast_enabled(device_)),
+      was_dtype_(at::autocast::get_autocast_dtype(device_)) {
   install();
   t_state.on = true;
   t_state.lower = lower;
   c10::impl::tls_set_dispatch_key_excluded(kKey, false);
   c10::impl::tls_set_dispatch_key_included(kKey, true);
+  at::autocast::set_autocast_dtype(device_, lower);
+  at::autocast::set_autocast_enabled(device_, true);
 }
 
 AutocastScope::~AutocastScope() {
+  at::autocast::set_autocast_enabled(device_, was_enabled_);
+  at::autocast::set_autocast_dtype(device_, was_dtype_);
   c10::impl::tls_set_dispatch_key_included(kKey, false);
   c10::impl::tls_set_dispatch_key_excluded(kKey, true);
   t_state.on = false;

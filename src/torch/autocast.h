@@ -4,6 +4,7 @@
 // follow PyTorch 2.x's CUDA autocast (aten/src/ATen/autocast_mode.cpp).
 #pragma once
 
+#include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 
 #include <optional>
@@ -12,13 +13,21 @@ namespace footprint::detail {
 
 // While alive, ops on this thread run under autocast to `lower` (kHalf or kBFloat16). On leaving,
 // the cast weights' cache is cleared, as torch.autocast's exit does. Throws footprint::Error when
-// this LibTorch leaves no autocast key free.
+// this LibTorch leaves no autocast key free. PyTorch's own autocast flag for the target's device
+// (CUDA, or the CPU) is set as well, so that code which asks (torch.is_autocast_enabled():
+// nn.MultiheadAttention's and TransformerEncoderLayer's fast paths are refused under autocast)
+// takes the path the real run takes; it casts nothing on meta, whose tensors have no autocast key.
 class AutocastScope {
  public:
-  explicit AutocastScope(c10::ScalarType lower);
+  AutocastScope(c10::ScalarType lower, bool cuda_target);
   ~AutocastScope();
   AutocastScope(const AutocastScope&) = delete;
   AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool was_enabled_;
+  c10::ScalarType was_dtype_;
 };
 
 // While alive, autocast casts nothing on this thread (torch.autocast(enabled=False)).

@@ -525,7 +525,9 @@ Trace finish_trace(Capture& c, bool meta) {
 
 // The kernels meta stands for (the capture's target), until the scope ends.
 struct TargetScope {
-  TargetScope(bool cuda, int sm) { detail::set_cuda_target(cuda, sm); }
+  TargetScope(bool cuda, int sm, int multiprocessors) {
+    detail::set_cuda_target(cuda, sm, multiprocessors);
+  }
   ~TargetScope() { detail::set_cuda_target(true); }
   TargetScope(const TargetScope&) = delete;
   TargetScope& operator=(const TargetScope&) = delete;
@@ -578,10 +580,11 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
                                                           o.counters_on_device);
       }
       detail::take_guessed_op();  // forget a guess made before this capture
-      TargetScope target(o.target == footprint::Target::kCuda, o.cuda_sm);
+      TargetScope target(o.target == footprint::Target::kCuda, o.cuda_sm, o.cuda_multiprocessors);
       Observe observe(c);
       auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
-        if (o.autocast) scope.emplace(detail::scalar_type_from(*o.autocast));
+        if (o.autocast)
+          scope.emplace(detail::scalar_type_from(*o.autocast), o.target == footprint::Target::kCuda);
       };
       if (!o.train) {
         set_phase(Phase::kForward, 0);
@@ -657,7 +660,7 @@ struct CaptureSession::State {
         // Real CPU memory is bounded where footprint owns the process (its engine); in the
         // user's own process (cpu_bytes 0) the CPU allocator is left as it is.
         sandbox(o.limits, /*limit_cpu=*/o.limits.cpu_bytes > 0),
-        target(o.target == footprint::Target::kCuda, o.cuda_sm) {}
+        target(o.target == footprint::Target::kCuda, o.cuda_sm, o.cuda_multiprocessors) {}
 };
 
 CaptureSession::CaptureSession(const CaptureOptions& options, const std::string& root_type) {
@@ -705,7 +708,8 @@ void CaptureSession::autocast(bool on) {
   if (!on) {
     state_->amp.reset();
   } else if (state_->options.autocast && !state_->amp) {
-    state_->amp.emplace(detail::scalar_type_from(*state_->options.autocast));
+    state_->amp.emplace(detail::scalar_type_from(*state_->options.autocast),
+                        state_->options.target == footprint::Target::kCuda);
   }
 }
 
@@ -875,7 +879,10 @@ CaptureOptions capture_options(const MemoryScenario& s) {
   o.loss = s.loss;
   o.counters_on_device = plan.counters_on_device;
   o.target = s.memory.target;
-  if (s.memory.gpu) o.cuda_sm = s.memory.gpu->sm;
+  if (s.memory.gpu) {
+    o.cuda_sm = s.memory.gpu->sm;
+    o.cuda_multiprocessors = s.memory.gpu->multiprocessors;
+  }
   o.limits = s.limits;
   return o;
 }

@@ -97,9 +97,22 @@ void claim_fallback(c10::DispatchKey key, const std::function<torch::CppFunction
                     const std::string& what);
 
 // The target whose kernels meta stands for, on this thread (meta_kernels.cpp: the backend of
-// scaled_dot_product_attention), and the CUDA target's compute capability x 10. CUDA sm90 until
-// set.
-void set_cuda_target(bool cuda, int sm = 90);
+// scaled_dot_product_attention), the CUDA target's compute capability x 10 and its streaming
+// multiprocessors. CUDA sm90 with 132 SMs until set.
+void set_cuda_target(bool cuda, int sm = 90, int multiprocessors = 132);
+
+// The CUDA target's reductions (sum, mean) allocate a staging buffer and semaphores when they
+// split one output's inputs across thread blocks (Reduce.cuh's global reduce). The sandbox's
+// kernel, which sees every op, asks before an op whether it is one (reduction_before keeps its
+// input and dims), and after it adds the buffers the kernel would allocate and free.
+struct PendingReduction {
+  at::Tensor self;
+  std::vector<int64_t> dims;  // empty: every dim
+  bool keepdim = false;
+};
+std::optional<PendingReduction> reduction_before(const c10::OperatorHandle& op,
+                                                 const std::vector<c10::IValue>& stack);
+void reduction_after(const PendingReduction& r, const std::vector<c10::IValue>& stack);
 
 // True when, since the last call on this thread, an op with no Meta kernel ran through the
 // fallback, which gives results shaped like the op's inputs (broadcast) and cannot know better.

@@ -11,9 +11,12 @@
 #include <ATen/ATen.h>
 #include <ATen/ExpandUtils.h>
 #include <ATen/OpMathType.h>
+#include <ATen/TensorIterator.h>
+#include <ATen/WrapDimUtils.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/Resize.h>
 #include <ATen/ops/_transformer_encoder_layer_fwd_native.h>
+#include <ATen/ops/dropout_native.h>
 #include <ATen/ops/gru_native.h>
 #include <ATen/ops/lstm_native.h>
 #include <ATen/ops/scaled_dot_product_attention_native.h>
@@ -104,10 +107,12 @@ at::Tensor hardtanh(const at::Tensor& x, const at::Scalar&, const at::Scalar&) {
   return at::empty_like(x);
 }
 
-// The mask is bool, one per element.
+// The mask is bool, one per element, made before the output (cuda/Dropout.cu's dropout_cuda;
+// measured on an H200).
 std::tuple<at::Tensor, at::Tensor> native_dropout(const at::Tensor& x, double,
                                                   c10::optional<bool>) {
-  return {at::empty_like(x), at::empty_like(x, x.options().dtype(at::kBool))};
+  at::Tensor mask = at::empty_like(x, x.options().dtype(at::kBool));
+  return {at::empty_like(x), mask};
 }
 
 // Gradients for the inputs output_mask asks for; undefined tensors for the others.
@@ -151,6 +156,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> native_batch_norm_backward(
 // H200 (tests/reference/cuda/h200-vision.json), flash's from source (docs/memory.md).
 thread_local bool t_cuda_target = true;
 thread_local int t_cuda_sm = 90;
+thread_local int t_cuda_multiprocessors = 132;
 
 constexpr int64_t kSdpMath = 0;       // sdp::SDPBackend::math
 constexpr int64_t kSdpFlash = 1;      // sdp::SDPBackend::flash_attention
@@ -478,6 +484,147 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cudnn_attention_cuda_backward(
   return {dq, dk, dv};
 }
 
+// ---------------------------------------------------------------- reductions on CUDA
+// A CUDA reduction (aten/src/ATen/native/cuda/Reduce.cuh, gpu_reduce_kernel) picks its launch from
+// the TensorIterator's shape and strides (setReduceConfig). When one output's inputs are split
+// across thread blocks (ctas_per_output > 1), it allocates a staging buffer of the accumulation
+// type and one int semaphore per block column through the caching allocator, both freed when the
+// kernel is queued. A Linear's bias gradient (sum over the batch rows) on a large batch is the
+// common case: measured on an H200 (132 SMs, 2048 threads per SM), 25,165,824 B for a bf16
+// [2048, 1536] sum over rows with 48 B of semaphores, 512 + 4 B for the mean of 2^20 floats.
+// This follows setReduceConfig as in PyTorch 2.x for sum and mean (the accumulation type is fp32
+// for fp32/fp16/bf16, fp64 for fp64, int64 for integers; 4 inputs per vector load).
+int last_pow2(int64_t n) {
+  int64_t p = 1;
+  while (p * 2 <= n) p *= 2;
+  return static_cast<int>(std::max<int64_t>(1, p));
+}
+
+int max_threads_per_sm(int sm) {
+  if (sm == 75) return 1024;
+  if (sm == 86 || sm == 87 || sm == 89) return 1536;
+  return 2048;
+}
+
+struct ReduceLaunch {
+  int64_t buffer = 0;      // bytes of the staging buffer; 0 when there is no global reduce
+  int64_t semaphores = 0;  // bytes
+};
+
+ReduceLaunch reduce_launch(const at::TensorIteratorBase& iter, int64_t acc_size) {
+  const int64_t num_outputs = iter.num_output_elements();
+  const int64_t inputs_per_output = iter.numel() / std::max<int64_t>(1, num_outputs);
+  const int input = iter.ntensors() - 1;
+  const int64_t elem = iter.element_size(input);
+  int64_t dim0 = 1, dim1 = 1, fastest_stride = elem;
+  bool on_fastest = true;
+  if (iter.ndim() > 0) {
+    const auto strides = iter.strides(input);
+    const int nr = iter.num_reduce_dims();
+    on_fastest = nr == iter.ndim() || strides[0] < strides[nr];
+    dim0 = on_fastest ? inputs_per_output : num_outputs;
+    dim1 = on_fastest ? num_outputs : inputs_per_output;
+    fastest_stride = on_fastest ? strides[0] : strides[nr];
+  }
+  int output_vec = 1;
+  if (fastest_stride == elem) {
+    if (on_fastest && dim0 > 128 && iter.num_reduce_dims() == 1) {
+      dim0 /= 4;  // vectorize along the input
+    } else if (!on_fastest) {
+      // get_output_vec_size: 4, halved until it divides the input's offset, the output dim's
+      // size and every other stride (the caching allocator's blocks are 512-byte aligned).
+      auto fits = [&](int64_t v) {
+        while (v % output_vec != 0) output_vec /= 2;
+      };
+      output_vec = 4;
+      const int out_dim = iter.num_reduce_dims();
+      fits(iter.shape()[out_dim]);
+      const auto strides = iter.strides(input);
+      for (int j = 0; j < iter.ndim(); ++j)
+        if (j != out_dim) fits(strides[j] / elem);
+      dim0 /= output_vec;
+    }
+  }
+  const int max_threads = 512 / output_vec;
+  const int d0 = dim0 < max_threads ? last_pow2(dim0) : max_threads;
+  const int d1 = dim1 < max_threads ? last_pow2(dim1) : max_threads;
+  int block_width = std::min(d0, 32);
+  const int block_height = std::min(d1, max_threads / block_width);
+  block_width = std::min(d0, max_threads / block_height);
+  const int64_t threads = int64_t{block_width} * block_height;
+  int64_t step_input = 1, step_output = 1;
+  bool block_x_reduce = false, block_y_reduce = false;
+  if (iter.ndim() == 0 || on_fastest) {
+    block_x_reduce = true;
+    step_input *= block_width;
+  } else {
+    step_output *= block_width;
+  }
+  auto values_per_thread = [&] { return (inputs_per_output + step_input - 1) / step_input; };
+  if (values_per_thread() >= block_height * 16 || values_per_thread() >= 256) {
+    block_y_reduce = true;
+    step_input *= block_height;
+  } else {
+    step_output *= block_height;
+  }
+  const int64_t target_grid =
+      int64_t{t_cuda_multiprocessors} * (max_threads_per_sm(t_cuda_sm) / threads);
+  const int64_t grid_x = (num_outputs / output_vec + step_output - 1) / step_output;
+  ReduceLaunch out;
+  if (block_y_reduce && values_per_thread() >= 256 && grid_x <= target_grid) {
+    const int64_t c1 = (target_grid + grid_x - 1) / grid_x;
+    const int64_t c2 = (values_per_thread() + 15) / 16;
+    const int64_t c3 = (values_per_thread() + 255) / 256;
+    const int64_t ctas = std::max(std::min(c1, c2), c3);
+    if (ctas > 1) {
+      out.buffer = acc_size * num_outputs * ctas * (block_x_reduce ? 1 : block_width * output_vec);
+      out.semaphores = 4 * grid_x;
+    }
+  }
+  return out;
+}
+
+void reduction_buffers(const PendingReduction& r, const at::Tensor& result) {
+  const at::Tensor& self = r.self;
+  if (!self.defined() || self.dim() == 0 || self.numel() == 0 || result.numel() == 0) return;
+  const int64_t nd = self.dim();
+  std::vector<bool> reduced(nd, r.dims.empty());
+  for (int64_t d : r.dims) reduced[c10::maybe_wrap_dim(d, nd)] = true;
+  // The result viewed with the reduced dims kept (ReduceOpsUtils.h's review_reduce_result).
+  std::vector<int64_t> sizes(nd), strides(nd);
+  for (int64_t d = 0, k = 0; d < nd; ++d) {
+    const bool kept = !reduced[d] || r.keepdim;
+    sizes[d] = reduced[d] ? 1 : self.size(d);
+    strides[d] = kept && k < result.dim() ? result.stride(k) : 0;
+    if (kept) ++k;
+  }
+  at::Tensor viewed = result.as_strided(sizes, strides);
+  auto iter = at::TensorIteratorConfig()
+                  .set_check_mem_overlap(false)
+                  .add_output(viewed)
+                  .add_const_input(self)
+                  .resize_outputs(false)
+                  .is_reduction(true)
+                  .check_all_same_dtype(false)
+                  .build();
+  const auto st = self.scalar_type();
+  const int64_t acc = at::isFloatingType(st) ? (st == at::kDouble ? 8 : 4) : 8;
+  ReduceLaunch most;
+  auto take = [&](const at::TensorIteratorBase& it) {
+    ReduceLaunch l = reduce_launch(it, acc);
+    if (l.buffer > most.buffer) most = l;
+  };
+  if (iter.can_use_32bit_indexing()) {
+    take(iter);
+  } else {
+    for (auto& sub : iter.with_32bit_indexing()) take(sub);
+  }
+  if (most.buffer == 0) return;
+  auto bytes = self.options().dtype(at::kByte);
+  at::Tensor buffer = at::empty({most.buffer}, bytes);
+  at::empty({most.semaphores}, bytes);  // the semaphores, freed first
+}
+
 // ---------------------------------------------------------------- recurrent layers
 // nn.LSTM and nn.GRU on the CUDA target: cuDNN's RNN (aten/src/ATen/native/cudnn/RNN.cpp,
 // _cudnn_impl and _cudnn_rnn), as measured on an H200 with cuDNN 9.19
@@ -494,13 +641,14 @@ constexpr int64_t kCudnnGru = 3;   // CUDNN_GRU
 // exactly as 5.5 (LSTM) or 6.5 (GRU) elements per step, batch row, layer and hidden unit, plus
 // 256 bytes. The workspace (freed before the op returns; the backward takes one for the data and
 // one for the weights) is fitted to the measured shape, a fixed part plus a part per batch row
-// (exact for LSTM at batches 1 to 64, within 0.6% for GRU); other shapes are extrapolated.
+// (LSTM: exact at batches 8 and 64, 24 B under at 1; GRU: within 0.6%); other shapes are
+// extrapolated. `units` is steps x batch rows x layers x hidden units.
 int64_t cudnn_rnn_reserve(int64_t mode, int64_t elem, int64_t units) {
   return (mode == kCudnnLstm ? 11 : 13) * elem * units / 2 + 256;
 }
-int64_t cudnn_rnn_workspace(int64_t mode, int64_t elem, int64_t units) {
+int64_t cudnn_rnn_workspace(int64_t mode, int64_t elem, int64_t batch, int64_t units) {
   const bool half = elem == 2;
-  if (mode == kCudnnLstm) return (half ? 18612480 : 20447488) + 93 * elem * units / 32;
+  if (mode == kCudnnLstm) return (half ? 18612480 : 20447488) + 93 * elem * units / 32 + 8 * batch;
   return (half ? 18228632 : 19679784) + 2310 * elem * units / 1000;
 }
 
@@ -523,7 +671,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cudnn_rnn
   }
   const int64_t units = T * B * layers * hidden;
   at::Tensor workspace =
-      at::empty({cudnn_rnn_workspace(mode, elem, units)}, input.options().dtype(at::kByte));
+      at::empty({cudnn_rnn_workspace(mode, elem, B, units)}, input.options().dtype(at::kByte));
   at::Tensor reserve = at::empty({train ? cudnn_rnn_reserve(mode, elem, units) : 0},
                                  input.options().dtype(at::kByte));
   workspace.reset();
@@ -551,7 +699,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> cudnn_rn
   };
   at::Tensor x = time_major(input);
   const int64_t T = x.size(0), B = x.size(1), elem = input.element_size();
-  const int64_t ws = cudnn_rnn_workspace(mode, elem, T * B * layers * hidden);
+  const int64_t ws = cudnn_rnn_workspace(mode, elem, B, T * B * layers * hidden);
   at::Tensor dy = grad_output && grad_output->defined()
                       ? time_major(*grad_output)
                       : at::zeros({T, B, hidden}, input.options());
@@ -822,6 +970,17 @@ at::Tensor native_dropout_backward(const at::Tensor& grad, const at::Tensor&, do
   return at::empty_like(grad);
 }
 
+// nn.Dropout in training on the CUDA target: aten::dropout (Dropout.cpp) takes the fused kernel
+// where is_fused_kernel_acceptable (a CUDA tensor, 0 < p < 1, not empty), which keeps a boolean
+// mask, 1 byte per element; the composite a meta tensor takes (and the CPU runs) keeps a mask of
+// the input's dtype. native_dropout's CUDA kernel (cuda/Dropout.cu, dropout_cuda) makes the mask,
+// then the output (measured on an H200).
+at::Tensor dropout(const at::Tensor& input, double p, bool train) {
+  if (t_cuda_target && train && p > 0 && p < 1 && input.numel() > 0)
+    return std::get<0>(at::native_dropout(input, p, train));
+  return at::native::dropout(input, p, train);
+}
+
 // index_select(self, dim, index): self's shape with dim replaced by the index's length.
 at::Tensor index_select(const at::Tensor& self, int64_t dim, const at::Tensor& index) {
   auto shape = self.sizes().vec();
@@ -882,9 +1041,34 @@ void guessing_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) 
 
 }  // namespace
 
-void set_cuda_target(bool cuda, int sm) {
+void set_cuda_target(bool cuda, int sm, int multiprocessors) {
   t_cuda_target = cuda;
   t_cuda_sm = sm;
+  t_cuda_multiprocessors = multiprocessors;
+}
+
+std::optional<PendingReduction> reduction_before(const c10::OperatorHandle& op,
+                                                 const std::vector<c10::IValue>& stack) {
+  if (!t_cuda_target) return std::nullopt;
+  const auto& name = op.operator_name();
+  if (name.name != "aten::sum" && name.name != "aten::mean") return std::nullopt;
+  const bool by_dim = name.overload_name == "dim_IntList" || name.overload_name == "dim";
+  if (!by_dim && !name.overload_name.empty()) return std::nullopt;  // out=, dimension names
+  const size_t n = op.schema().arguments().size();
+  if (stack.size() < n || !stack[stack.size() - n].isTensor()) return std::nullopt;
+  PendingReduction r;
+  r.self = stack[stack.size() - n].toTensor();
+  if (by_dim) {
+    const auto& dim = stack[stack.size() - n + 1];
+    if (dim.isIntList()) r.dims = dim.toIntVector();
+    r.keepdim = stack[stack.size() - n + 2].toBool();
+  }
+  return r;
+}
+
+void reduction_after(const PendingReduction& r, const std::vector<c10::IValue>& stack) {
+  if (stack.empty() || !stack.back().isTensor()) return;
+  reduction_buffers(r, stack.back().toTensor());
 }
 
 bool take_guessed_op() {
@@ -957,6 +1141,8 @@ void register_missing_meta_kernels() {
   lib.impl("gru.input", TORCH_FN(gru));
   autograd.impl("lstm.input", TORCH_FN(lstm));
   lib.impl("lstm.input", TORCH_FN(lstm));
+  autograd.impl("dropout", TORCH_FN(dropout));
+  lib.impl("dropout", TORCH_FN(dropout));
   lib.impl("scaled_dot_product_attention", TORCH_FN(scaled_dot_product_attention));
   // The guess, for every other aten op that meta cannot run. LibTorch 2.x registers a Meta
   // backend fallback of its own (MetaFallbackKernel.cpp: it throws "no fake impl or Meta

@@ -76,7 +76,11 @@ void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit:
       stop(*s,
            fmt::format("the model's code calls {}, which {}: footprint refuses it", name, *why));
   }
+  // The target's kernel-internal buffers an op's outputs do not show (meta_kernels.cpp).
+  std::optional<PendingReduction> reduction;
+  if (t_state) reduction = reduction_before(op, *stack);
   op.redispatchBoxed(keys & c10::DispatchKeySet(c10::DispatchKeySet::FULL_AFTER, kKey), stack);
+  if (reduction) reduction_after(*reduction, *stack);
 }
 
 void install_kernel() {
