@@ -1,6 +1,8 @@
 """footprint.memory(model, ..., gpu="h200") against real runs on an H200: the 368 runs of the
 sequence plan (tests/reference/cuda/h200-sequence.json, measured with `bench/cuda/measure.py
---plan sequence`; bench/cuda/README.md). 18 models whose CUDA kernels differ from what a plain
+--plan sequence`; bench/cuda/README.md), and 126 runs of held-out shapes measured after the
+rules fitted to it were written (h200-holdout.json: LSTMs and GRUs of other sizes, a mask whose
+rows are not 16-aligned, a Linear-GELU-Dropout-Linear block of odd sizes). 18 models whose CUDA kernels differ from what a plain
 meta run allocates: nn.TransformerEncoder, nn.MultiheadAttention, nn.LSTM, nn.GRU,
 F.scaled_dot_product_attention by head dim (32, 64, 128, 256), boolean and additive masks and
 dropout, F.interpolate, torchvision's ASPP and r3d_18, and transformers' GPT-2, BERT, a 1.1B
@@ -26,7 +28,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "cuda"))
 import measure  # noqa: E402  the harness's table of models and input shapes
 
-REFERENCE = os.path.join(HERE, "..", "reference", "cuda", "h200-sequence.json")
+# The sequence plan, and the held-out shapes measured the next day for the rules fitted to it.
+REFERENCES = [os.path.join(HERE, "..", "reference", "cuda", name)
+              for name in ("h200-sequence.json", "h200-holdout.json")]
 TOLERANCE = 0.005
 
 # The runs footprint misses by more than 0.5% now, by model: (lowest, highest) error of the
@@ -47,6 +51,12 @@ KNOWN = {
     # cuDNN's RNN workspace is fitted to the measured shape (docs/memory.md): GRU +1.1% and -0.5%
     # at batch 1.
     "gru": {"allocated": (-0.01, 0.016), "reserved": (-0.248, 0.04)},
+    # On held-out shapes that workspace is not right (its fixed part was 12.5 to 108 MiB where the
+    # fit says 17.75 to 19.5): inference of 3 layers of 1024 at batch 1 -40%, 1 layer of 512 +9%.
+    "lstm_h1024_t128_l3": {"allocated": (-0.403, 0.04), "reserved": (-0.322, 0.048)},
+    "gru_h1024_t128_l3": {"allocated": (-0.38, 0.043), "reserved": (-0.386, 0.095)},
+    "lstm_h512_t32_l1": {"allocated": (-0.056, 0.092), "reserved": (-0.069, 0.375)},
+    "gru_h512_t32_l1": {"allocated": (-0.016, 0.103), "reserved": (-0.024, 0.412)},
     # The reserved peaks of models whose whole run is under 200 MB: the real allocator holds a
     # segment more or less at the peak (up to 23%, 5 to 10 MB). Not explained yet.
     "lstm": {"reserved": (-0.23, 0.066)},
@@ -59,12 +69,15 @@ KNOWN = {
 }
 
 
-def _reference():
-    with open(REFERENCE) as f:
-        return json.load(f)
+def _runs():
+    runs = []
+    for path in REFERENCES:
+        with open(path) as f:
+            runs += [r for r in json.load(f)["runs"] if "allocated_peak" in r["repeats"][0]]
+    return runs
 
 
-RUNS = [r for r in _reference()["runs"] if "allocated_peak" in r["repeats"][0]]
+RUNS = _runs()
 MODELS = sorted({r["spec"]["model"] for r in RUNS})
 
 
