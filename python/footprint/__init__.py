@@ -63,11 +63,11 @@ def params(model, precisions=None, depth=1, source=None):
 
 
 def _target(device, gpu):
+    """The CUDA target's (compute capability x 10, streaming multiprocessors): the named GPU's,
+    else an H100's."""
     if device not in ("cuda", "cpu"):
         raise ValueError(f"device={device!r}: expected 'cuda' (the default: a GPU run's kernels "
                          "and allocator) or 'cpu'")
-    """The CUDA target's (compute capability x 10, streaming multiprocessors): the named GPU's,
-    else an H100's."""
     if gpu is not None and device == "cuda" and _core.size_parse(str(gpu)) is None:
         return tuple(_core.device(str(gpu))[4:6])
     return (90, 132)

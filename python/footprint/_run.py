@@ -437,7 +437,8 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
         target="cuda", sm=90, loss_fn=None, iterations=None, set_to_none=True, limits=None,
         default_dtype=torch.float32):
     """Captures one run: inference, a forward/loss/backward pass (train without an optimizer), or
-    `iterations` training steps. Returns (trace, info)."""
+    `iterations` training steps. sm: the CUDA target's compute capability x 10, or (that, its
+    streaming multiprocessors). Returns (trace, info)."""
     limits = limits or {}
     dtype = precision_dtype(precision)
     autocast = {"bf16-amp": "torch.bfloat16", "fp16-amp": "torch.float16"}.get(precision, "")
