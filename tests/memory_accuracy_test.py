@@ -45,7 +45,9 @@ TOLERANCE = {"cpu": 0.005, "cuda": 0.005}
 # outside its range fails, so a change that makes one worse shows; a fix shows as a range to
 # tighten.
 KNOWN_CUDA = {
-    "convnext_tiny": {"allocated": (-0.01, 0.005), "reserved": (-0.1, 0.005)},
+    # Its reserved peak at batch 8 under bf16 autocast sits at a 40 MB segment: +3.51% (timm's copy
+    # of the same network, measured apart, is -3.39% the other way).
+    "convnext_tiny": {"allocated": (-0.01, 0.005), "reserved": (-0.1, 0.04)},
     "densenet121": {"allocated": (-0.015, 0.009), "reserved": (-0.047, 0.17)},
     "efficientnet_b0": {"allocated": (-0.025, 0.005), "reserved": (-0.037, 0.005)},
     "hybrid_network": {"allocated": (-0.051, 0.005), "reserved": (-0.362, 0.005)},

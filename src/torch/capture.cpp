@@ -204,23 +204,23 @@ int call_by_parameter(Capture& c, const at::RecordFunction& fn) {
 constexpr const char* kEvaluateFunction = "autograd::engine::evaluate_function: ";
 
 // InputBuffer::accumulate (torch/csrc/autograd/input_buffer.cpp) adds a second gradient for one
-// tensor in place into the first, or else into the second, when that tensor passes
+// tensor in place into the first (the buffer's old value) when that one passes
 // can_accumulate_inplace: dense, not a tensor subclass, and held only by the buffer (use_count
-// and storage use_count 1). A meta tensor always counts as a subclass, so meta adds out of place;
-// the rest of the test is the same on meta, and is made here, while the add begins. The operands
-// seen here carry one reference more: the dispatcher's boxed copy for the observer.
+// and storage use_count 1); the second is the in-place candidate only when the first is sparse.
+// A meta tensor always counts as a subclass, so meta adds out of place; the rest of the test is
+// the same on meta, and is made here, while the add begins. The operands seen here carry one
+// reference more: the dispatcher's boxed copy for the observer. Measured with the pinned torch on
+// CPU: a tied weight's gradients from a Linear (a transposed view of mm's result, whose base it
+// holds) then an embedding (a fresh tensor) are added out of place, as an H200 did for GPT-2.
 int accumulates_in_place(c10::ArrayRef<c10::IValue> all, size_t n) {
   if (n == SIZE_MAX || n < 2 || all.size() < n) return -1;
-  auto sole = [](const c10::IValue& v) {
-    if (!v.isTensor()) return false;
-    const at::Tensor& t = v.toTensor();
-    return t.defined() && !t.is_sparse() && t.is_non_overlapping_and_dense() &&
-           t.use_count() == 2 && t.has_storage() && t.storage().use_count() == 1;
-  };
-  size_t first = all.size() - n;
-  if (sole(all[first])) return 0;
-  if (sole(all[first + 1])) return 1;
-  return -1;
+  const c10::IValue& old_var = all[all.size() - n];
+  if (!old_var.isTensor()) return -1;
+  const at::Tensor& t = old_var.toTensor();
+  return t.defined() && !t.is_sparse() && t.is_non_overlapping_and_dense() && t.use_count() == 2 &&
+                 t.has_storage() && t.storage().use_count() == 1
+             ? 0
+             : -1;
 }
 
 std::unique_ptr<at::ObserverContext> on_enter(const at::RecordFunction& fn) {
@@ -584,7 +584,8 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       Observe observe(c);
       auto autocast = [&](std::optional<detail::AutocastScope>& scope) {
         if (o.autocast)
-          scope.emplace(detail::scalar_type_from(*o.autocast), o.target == footprint::Target::kCuda);
+          scope.emplace(detail::scalar_type_from(*o.autocast),
+                        o.target == footprint::Target::kCuda);
       };
       if (!o.train) {
         set_phase(Phase::kForward, 0);

@@ -20,9 +20,7 @@ BATCH = 2
 TOLERANCE = 0.01
 # Runs footprint misses by more than 1%, with the error measured by this test (the reason is not
 # found yet; docs/python.md). strict: when one comes within 1%, the test says so, and the entry goes.
-KNOWN_GAPS = {
-    ("hf_t5", True): -0.0132,  # 4,964,888 B against 5,031,124 B
-}
+KNOWN_GAPS = {}  # none since t5's was found (2026-11-28, docs/memory.md)
 
 
 def _input_data(args, kwargs):
