@@ -70,8 +70,9 @@ struct TraceOp {
   // imported torch): what it allocates and frees inside is not the real kernel's, and is dropped
   // from the trace; its outputs stay (docs/engine.md, "Target kernel models").
   bool decomposition = false;
-  // The autograd engine's sum of two gradients that a CPU or CUDA run does in place, into this
-  // operand (0 or 1); -1 for any other op (capture.cpp, subclass_like_adds_in_place).
+  // The autograd engine's sum of two gradients that a CPU or CUDA run does in place: 0, the
+  // operand it writes into (the buffer's old value); -1 for any other op (capture.cpp,
+  // subclass_like_adds_in_place).
   int in_place_operand = -1;
   std::vector<OpValue> inputs;   // as the schema lists them
   std::vector<OpValue> outputs;  // as the schema returns them

@@ -415,11 +415,10 @@ void subclass_like_adds_in_place(Trace& t) {
     auto a = alloc_of.find(int(i));
     if (a == alloc_of.end()) continue;
     const MemoryEvent& made = t.memory[a->second];
-    // The parent frees the first operand (the buffer's old value) first, then the second.
-    int skip = op.in_place_operand == 1 ? 1 : 0;
+    // The parent frees the first operand (the buffer's old value, which the sum overwrites) first.
     for (size_t k = a->second + 1; k < t.memory.size(); ++k) {
       const MemoryEvent& e = t.memory[k];
-      if (e.op == op.parent && e.bytes == -made.bytes && skip-- == 0) {
+      if (e.op == op.parent && e.bytes == -made.bytes) {
         drop[a->second] = drop[k] = true;
         // A sum of sums (three gradients for one input) writes into a tensor already renamed.
         uint64_t into = e.id;

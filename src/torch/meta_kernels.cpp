@@ -533,15 +533,16 @@ ReduceLaunch reduce_launch(const at::TensorIteratorBase& iter, int64_t acc_size)
     } else if (!on_fastest) {
       // get_output_vec_size: 4, halved until it divides the input's offset, the output dim's
       // size and every other stride (the caching allocator's blocks are 512-byte aligned).
-      auto fits = [&](int64_t v) {
+      auto halve_until_divides = [&](int64_t v) {
         while (v % output_vec != 0) output_vec /= 2;
       };
       output_vec = 4;
+      halve_until_divides(iter.tensor_base(input).storage_offset());
       const int out_dim = iter.num_reduce_dims();
-      fits(iter.shape()[out_dim]);
+      halve_until_divides(iter.shape()[out_dim]);
       const auto strides = iter.strides(input);
       for (int j = 0; j < iter.ndim(); ++j)
-        if (j != out_dim) fits(strides[j] / elem);
+        if (j != out_dim) halve_until_divides(strides[j] / elem);
       dim0 /= output_vec;
     }
   }
