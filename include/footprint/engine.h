@@ -58,6 +58,12 @@ struct CaptureOptions {
   int cuda_sm = 90;                // the CUDA target's compute capability x 10 (DeviceProfile::sm)
   int cuda_multiprocessors = 132;  // its streaming multiprocessors (DeviceProfile::multiprocessors)
   EngineLimits limits;             // what the model's code may do (the sandbox)
+
+  // The CUDA target's kernel choices follow this GPU: its compute capability and SM count.
+  void target_gpu(const DeviceProfile& gpu) {
+    cuda_sm = gpu.sm;
+    cuda_multiprocessors = gpu.multiprocessors;
+  }
 };
 
 // For a process that supervises this one (footprint's CLI runs its engine as a child): each op

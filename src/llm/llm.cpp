@@ -274,10 +274,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   co.inputs = {InputSpec{{batch, prefill ? ctx : 1}, DType::kInt64}};
   co.train = false;
   co.target = s.memory.target;
-  if (s.memory.gpu) {
-    co.cuda_sm = s.memory.gpu->sm;
-    co.cuda_multiprocessors = s.memory.gpu->multiprocessors;
-  }
+  if (s.memory.gpu) co.target_gpu(*s.memory.gpu);
   int64_t position = prefill ? 0 : ctx - 1;
   Trace t = capture(
       *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, position); },
@@ -360,10 +357,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   co.loss = LossKind::kOutput;
   co.counters_on_device = plan.counters_on_device;
   co.target = s.memory.target;
-  if (s.memory.gpu) {
-    co.cuda_sm = s.memory.gpu->sm;
-    co.cuda_multiprocessors = s.memory.gpu->multiprocessors;
-  }
+  if (s.memory.gpu) co.target_gpu(*s.memory.gpu);
   bool amp = false;
   switch (s.precision) {
     case PrecisionMode::kFp16:

@@ -879,10 +879,7 @@ CaptureOptions capture_options(const MemoryScenario& s) {
   o.loss = s.loss;
   o.counters_on_device = plan.counters_on_device;
   o.target = s.memory.target;
-  if (s.memory.gpu) {
-    o.cuda_sm = s.memory.gpu->sm;
-    o.cuda_multiprocessors = s.memory.gpu->multiprocessors;
-  }
+  if (s.memory.gpu) o.target_gpu(*s.memory.gpu);
   o.limits = s.limits;
   return o;
 }

@@ -635,6 +635,12 @@ void reduction_buffers(const PendingReduction& r, const at::Tensor& result) {
 // a new one at the lower precision (zeros, then each weight copied in) and casts hx, cx and the
 // input. Unidirectional LSTM and GRU without proj_size are modelled; any other recurrent layer
 // runs LibTorch's composite.
+int64_t numel_of(at::TensorList tensors) {
+  int64_t total = 0;
+  for (const auto& t : tensors) total += t.numel();
+  return total;
+}
+
 constexpr int64_t kCudnnLstm = 2;  // cudnnRNNMode_t's CUDNN_LSTM, as _cudnn_rnn's `mode`
 constexpr int64_t kCudnnGru = 3;   // CUDNN_GRU
 
@@ -669,11 +675,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cudnn_rnn
   at::Tensor hy = at::empty_like(hx);
   at::Tensor cy = cx && cx->defined() ? at::empty_like(*cx) : at::Tensor();
   at::Tensor copied;  // no flat buffer given: the weights are copied into a new one
-  if (!weight_buf || !weight_buf->defined()) {
-    int64_t total = 0;
-    for (const auto& w : weight) total += w.numel();
-    copied = at::empty({total}, weight[0].options());
-  }
+  if (!weight_buf || !weight_buf->defined())
+    copied = at::empty({numel_of(weight)}, weight[0].options());
   const int64_t units = T * B * layers * hidden;
   at::Tensor workspace =
       at::empty({cudnn_rnn_workspace(mode, elem, B, units)}, input.options().dtype(at::kByte));
@@ -717,9 +720,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> cudnn_rn
   std::vector<at::Tensor> dw;
   if (output_mask[3]) {
     at::Tensor x_again = time_major(input);
-    int64_t total = 0;
-    for (const auto& w : weight) total += w.numel();
-    at::Tensor flat = at::empty({total}, weight[0].options());
+    at::Tensor flat = at::empty({numel_of(weight)}, weight[0].options());
     int64_t offset = 0;
     for (const auto& w : weight) {
       dw.push_back(flat.narrow(0, offset, w.numel()).view(w.sizes()));
@@ -756,9 +757,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cudnn_rnn_call(at::Tensor input, 
   auto lower = autocast_lower();
   if (lower && input.scalar_type() == at::kFloat) {
     AutocastPause pause;
-    int64_t total = 0;
-    for (const auto& w : weights) total += w.numel();
-    buf = at::zeros({total}, params[0].options().dtype(*lower));
+    buf = at::zeros({numel_of(params)}, params[0].options().dtype(*lower));
     int64_t offset = 0;
     for (auto& w : weights) {
       // set_ onto the buffer's storage (not a view of it, for autograd): each weight's copy is
