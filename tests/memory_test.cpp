@@ -448,6 +448,48 @@ TEST(Memory, CudnnLstmKeepsItsReserve) {
     EXPECT_TRUE(has(a, bytes)) << bytes;
 }
 
+// nn.LSTM(128, 256) over 64 steps of 8 rows on the CPU target: oneDNN 3.10's fused layer
+// (mkldnn_rnn_layer), as the pinned torch's profiler showed it at one thread. The good leading
+// dimensions (rnn_utils::get_good_ld, fp32): ld(4H = 1024) = 1024 + 16 = 1040 (a multiple of 256
+// gets 16 more), ld(256) = 272. Training forward:
+//   - workspace, each part on a 4096-B page: gates 64 x 8 x 1040 x 4 = 2,129,920; ht 64 x 8 x 272 x
+//   4
+//     = 557,056; states 2 x 65 x 8 x 272 x 4 = 1,131,520; cell states 2 x 65 x 8 x 256 x 4 =
+//     1,064,960; the three diff states 1,131,520, 1,131,520, 1,064,960: page-rounded offsets
+//     2,129,920, 2,686,976, 3,821,568 (+1,131,520 rounded up), 4,886,528, 6,021,120, 7,155,712, and
+//     7,155,712 + 1,064,960 = 8,220,672 B;
+//   - the weights reordered to ldigo with ld 1040: 128 x 1040 x 4 = 532,480, 256 x 1040 x 4 =
+//     1,064,960;
+//   - the scratchpad: scratch gates for all 64 steps 2,129,920, ht and diff ht 8 x 272 x 4 = 8,704
+//     each, paged to 2,154,496; booked with 4,096 B of alignment, three 8-B pointer arrays and a
+//     32-B one at 128 B each: 2,154,496 + 4,096 + 3 x 136 + 160 = 2,159,160 B.
+// Backward: the recurrent weight reordered to ldgoi with ld(256) = 272: 1024 x 272 x 4 = 1,114,112
+// (the input weight's ld(128) is 128, no copy). Inference (brgemm): the weights in ldgOi32o,
+// 1024 x 128 x 4 = 524,288 and 1024 x 256 x 4 = 1,048,576 B, and a scratchpad that holds the states
+// (no workspace): 1,131,520 paged to 1,134,592, + 1,064,960 = 2,199,552, one step's gates
+// 8 x 1040 x 4 = 33,280 paged to 2,236,416, ht 8,704, paged to 2,248,704; + 4,096 + 568 as above +
+// two 40-B brgemm batch elements at 128 B (208) = 2,253,576 B. The composite's per-step gates
+// (8 x 1024 x 4 = 32,768 B) are what the real run never makes.
+TEST(Memory, OnednnLstmAllocatesWhatTheCpuKernelDoes) {
+  auto lstm = [](const std::vector<torch::Tensor>& x) {
+    auto o = x[0].options();
+    std::vector<torch::Tensor> params;
+    for (auto shape : std::vector<std::vector<int64_t>>{{1024, 128}, {1024, 256}, {1024}, {1024}})
+      params.push_back(torch::empty(shape, o).requires_grad_(true));
+    auto h0 = torch::zeros({1, 8, 256}, o);
+    auto c0 = torch::zeros({1, 8, 256}, o);
+    return std::get<0>(at::lstm(x[0], {h0, c0}, params, true, 1, 0.0, true, false, false));
+  };
+  auto train = allocations("64x8x128", true, fp::Target::kCpu, 132, lstm);
+  for (int64_t bytes : {8220672, 532480, 1064960, 2159160, 1114112})
+    EXPECT_TRUE(has(train, bytes)) << bytes;
+  EXPECT_FALSE(has(train, 32768));
+  auto inference = allocations("64x8x128", false, fp::Target::kCpu, 132, lstm);
+  for (int64_t bytes : {524288, 1048576, 2253576}) EXPECT_TRUE(has(inference, bytes)) << bytes;
+  EXPECT_FALSE(has(inference, 8220672));
+  EXPECT_FALSE(has(inference, 32768));
+}
+
 // The timeline (MemoryOptions::timeline, behind --snapshot and --html) on twice.pt, 1 x 8, on
 // CUDA: recording it changes no number; its steps begin with the four parameters (512 B blocks
 // each, in one 2 MiB small-pool segment) and the input; the first addmm then allocates its output

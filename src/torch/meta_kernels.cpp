@@ -778,18 +778,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cudnn_rnn_call(at::Tensor input, 
   return {std::get<0>(out), std::get<1>(out), std::get<2>(out)};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm(const at::Tensor& input, at::TensorList hx,
-                                                    at::TensorList params, bool has_biases,
-                                                    int64_t num_layers, double dropout, bool train,
-                                                    bool bidirectional, bool batch_first) {
-  if (!cudnn_rnn_applies(input, params, has_biases, num_layers, bidirectional) || hx.size() != 2 ||
-      hx[0].size(2) != hx[1].size(2))
-    return at::native::lstm(input, hx, params, has_biases, num_layers, dropout, train,
-                            bidirectional, batch_first);
-  return cudnn_rnn_call(input, hx[0], hx[1], params, has_biases, kCudnnLstm, num_layers, dropout,
-                        train, batch_first);
-}
-
 // nn.GRU on the CPU target. aten::gru (aten/src/ATen/native/RNN.cpp) runs _rnn_impl_with_concat
 // over FullLayer, whose CPU branch (`inputs.device().is_cpu()`) projects the whole input sequence
 // through the input weights at once and feeds each step's slice to the cell; on any other device,
@@ -797,8 +785,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm(const at::Tensor& input, at:
 // through the whole layer. This does what the CPU branch does, with the same calls and lifetimes:
 // the cell is GRUCell's non-fused path; each layer's step outputs are stacked before they and the
 // projection are freed; dropout between layers in training; the final hiddens stacked. A
-// bidirectional GRU, and every GRU for the CUDA target (cuDNN's, not modelled), run LibTorch's own
-// composite.
+// bidirectional layer does the same per direction (FullBidirectionalLayer, below).
 struct GruParams {
   at::Tensor w_ih, w_hh, b_ih, b_hh;
 };
@@ -826,6 +813,35 @@ std::pair<at::Tensor, at::Tensor> gru_layer_cpu(const at::Tensor& inputs, const 
   return {at::stack(outputs, 0), hidden};
 }
 
+// FullBidirectionalLayer's CPU branch: the forward direction's input projection, its steps and
+// their stack; then the backward direction's projection (the first one freed once its step views
+// go), its steps over the reversed inputs, their stack, and the two stacks concatenated.
+std::pair<at::Tensor, std::pair<at::Tensor, at::Tensor>> gru_bidirectional_layer_cpu(
+    const at::Tensor& input, const at::Tensor& h_fw, const at::Tensor& h_bw, const GruParams& fw,
+    const GruParams& bw) {
+  auto run = [](const std::vector<at::Tensor>& steps, at::Tensor hidden, const GruParams& p) {
+    std::vector<at::Tensor> outputs;
+    for (const auto& step : steps) {
+      hidden = gru_cell_precomputed(step, hidden, p);
+      outputs.push_back(hidden);
+    }
+    return std::make_pair(std::move(outputs), hidden);
+  };
+  at::Tensor input_w = at::linear(input, fw.w_ih, fw.b_ih);
+  std::vector<at::Tensor> step_inputs = input_w.unbind(0);
+  auto fw_result = run(step_inputs, h_fw, fw);
+  TORCH_CHECK(!fw_result.first.empty(), "Expected sequence length to be larger than 0 in RNN");
+  at::Tensor fw_output = at::stack(fw_result.first, 0);
+  input_w = at::linear(input, bw.w_ih, bw.b_ih);
+  step_inputs = input_w.unbind(0);
+  std::reverse(step_inputs.begin(), step_inputs.end());
+  auto rev_result = run(step_inputs, h_bw, bw);
+  std::reverse(rev_result.first.begin(), rev_result.first.end());
+  at::Tensor rev_output = at::stack(rev_result.first, 0);
+  return {at::cat({fw_output, rev_output}, fw_output.dim() - 1),
+          {fw_result.second, rev_result.second}};
+}
+
 std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor& hx,
                                        at::TensorList params, bool has_biases, int64_t num_layers,
                                        double dropout, bool train, bool bidirectional,
@@ -836,17 +852,31 @@ std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor
                               dropout, train, batch_first);
     return {std::get<0>(out), std::get<1>(out)};
   }
-  if (t_cuda_target || bidirectional || params.size() != per_layer * size_t(num_layers))
+  const int64_t directions = bidirectional ? 2 : 1;
+  if (t_cuda_target || params.size() != per_layer * size_t(num_layers * directions))
     return at::native::gru(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
                            batch_first);
   at::Tensor layer_input = batch_first ? input.transpose(0, 1) : input;
   auto hiddens = hx.unbind(0);
   std::vector<at::Tensor> final_hiddens;
+  auto params_of = [&](int64_t index) {
+    const at::Tensor* w = params.data() + index * per_layer;
+    return GruParams{w[0], w[1], has_biases ? w[2] : at::Tensor(),
+                     has_biases ? w[3] : at::Tensor()};
+  };
   for (int64_t l = 0; l < num_layers; ++l) {
-    const at::Tensor* w = params.data() + l * per_layer;
-    GruParams p{w[0], w[1], has_biases ? w[2] : at::Tensor(), has_biases ? w[3] : at::Tensor()};
-    auto [outputs, final_hidden] = gru_layer_cpu(layer_input, hiddens[l], p);
-    final_hiddens.push_back(final_hidden);
+    at::Tensor outputs;
+    if (bidirectional) {
+      auto [out, final_hidden] = gru_bidirectional_layer_cpu(
+          layer_input, hiddens[2 * l], hiddens[2 * l + 1], params_of(2 * l), params_of(2 * l + 1));
+      final_hiddens.push_back(final_hidden.first);
+      final_hiddens.push_back(final_hidden.second);
+      outputs = out;
+    } else {
+      auto [out, final_hidden] = gru_layer_cpu(layer_input, hiddens[l], params_of(l));
+      final_hiddens.push_back(final_hidden);
+      outputs = out;
+    }
     layer_input = outputs;
     if (dropout != 0 && train && l < num_layers - 1)
       layer_input = at::dropout(layer_input, dropout, /*train=*/true);
@@ -854,6 +884,198 @@ std::tuple<at::Tensor, at::Tensor> gru(const at::Tensor& input, const at::Tensor
   at::Tensor hy = at::stack(final_hiddens, 0);
   if (batch_first) layer_input.transpose_(0, 1);
   return {layer_input, hy};
+}
+
+// nn.LSTM on the CPU target: oneDNN's fused LSTM. aten::lstm (aten/src/ATen/native/RNN.cpp) takes
+// lstm_mkldnn_stub for CPU tensors when use_mkldnn holds (fp32 here; an LSTM without proj_size);
+// mkldnn/RNN.cpp's mkldnn_rnn then runs one at::mkldnn_rnn_layer per layer and direction. On meta
+// the composite runs LSTMCell step by step, whose gates and cell states the real run never makes.
+// What each layer allocates is oneDNN 3.10.2's (the version PyTorch 2.11 bundles; ref_rnn.cpp,
+// rnn_utils.hpp/.cpp, x64/rnn/rnn_brgemm_utils.cpp), for fp32 on an AVX-512 CPU at one thread:
+//   - forward in training (grad mode): the workspace (ideep's workspace_desc, kept for the
+//     backward); both weights reordered to ldigo with a good leading dimension (the plain ref path:
+//     oneDNN's brgemm RNN refuses f32 training); the primitive's scratchpad; then all three freed;
+//   - forward in inference: the brgemm path, both weights reordered to ldgOi32o (the gate's output
+//     units padded to 32) and a scratchpad that also holds the states (no workspace);
+//   - backward: both weights reordered to ldgoi where the good leading dimension differs from the
+//     plain one, the two weight gradients in ldigo, a bias-sized diff buffer and the scratchpad.
+// Every byte count was checked against the pinned torch's profiler at one thread on 16 forward
+// and 4 backward shapes (docs/memory.md), to the byte.
+constexpr int64_t kOnednnLstm = 2;  // ideep::rnn_kind::LSTM, as mkldnn_rnn_layer's `mode`
+
+int64_t round_up(int64_t x, int64_t m) {
+  return (x + m - 1) / m * m;
+}
+
+// rnn_utils::get_good_ld for fp32: a multiple of 64 bytes, one cache line more at a multiple of 256
+// elements (to avoid 4K aliasing).
+int64_t good_ld(int64_t dim) {
+  const int64_t ld = round_up(dim, 16);
+  return ld % 256 == 0 ? ld + 16 : ld;
+}
+
+// rnn_utils::set_offsets: each part of the workspace or scratchpad starts on a 4096-byte page.
+int64_t paged(std::initializer_list<int64_t> parts) {
+  int64_t offset = 0;
+  for (int64_t part : parts) offset = round_up(offset, 4096) + part;
+  return round_up(offset, 4096);  // the last register_space (ws_grid_comp, scratch_cell) rounds
+}
+
+struct OnednnLstmLayer {
+  int64_t T, B, I, H;  // steps, batch rows, input and hidden units (one layer, one direction)
+  int64_t states() const { return 2 * (T + 1) * B * good_ld(std::max(I, H)) * 4; }
+  int64_t cells() const { return 2 * (T + 1) * B * H * 4; }
+  // set_workspace_sizes + set_offsets, training: gates, ht, states, cell states, and the three
+  // diff states (filled by the backward).
+  int64_t workspace() const {
+    return paged({T * B * good_ld(4 * H) * 4, T * B * good_ld(H) * 4, states(), cells(), states(),
+                  states(), cells()});
+  }
+  // ref_rnn's init_scratchpad: the rnn space (scratch gates for every step when the layer GEMM is
+  // merged across steps, else one; scratch ht; scratch diff ht in training), booked with 4096-B
+  // alignment, the three weight-pointer arrays and the bias pointers (128-B aligned); the brgemm
+  // path adds its batch elements (40 B each, one K block per GEMM, two GEMMs fused when input and
+  // hidden sizes are equal).
+  enum Pass { kInference, kTraining, kBackward };
+  int64_t scratchpad(Pass pass) const {
+    // init_conf's merge_gemm_layer: forward (ref) below 128 rows, backward always; the brgemm
+    // inference merges the layer GEMM across steps for one row (configure_brgemm).
+    const bool merge = pass == kBackward || (pass == kTraining && B < 128) ||
+                       (pass == kInference && B <= 1 && T >= 2);
+    const int64_t gates = (merge ? T : 1) * B * good_ld(4 * H) * 4;
+    const int64_t ht = B * good_ld(H) * 4;
+    // Without a workspace (inference) the states go to the scratchpad first.
+    const int64_t space =
+        pass == kInference ? paged({states(), cells(), gates, ht}) : paged({gates, ht, ht});
+    int64_t total = space + 4096 + 3 * (8 + 128) + (32 + 128);
+    if (pass == kInference) total += 2 * (I == H && !merge ? 2 : 1) * 40 + 128;
+    return total;
+  }
+};
+
+// ideep's reorders and scratchpad inside one primitive call: allocated in order, freed in reverse.
+void onednn_scratch(std::initializer_list<int64_t> bytes, const at::TensorOptions& options) {
+  std::vector<at::Tensor> held;
+  for (int64_t b : bytes)
+    if (b > 0) held.push_back(at::empty({b}, options.dtype(at::kByte)));
+  while (!held.empty()) held.pop_back();
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mkldnn_rnn_layer(
+    const at::Tensor& input, const at::Tensor& w0, const at::Tensor& w1, const at::Tensor& w2,
+    const at::Tensor& w3, const at::Tensor& hx, const at::Tensor& cx, bool, at::IntArrayRef,
+    int64_t, int64_t hidden, int64_t, bool has_biases, bool, bool, bool) {
+  const OnednnLstmLayer l{input.size(0), input.size(1), input.size(2), hidden};
+  at::Tensor output = at::empty({l.T, l.B, hidden}, input.options());
+  at::Tensor hy = at::empty(hx.sizes(), hx.options());
+  at::Tensor cy = at::empty(cx.sizes(), cx.options());
+  at::Tensor weight_ih = w0.contiguous(), weight_hh = w1.contiguous();  // _shuffle_weight
+  at::Tensor bias = has_biases ? w2 + w3 : at::zeros({4 * hidden}, w0.options());
+  at::Tensor workspace;
+  if (at::GradMode::is_enabled()) {
+    workspace = at::empty({l.workspace()}, input.options().dtype(at::kByte));
+    onednn_scratch({l.I * good_ld(4 * hidden) * 4, hidden * good_ld(4 * hidden) * 4,
+                    l.scratchpad(OnednnLstmLayer::kTraining)},
+                   input.options());
+  } else {
+    const int64_t padded = 4 * round_up(hidden, 32);  // ldgOi32o
+    onednn_scratch(
+        {padded * l.I * 4, padded * hidden * 4, l.scratchpad(OnednnLstmLayer::kInference)},
+        input.options());
+  }
+  return {output, hy, cy, workspace};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+mkldnn_rnn_layer_backward(const at::Tensor& input, const at::Tensor& w0, const at::Tensor& w1,
+                          const at::Tensor& w2, const at::Tensor& w3, const at::Tensor& hx,
+                          const at::Tensor& cx_tmp, const at::Tensor& output, const at::Tensor&,
+                          const at::Tensor&, const c10::optional<at::Tensor>& grad_output_r,
+                          const c10::optional<at::Tensor>& grad_hy_r,
+                          const c10::optional<at::Tensor>& grad_cy_r, bool, int64_t, int64_t hidden,
+                          int64_t, bool has_biases, bool, bool, at::IntArrayRef, bool,
+                          const at::Tensor&) {
+  auto given = [](const c10::optional<at::Tensor>& t) { return t && t->defined(); };
+  if (!given(grad_output_r) && !given(grad_hy_r) && !given(grad_cy_r)) return {};
+  at::Tensor grad_output =
+      given(grad_output_r) ? grad_output_r->contiguous() : at::zeros_like(output);
+  at::Tensor grad_hy = given(grad_hy_r) ? grad_hy_r->contiguous() : at::zeros_like(hx);
+  at::Tensor grad_cy = given(grad_cy_r) ? grad_cy_r->contiguous() : at::zeros_like(cx_tmp);
+  at::Tensor bias = has_biases ? w2 + w3 : at::zeros({4 * hidden}, w0.options());
+  at::Tensor cx = hx.storage().is_alias_of(cx_tmp.storage()) ? cx_tmp.clone() : cx_tmp;
+  const auto f32 = input.options().dtype(at::kFloat);
+  at::Tensor diff_x = at::empty(input.sizes(), f32);
+  at::Tensor diff_hx = at::empty(hx.sizes(), f32);
+  at::Tensor diff_cx = at::empty(cx.sizes(), f32);
+  at::Tensor diff_w1 = at::empty(w0.sizes(), f32);
+  at::Tensor diff_w2 = at::empty(w1.sizes(), f32);
+  at::Tensor diff_b = at::empty(bias.sizes(), f32);
+  const int64_t I = input.size(2), gates = 4 * hidden;
+  onednn_scratch({good_ld(I) != I ? gates * good_ld(I) * 4 : 0,
+                  good_ld(hidden) != hidden ? gates * good_ld(hidden) * 4 : 0,
+                  I * good_ld(gates) * 4, hidden * good_ld(gates) * 4, gates * 4,
+                  OnednnLstmLayer{input.size(0), input.size(1), I, hidden}.scratchpad(
+                      OnednnLstmLayer::kBackward)},
+                 input.options());
+  at::Tensor diff_b2 = diff_b.clone();
+  return {diff_x, diff_w1, diff_w2, diff_b, diff_b2, diff_hx, diff_cx};
+}
+
+bool onednn_lstm_applies(const at::Tensor& input, at::TensorList hx, at::TensorList params,
+                         bool has_biases, int64_t num_layers, bool bidirectional) {
+  return !t_cuda_target && at::globalContext().userEnabledMkldnn() && input.dim() == 3 &&
+         input.scalar_type() == at::kFloat && input.numel() != 0 && hx.size() == 2 &&
+         hx[0].size(2) == hx[1].size(2) &&
+         params.size() == size_t((has_biases ? 4 : 2) * num_layers * (bidirectional ? 2 : 1));
+}
+
+// mkldnn_rnn, as it is: the input made time-major and contiguous, one mkldnn_rnn_layer per layer
+// and direction (zeros of the weights' shapes stand for missing biases), the directions'
+// outputs concatenated, dropout between layers in training, the final states stacked.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> onednn_lstm(
+    const at::Tensor& input_, at::TensorList hx_, at::TensorList params, bool has_biases,
+    int64_t num_layers, double dropout, bool train, bool bidirectional, bool batch_first) {
+  at::Tensor input = (batch_first ? input_.transpose(0, 1) : input_).contiguous();
+  at::Tensor hx = hx_[0].contiguous(), cx = hx_[1].contiguous();
+  const int64_t directions = bidirectional ? 2 : 1, per_layer = has_biases ? 4 : 2;
+  const int64_t hidden = hx.size(2);
+  at::Tensor layer_input = input;
+  std::vector<at::Tensor> layer_output(directions), layer_hy, layer_cy;
+  for (int64_t layer = 0; layer < num_layers; ++layer) {
+    for (int64_t direction = 0; direction < directions; ++direction) {
+      const int64_t index = layer * directions + direction;
+      const at::Tensor* w = params.data() + index * per_layer;
+      auto out = at::mkldnn_rnn_layer(layer_input, w[0], w[1],
+                                      has_biases ? w[2] : at::zeros(w[0].sizes(), w[0].options()),
+                                      has_biases ? w[3] : at::zeros(w[1].sizes(), w[1].options()),
+                                      hx[index], cx[index], direction > 0, {}, kOnednnLstm, hidden,
+                                      num_layers, has_biases, bidirectional, batch_first, train);
+      layer_output[direction] = std::get<0>(out);
+      layer_hy.push_back(std::get<1>(out));
+      layer_cy.push_back(std::get<2>(out));
+    }
+    layer_input = directions == 1 ? layer_output[0] : at::cat(layer_output, -1);
+    if (dropout != 0 && train && layer < num_layers - 1)
+      layer_input = at::dropout(layer_input, dropout, /*train=*/true);
+  }
+  at::Tensor hy = at::stack(layer_hy, 0), cy = at::stack(layer_cy, 0);
+  if (batch_first) layer_input = layer_input.transpose(0, 1);
+  return {layer_input, hy, cy};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm(const at::Tensor& input, at::TensorList hx,
+                                                    at::TensorList params, bool has_biases,
+                                                    int64_t num_layers, double dropout, bool train,
+                                                    bool bidirectional, bool batch_first) {
+  if (onednn_lstm_applies(input, hx, params, has_biases, num_layers, bidirectional))
+    return onednn_lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+                       batch_first);
+  if (!cudnn_rnn_applies(input, params, has_biases, num_layers, bidirectional) || hx.size() != 2 ||
+      hx[0].size(2) != hx[1].size(2))
+    return at::native::lstm(input, hx, params, has_biases, num_layers, dropout, train,
+                            bidirectional, batch_first);
+  return cudnn_rnn_call(input, hx[0], hx[1], params, has_biases, kCudnnLstm, num_layers, dropout,
+                        train, batch_first);
 }
 
 // nn.MultiheadAttention's inference fast path, as 1.13's native_multi_head_attention_cpu
@@ -1123,6 +1345,8 @@ void register_missing_meta_kernels() {
   impl("_native_multi_head_attention", TORCH_FN(native_multi_head_attention));
   impl("_cudnn_rnn", TORCH_FN(cudnn_rnn));
   impl("_cudnn_rnn_backward", TORCH_FN(cudnn_rnn_backward));
+  impl("mkldnn_rnn_layer", TORCH_FN(mkldnn_rnn_layer));
+  impl("mkldnn_rnn_layer_backward", TORCH_FN(mkldnn_rnn_layer_backward));
   // nn.TransformerEncoderLayer's fast path: LibTorch's own CPU and CUDA implementation
   // (aten/src/ATen/native/transformers/transformer.cpp) is device-agnostic ATen calls (layer_norm,
   // _native_multi_head_attention, linear, relu/gelu, add_), so it runs on meta as it is and

@@ -1,0 +1,63 @@
+"""footprint.memory on PyTorch's recurrent layers, against real CPU runs of the same modules in this
+process (tests/python/real.py: MEASUREMENT.md's profiler protocol, one thread): inference and two
+AdamW training steps (the for-loop), at batch 1 and 3.
+
+The CPU kernels these take are not the meta composite's: nn.LSTM runs oneDNN's fused layer
+(mkldnn_rnn_layer, with its workspace, weight reorders and scratchpad), nn.GRU RNN.cpp's CPU branch,
+which projects the whole sequence through the input weights at once (docs/engine.md). The shapes
+are the ones the rules must generalize to: bidirectional layers with dropout between them, no
+bias, time-major input, hidden sizes that are not multiples of 16 and ones that are multiples of
+256 (oneDNN's leading dimensions then take 16 more elements), a single row (oneDNN's inference
+then merges the layer GEMM over the steps), and three layers.
+
+Held to 0.01%: the errors measured are at most 76 B, in training only, the loss's and the
+optimizer's 8-byte scalars that a plain nn.Linear misses too (16 B).
+"""
+import pytest
+import torch
+import torch.nn as nn
+
+import footprint
+import real
+
+TOLERANCE = 1e-4
+
+# name -> (module, the input's shape after the batch; None marks the batch's place when it is not
+# first)
+CASES = {
+    "lstm_bidirectional_dropout": (
+        lambda: nn.LSTM(40, 50, num_layers=2, bidirectional=True, batch_first=True, dropout=0.2),
+        (30, 40)),
+    "lstm_no_bias_time_major": (lambda: nn.LSTM(64, 96, bias=False), (20, None, 64)),
+    "lstm_three_layers_odd": (lambda: nn.LSTM(300, 17, num_layers=3, batch_first=True), (12, 300)),
+    "lstm_256": (lambda: nn.LSTM(256, 256, num_layers=2, batch_first=True), (16, 256)),
+    "gru_bidirectional": (
+        lambda: nn.GRU(40, 50, num_layers=2, bidirectional=True, batch_first=True), (30, 40)),
+    "gru_odd": (lambda: nn.GRU(33, 70, num_layers=2, batch_first=True, dropout=0.1), (9, 33)),
+}
+
+
+def _input(shape, batch):
+    dims = tuple(batch if d is None else d for d in shape) if None in shape else (batch,) + shape
+    return torch.randn(dims, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["inference", "adamw"])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_recurrent_peak_matches_a_real_cpu_run(name, batch, train):
+    build, shape = CASES[name]
+    torch.manual_seed(0)
+    model = build()
+    x = _input(shape, batch)
+    report = footprint.memory(model, input_data=[x], train=train, optimizer="adamw",
+                              impl="for-loop", device="cpu")
+    measured, ops = real.real_run(model, [x], {}, train)
+    trace = report._capture[1]
+    ours = trace.top_level_ops("forward", 0) + (trace.top_level_ops("loss", 0) if train else [])
+    assert ours == ops["iter1.forward" if train else "inference"]
+    error = (report.allocated_peak - measured) / measured
+    print(f"{name} batch {batch} {'adamw' if train else 'inference'}: footprint "
+          f"{report.allocated_peak:,} real {measured:,} error {100 * error:+.4f}%")
+    assert abs(error) <= TOLERANCE, (
+        f"{name}: footprint {report.allocated_peak:,} B, real {measured:,} B ({100 * error:+.3f}%)")
