@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -273,10 +274,34 @@ struct Conv {
   int64_t oh = 0, ow = 0, groups = 1, stride_w = 1;
   bool strided = false, dilated = false, padded = false;
   int64_t dilation_h = 1, dilation_w = 1;
+  // Depth, height and width apart (depth 1 for a 2-D convolution), for oneDNN's kernel checks.
+  std::array<int64_t, 3> in{1, 1, 1}, kernel{1, 1, 1}, out{1, 1, 1}, stride{1, 1, 1}, pad{0, 0, 0};
   int64_t kk() const { return kh * kw; }
   int64_t out_hw() const { return oh * ow; }
   bool depthwise() const { return groups > 1 && icg == 1 && OC == groups; }
 };
+
+// Whether oneDNN computes an fp32 weight gradient with its GEMM implementation
+// (gemm_convolution_bwd_weights, plain layouts): when both JIT kernels before it refuse the shape.
+// jit_avx512_common_conv_bwd_weights_kernel_f32::init_conf refuses a padding beyond its
+// boundaries (a depth padding whose kernel reaches past the input: kd >= id + f_pad, r3d_18's
+// 3x3x3 layers on a depth of 1 or 2) and kernels wider than 14; jit_avx2_conv_bwd_weights's
+// refuses any depth padding, kernels of 14 and wider, and kernels larger than the input
+// (oneDNN 3.10.2).
+bool gemm_weight_gradient(const Conv& c) {
+  if (c.groups != 1 || c.dilated) return false;
+  std::array<int64_t, 3> end{};
+  for (int i = 0; i < 3; ++i)
+    end[i] = std::max<int64_t>(0, (c.out[i] - 1) * c.stride[i] + c.kernel[i] - c.in[i] - c.pad[i]);
+  const auto& k = c.kernel;
+  const auto& p = c.pad;
+  const bool avx512 = p[2] < k[2] && end[2] < k[2] && p[1] <= k[1] / 2 && end[1] <= k[1] / 2 &&
+                      p[0] < k[0] && end[0] < k[0] && (p[0] == 0 || k[0] < c.in[0] + p[0]) &&
+                      k[2] <= 14;
+  const bool avx2 = p[1] < k[1] && end[1] < k[1] && p[2] < k[2] && end[2] < k[2] && p[0] == 0 &&
+                    end[0] == 0 && k[2] < 14 && k[1] <= c.in[1] && k[0] <= c.in[0] && c.OC % 8 == 0;
+  return !avx512 && !avx2;
+}
 
 // fp32, contiguous: oneDNN reorders the weight and, from 16 input channels on (or depthwise),
 // the input to a 16-channel-blocked layout and computes into a blocked output; its backward does
@@ -314,21 +339,32 @@ int64_t scratch_fp32(const Conv& c, bool mkldnn) {
       return std::max(padded_bias + input + weight + output, output + plain) - plain;
     }
     // Backward: below 16 input channels (plain layout) the blocked output gradient, the input
-    // and the weight. A patchifying stem (a square kernel of 16 x 16 or more, a multiple of 16,
-    // with the kernel as its stride: ViT's 16 x 16) takes another oneDNN path for its weight
-    // gradient, which holds four copies of the weight, one sample's input and 256 bytes,
-    // whatever the batch (measured on 2.11, one thread: Conv2d(3, OC, k, stride=k) for OC 64,
-    // 384 and 768, k 16 and 32, inputs of 112 and 224, batches 1, 2 and 4; vit_b_16's SGD step
-    // at batch 1 is then exact to 4 bytes).
-    if (!c.grad_input && c.C < 16 && c.kh == c.kw && c.kh % 16 == 0 && c.stride_w == c.kw &&
-        !c.padded && !c.dilated && c.groups == 1)
-      return 4 * (c.OC * c.icg * c.kk() * 4) + c.C * c.H * c.W * 4 + 256;
+    // and the weight.
+    // A weight gradient that oneDNN computes by GEMM (gemm_weight_gradient: ViT's 16 x 16 stem,
+    // r3d_18's 3x3x3 layers on a depth of 1 or 2) writes into a plain buffer that stands for the
+    // result and takes a scratchpad (gemm_convolution_utils.cpp's init_conf at one thread): the
+    // weight reduction, booked as weights_d.size() floats where size() is already in bytes, so 4 x
+    // the weight's bytes; the unfolded input of one sample and one output depth slice, C x kernel
+    // volume x output height x width floats; 128 bytes of alignment for each. Measured on 2.11, one
+    // thread, to the byte: Conv2d(3, OC, k, stride=k) for OC 64, 384 and 768, k 16 and 32, inputs
+    // of 112 and 224, batches 1, 2 and 4 (vit_b_16's SGD step at batch 1 is exact to 4 bytes);
+    // Conv3d(512, 512, 3, padding 1) on 1 x 4 x 4 at batch 8 (114,131,200 B), Conv3d(256, 512, 3,
+    // stride 2, padding 1) on 1 x 8 x 8 (57,065,728 B) and Conv3d(128, 128 and 64, 3, padding 1) on
+    // 2 x 12 x 12 at batch 2 (9,068,800 and 5,529,856 B: two depth slices, one slice's columns).
+    // The input gradient, when there is one, comes first, by the JIT kernels' rule below.
+    const int64_t plain_weight = c.OC * c.icg * c.kk() * 4 + c.OC * 4;
+    if (gemm_weight_gradient(c)) {
+      int64_t scratchpad =
+          4 * (c.OC * c.icg * c.kk() * 4) + c.C * c.kk() * c.out[1] * c.out[2] * 4 + 256;
+      if (!c.grad_input) return scratchpad;
+      if (c.C < 16) return std::max(output + c.N * c.C * c.H * c.W * 4 + weight, scratchpad);
+      return std::max(output + weight + input - plain_weight, scratchpad);
+    }
     if (!c.grad_input) return output + input + weight;
     if (c.C < 16) return output + c.N * c.C * c.H * c.W * 4 + weight;
     // From 16 channels on, the larger of its two stages: the input's gradient (output gradient,
     // weight and input gradient, all blocked, beside the plain results) and the weight's
     // (the blocked weight gradient).
-    int64_t plain_weight = c.OC * c.icg * c.kk() * 4 + c.OC * 4;
     return std::max(output + weight + input - plain_weight, weight);
   }
   bool columns = c.kk() != 1 || c.strided || c.padded || c.dilated;
@@ -462,6 +498,12 @@ int64_t cpu_conv_scratch(const TraceOp& op, bool backward) {
   c.oh = c.volumetric ? o[2] * o[3] : o[2], c.ow = o.back();
   c.groups = ints(base + 8).empty() ? 1 : ints(base + 8)[0];
   c.stride_w = stride.empty() ? 1 : stride.back();
+  for (size_t d = 2; d < dims; ++d) {
+    size_t i = d - 2, at = 3 - (dims - d);  // depth, height, width
+    c.in[at] = x[d], c.kernel[at] = k[d], c.out[at] = o[d];
+    if (i < stride.size()) c.stride[at] = stride[i];
+    if (i < padding.size()) c.pad[at] = padding[i];
+  }
   c.strided = any_not(stride, 1), c.dilated = any_not(dilation, 1), c.padded = any_not(padding, 0);
   if (!dilation.empty()) c.dilation_h = dilation.front(), c.dilation_w = dilation.back();
   bool channels_last = in.tensor().channels_last || w.tensor().channels_last;

@@ -1,17 +1,19 @@
-"""footprint.memory on PyTorch's recurrent layers, against real CPU runs of the same modules in this
-process (tests/python/real.py: MEASUREMENT.md's profiler protocol, one thread): inference and two
-AdamW training steps (the for-loop), at batch 1 and 3.
+"""footprint.memory on modules whose CPU kernels are not the meta composite's, against real CPU
+runs of the same modules in this process (tests/python/real.py: MEASUREMENT.md's profiler protocol,
+one thread): inference and two AdamW training steps (the for-loop), at two batch sizes.
 
-The CPU kernels these take are not the meta composite's: nn.LSTM runs oneDNN's fused layer
-(mkldnn_rnn_layer, with its workspace, weight reorders and scratchpad), nn.GRU RNN.cpp's CPU branch,
-which projects the whole sequence through the input weights at once (docs/engine.md). The shapes
-are the ones the rules must generalize to: bidirectional layers with dropout between them, no
-bias, time-major input, hidden sizes that are not multiples of 16 and ones that are multiples of
-256 (oneDNN's leading dimensions then take 16 more elements), a single row (oneDNN's inference
-then merges the layer GEMM over the steps), and three layers.
+- nn.LSTM runs oneDNN's fused layer (mkldnn_rnn_layer, with its workspace, weight reorders and
+  scratchpad), nn.GRU RNN.cpp's CPU branch, which projects the whole sequence through the input
+  weights at once (docs/engine.md). The shapes are the ones the rules must generalize to:
+  bidirectional layers with dropout between them, no bias, time-major input, hidden sizes that
+  are not multiples of 16 and ones that are multiples of 256 (oneDNN's leading dimensions then
+  take 16 more elements), a single row (oneDNN's inference then merges the layer GEMM over the
+  steps), and three layers.
+- Convolutions whose weight gradient oneDNN computes by GEMM (3-D kernels on a depth of 1 or 2
+  with depth padding, a kernel wider than 14), beside ones its JIT kernels take (docs/memory.md).
 
-Held to 0.01%: the errors measured are at most 76 B, in training only, the loss's and the
-optimizer's 8-byte scalars that a plain nn.Linear misses too (16 B).
+Held to 0.01%: the errors measured are at most 144 B, in training only, the loss's and the
+optimizer's small scalars (a plain nn.Linear misses 16 B).
 """
 import pytest
 import torch
@@ -34,6 +36,17 @@ CASES = {
     "gru_bidirectional": (
         lambda: nn.GRU(40, 50, num_layers=2, bidirectional=True, batch_first=True), (30, 40)),
     "gru_odd": (lambda: nn.GRU(33, 70, num_layers=2, batch_first=True, dropout=0.1), (9, 33)),
+    "conv3d_shallow": (lambda: nn.Sequential(
+        nn.Conv3d(16, 128, 1), nn.Conv3d(128, 128, 3, padding=1), nn.ReLU(),
+        nn.Conv3d(128, 64, 3, padding=1)), (16, 2, 12, 12)),
+    "conv3d_depth1": (lambda: nn.Sequential(
+        nn.Conv3d(32, 48, 3, padding=1), nn.ReLU(), nn.Conv3d(48, 32, 3, stride=2, padding=1)),
+        (32, 1, 10, 10)),
+    "conv3d_deep": (lambda: nn.Sequential(
+        nn.Conv3d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv3d(32, 32, 3, padding=1)),
+        (16, 3, 12, 12)),
+    "conv2d_wide_kernel": (lambda: nn.Sequential(
+        nn.Conv2d(8, 32, 3, padding=1), nn.Conv2d(32, 32, 15, padding=7)), (8, 20, 20)),
 }
 
 
@@ -45,7 +58,7 @@ def _input(shape, batch):
 @pytest.mark.parametrize("train", [False, True], ids=["inference", "adamw"])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_recurrent_peak_matches_a_real_cpu_run(name, batch, train):
+def test_peak_matches_a_real_cpu_run(name, batch, train):
     build, shape = CASES[name]
     torch.manual_seed(0)
     model = build()
