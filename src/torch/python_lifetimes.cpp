@@ -72,6 +72,19 @@ std::string variable(const Value* v) {
   return base == "_" ? "" : base;
 }
 
+// A list of tensors that the function appends to is a Python local too (a temporary list cannot be
+// appended to and then read): torchvision's ASPP builds `_res` branch by branch and keeps it, and
+// so every branch's output, until it returns, through its projection. A saved file names such a
+// list `_0` when its own name begins with an underscore, so it may carry no name: it is then kept
+// to the return.
+bool appended_list(const Value* v) {
+  auto list = v->type()->cast<c10::ListType>();
+  if (!list || list->getElementType()->kind() != c10::TypeKind::TensorType) return false;
+  for (const torch::jit::Use& use : v->uses())
+    if (use.user->kind() == c10::aten::append) return true;
+  return false;
+}
+
 bool already_done(const Graph& g) {
   for (const Node* n : g.nodes())
     if (n->kind() == keep_symbol()) return true;
@@ -97,6 +110,7 @@ void keep_locals(Graph& g) {
     std::vector<std::string> bound;
     for (Value* v : order[i]->outputs()) {
       std::string name = variable(v);
+      if (name.empty() && appended_list(v)) name = "list " + std::to_string(v->unique());
       if (name.empty()) continue;
       place(v, name);
       bound.push_back(name);
