@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,17 @@ std::string example(const std::string& name) {
 
 fp::TransformerConfig config(const std::string& name) {
   return fp::read_hf_config(example(name));
+}
+
+// An example's text with `from` replaced by `to` (each once), read as a config.
+fp::TransformerConfig edited(const std::string& name, const std::string& from,
+                             const std::string& to) {
+  std::ifstream in(example(name));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) text.replace(at, from.size(), to);
+  return fp::parse_hf_config(text, name);
 }
 
 // A small llama with grouped-query attention (4 heads, 2 key/value heads of 16).
@@ -55,17 +67,44 @@ TEST(Llm, ParameterCountsAreThePublishedOnes) {
   const std::pair<const char*, int64_t> published[] = {
       {"llama-7b", 6738415616},         {"llama-2-13b", 13015864320}, {"llama-2-70b", 68976648192},
       {"mistral-7b", 7241732096},       {"gpt2", 124439808},  // the tied head counted once
-      {"bert-base-uncased", 109482240},                       // with the pooler
+      {"bert-base-uncased", 109482240},                       // BertModel: with the pooler
   };
   for (const auto& [name, count] : published) {
     fp::LlmScenario s;
     s.context = 16;
-    fp::LlmReport r = fp::llm(config(name), s);
+    // bert-base-uncased's file names BertForMaskedLM (the python path's); the C++ module is
+    // BertModel, whose count is the published 109,482,240.
+    fp::LlmReport r = fp::llm(std::string(name) == "bert-base-uncased"
+                                  ? edited(name, "BertForMaskedLM", "BertModel")
+                                  : config(name),
+                              s);
     EXPECT_EQ(r.parameters, count) << name;
     int64_t parts = 0;
     for (const auto& p : r.parts) parts += p.parameters;
     EXPECT_EQ(parts, count) << name;
   }
+}
+
+// Config defaults are transformers' (issue 22's three cases):
+// - Mistral-7B's file without num_key_value_heads: MistralConfig's default is 8, so 2 x 32000 x
+//   4096 + 32 x (2 x 4096^2 + 2 x 4096 x 1024 + 3 x 4096 x 14336 + 2 x 4096) + 4096 =
+//   7,241,732,096 (with 32 key/value heads it would be 8.05 B);
+// - GPT-2 with "tie_word_embeddings": false has a head of its own: 124,439,808 + 50257 x 768 =
+//   163,037,184;
+// - a BERT whose architectures names BertForMaskedLM is not the C++ module's BertModel: refused,
+//   naming the python path that builds it.
+TEST(Llm, ConfigDefaultsAreTransformers) {
+  fp::LlmScenario s;
+  s.context = 16;
+  EXPECT_EQ(fp::llm(edited("mistral-7b", "\"num_key_value_heads\": 8,", ""), s).parameters,
+            7241732096);
+  EXPECT_EQ(fp::llm(edited("gpt2", "\"n_embd\"", "\"tie_word_embeddings\": false, \"n_embd\""), s)
+                .parameters,
+            163037184);
+  EXPECT_EQ(error_of([&] { config("bert-base-uncased"); }),
+            example("bert-base-uncased") +
+                ": architectures names BertForMaskedLM; the C++ modules build BertModel "
+                "(footprint llm --path python builds BertForMaskedLM with transformers' own code)");
 }
 
 // The first seed: LLaMA-7B's weights take 6,738,415,616 x 4 = 26,953,662,464 B = 25.10 GiB in

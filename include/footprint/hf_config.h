@@ -46,5 +46,10 @@ constexpr int kMaxConfigNesting = 64;              // JSON arrays/objects inside
 TransformerConfig read_hf_config(const std::string& path);
 // The same from text in memory; `name` is used in messages.
 TransformerConfig parse_hf_config(std::string_view text, const std::string& name);
+// What in a readable config.json the C++ modules do not build, so that `footprint llm` hands it to
+// transformers' own code: "model_type 'qwen3_moe'", or the class `architectures` names when its
+// family's module is another class (BertForMaskedLM: the C++ module is BertModel). nullopt for a
+// config they build, or a file read_hf_config refuses for another reason (it then says why).
+std::optional<std::string> python_only(const std::string& path);
 
 }  // namespace footprint

@@ -23,7 +23,7 @@ from ._reports import FitReport, MemoryReport, ParamsReport, Record, SummaryRepo
 from ._run import ModelError
 
 __version__ = _core.version
-__all__ = ["params", "summary", "memory", "fit", "gpus", "register_meta", "ModelError",
+__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "register_meta", "ModelError",
            "ParamsReport", "SummaryReport", "MemoryReport", "FitReport", "__version__"]
 
 _BUILT_FOR = _core.torch_version
@@ -188,6 +188,21 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
     batch = _core.largest_fitting(lambda n: bool(at(n).fits()),
                                   lambda n: _core.fit_need(at(n)._native), capacity, max_batch)
     return FitReport(batch, at(max(1, batch)), at(batch + 1), len(seen))
+
+
+def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
+        precision=None, weights=None, gpu=None, device="cuda", memory=None):
+    """A language model from its config.json (a path, its directory, a dict or a transformers
+    config), as the installed transformers builds it: the class `architectures` names, made from
+    the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
+    parameters (total, and active per token for a mixture of experts), the weights, and the peak
+    memory of prefill of `context` tokens at `batch` (inference, weights in the config's dtype or
+    `weights`), or with train=True of a training step with the model's own loss (fp32 weights,
+    precision "bf16-amp" unless given). See docs/llm.md."""
+    _check_torch()
+    from ._llm import llm as _llm
+    return _llm(config, context=context, batch=batch, train=train, optimizer=optimizer, impl=impl,
+                precision=precision, weights=weights, gpu=gpu, device=device, memory=memory)
 
 
 def gpus():

@@ -121,8 +121,95 @@ def build_parser():
     return p
 
 
+# The C++ path's options that the Python path (transformers' own code) does not have yet.
+_LLM_CPP_ONLY = {"--group-size": None, "--lora": "0", "--lora-alpha": None, "--lora-targets": None,
+                 "--shard": "none", "--gpus": "1", "--tp": "1", "--attention": "auto",
+                 "--cuda-context": None, "--fit": "none", "--html": None, "--snapshot": None}
+
+
+def build_llm_parser():
+    p = argparse.ArgumentParser(
+        prog="footprint llm", description="A language model from its config.json, built by the "
+        "installed transformers on the meta device and run by footprint's engine (docs/llm.md).")
+    p.add_argument("config", help="config.json (any model_type transformers knows)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--context", type=int, default=None,
+                   help="tokens (default: max_position_embeddings, at most 4096)")
+    p.add_argument("--train", action="store_true")
+    p.add_argument("--weights", default=None, choices=["fp32", "fp16", "bf16", "int8", "int4"])
+    p.add_argument("--precision", default=None,
+                   choices=["fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"])
+    p.add_argument("--optimizer", default="adamw")
+    p.add_argument("--impl", default="auto", choices=["auto", "foreach", "fused", "for-loop"])
+    p.add_argument("--gpu", default=None)
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--format", default="table", choices=["table", "json"])
+    p.add_argument("--alloc-conf", default="")
+    p.add_argument("--path", default="auto", choices=["auto", "cpp", "python"])
+    p.add_argument("--check", action="store_true")
+    p.add_argument("--checkpointing", action="store_true")
+    for flag in _LLM_CPP_ONLY:
+        p.add_argument(flag, default=None, help=argparse.SUPPRESS)
+    for flag in ("--max-memory", "--time-limit", "--max-cpu-memory", "--max-ops", "--model-output"):
+        p.add_argument(flag, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _llm_path(argv):
+    for i, a in enumerate(argv):
+        if a == "--path" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--path="):
+            return a.split("=", 1)[1]
+    return "auto"
+
+
+def run_python_llm(argv):
+    try:
+        args = build_llm_parser().parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else EXIT_OK
+    json_out = args.format == "json"
+    try:
+        for flag, default in _LLM_CPP_ONLY.items():
+            value = getattr(args, flag[2:].replace("-", "_"))
+            if value is not None and value != default:
+                raise Usage(f"{flag}: the python path (transformers' own code) does not have it "
+                            "yet; the C++ path has it for llama, mistral, qwen2, gpt2 and bert")
+        if args.checkpointing:
+            raise Usage("--checkpointing: the python path does not have it yet; the C++ path has "
+                        "it for llama, mistral, qwen2, gpt2 and bert")
+        if args.weights in ("int8", "int4"):
+            raise Usage(f"--weights {args.weights}: the python path builds fp32, fp16 or bf16 "
+                        "weights; the C++ path quantizes")
+        import footprint
+        from . import _llm
+        cfg, _ = _llm.load_config(args.config)
+        context = args.context or min(getattr(cfg, "max_position_embeddings", None) or 4096, 4096)
+        weights = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(args.weights)
+        r = footprint.llm(args.config, context=context, batch=args.batch,
+                          train=args.train, optimizer=args.optimizer, impl=args.impl,
+                          precision=args.precision, weights=weights, gpu=args.gpu,
+                          device=args.device,
+                          memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
+        print(r.to_json() if json_out else str(r).rstrip("\n"))
+        for gap in r.memory._data.get("gaps", []):
+            print(f"footprint: {gap}", file=sys.stderr)
+        if r.memory._data.get("gaps"):
+            return EXIT_INEXACT
+        return EXIT_NO_FIT if args.check and r.memory.fits() is False else EXIT_OK
+    except (Usage, FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"footprint: {message}", file=sys.stderr)
+        if json_out:
+            print(json.dumps({"error": message, "exit_status": EXIT_ERROR}, indent=2))
+        return EXIT_USAGE if isinstance(e, Usage) else EXIT_ERROR
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "llm":
+        return run_python_llm(argv[1:]) if _llm_path(argv) == "python" else run_native(argv)
     if not argv or not any(is_python_model(a) for a in argv[1:2]):
         return run_native(argv)
     try:

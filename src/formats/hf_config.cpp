@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "footprint/error.h"
@@ -51,6 +52,24 @@ constexpr int64_t kMaxLayers = 100000;
 constexpr int64_t kMaxHeads = 1 << 16;
 constexpr int64_t kMaxVocab = 1 << 26;
 constexpr int64_t kMaxPositions = 1 << 26;
+
+// The class each family's C++ module is: what a config's `architectures` must name, if anything.
+std::string built_architecture(const std::string& model_type) {
+  static const std::map<std::string, std::string> built{{"llama", "LlamaForCausalLM"},
+                                                        {"mistral", "MistralForCausalLM"},
+                                                        {"qwen2", "Qwen2ForCausalLM"},
+                                                        {"gpt2", "GPT2LMHeadModel"},
+                                                        {"bert", "BertModel"}};
+  auto it = built.find(model_type);
+  return it == built.end() ? "" : it->second;
+}
+
+// The first class a config's `architectures` names, or "".
+std::string architecture_of(const json& j) {
+  auto it = j.find("architectures");
+  if (it == j.end() || !it->is_array() || it->empty() || !(*it)[0].is_string()) return "";
+  return (*it)[0].get<std::string>();
+}
 
 class Fields {
  public:
@@ -142,7 +161,12 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.hidden_size = f.required("hidden_size", 1, kMaxWidth);
     c.num_layers = f.required("num_hidden_layers", 1, kMaxLayers);
     c.num_heads = f.required("num_attention_heads", 1, kMaxHeads);
-    c.num_kv_heads = f.integer("num_key_value_heads", 1, kMaxHeads).value_or(c.num_heads);
+    // transformers' defaults when the file has no num_key_value_heads: MistralConfig's 8,
+    // Qwen2Config's 32, LlamaConfig's None (as many as the attention heads).
+    const int64_t kv_default = c.model_type == "mistral" ? 8
+                               : c.model_type == "qwen2" ? 32
+                                                         : c.num_heads;
+    c.num_kv_heads = f.integer("num_key_value_heads", 1, kMaxHeads).value_or(kv_default);
     c.head_dim = f.integer("head_dim", 1, kMaxWidth).value_or(0);
     c.intermediate_size = f.required("intermediate_size", 1, kMaxWidth);
     c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
@@ -162,7 +186,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.intermediate_size = f.integer("n_inner", 1, kMaxWidth).value_or(4 * c.hidden_size);
     c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
     c.max_positions = f.required("n_positions", 1, kMaxPositions);
-    c.tie_word_embeddings = true;  // GPT-2's head is always the token embedding
+    c.tie_word_embeddings = f.flag("tie_word_embeddings", true);  // GPT2Config's default
     c.attention_bias = c.mlp_bias = true;
     c.norm_eps = f.real("layer_norm_epsilon", 1e-5);
     c.hidden_act = f.text("activation_function", "gelu_new");
@@ -188,6 +212,14 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     throw Error(fmt::format("{}: model_type '{}' is not supported; supported: {}", name,
                             c.model_type.substr(0, 40), kSupported));
   }
+  if (auto built = built_architecture(c.model_type); !built.empty()) {
+    std::string named = architecture_of(j);
+    if (!named.empty() && named != built)
+      throw Error(
+          fmt::format("{}: architectures names {}; the C++ modules build {} (footprint llm "
+                      "--path python builds {} with transformers' own code)",
+                      name, named.substr(0, 60), built, named.substr(0, 60)));
+  }
   if (c.head_dim == 0) {
     if (c.hidden_size % c.num_heads != 0)
       throw Error(fmt::format("{}: hidden size {} is not divisible by {} attention heads", name,
@@ -199,6 +231,27 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
         "{}: {} attention heads cannot be shared by {} key/value heads; expected a divisor", name,
         c.num_heads, c.num_kv_heads));
   return c;
+}
+
+std::optional<std::string> python_only(const std::string& path) {
+  try {
+    auto src = detail::open_file(path);
+    if (src->size() > kMaxConfigBytes) return std::nullopt;
+    std::string text = src->read_string(0, static_cast<size_t>(src->size()));
+    detail::check_json_nesting(text, path, kMaxConfigNesting);
+    json j = json::parse(text);
+    if (!j.is_object()) return std::nullopt;
+    auto it = j.find("model_type");
+    if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
+    std::string type = it->get<std::string>();
+    std::string built = built_architecture(type);
+    if (built.empty()) return fmt::format("model_type '{}'", type.substr(0, 40));
+    std::string named = architecture_of(j);
+    if (!named.empty() && named != built) return named.substr(0, 60);
+    return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;  // read_hf_config says what is wrong with it
+  }
 }
 
 TransformerConfig read_hf_config(const std::string& path) {

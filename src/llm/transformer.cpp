@@ -698,8 +698,11 @@ class GPT2Model : public CausalModel {
       layers_.push_back(list->register_module(std::to_string(i), std::make_shared<GPT2Block>(cm_)));
     ln_f_ =
         t->register_module("ln_f", std::make_shared<LayerNormImpl>(d.hidden, c.norm_eps, o.dtype));
+    // Tied (GPT2Config's default): the same tensor; else a weight of its own.
+    head_weight_ =
+        c.tie_word_embeddings ? wte_->weight : at::empty({d.vocab, d.hidden}, meta(o.dtype));
     auto head = register_module("lm_head", std::make_shared<torch::nn::Module>("Linear"));
-    head->register_parameter("weight", wte_->weight);  // tied: the same tensor
+    head->register_parameter("weight", head_weight_);
   }
   // GPT2LMHeadModel.forward
   Tensor forward(const std::vector<Tensor>& in, int64_t position) override {
@@ -716,7 +719,7 @@ class GPT2Model : public CausalModel {
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = ln_f_->forward(h);
     h = h.index({Slice(), Slice(train ? 0 : -1, None), Slice()});  // logits_to_keep, as llama's
-    Tensor logits = at::linear(h, wte_->weight);
+    Tensor logits = at::linear(h, head_weight_);
     if (!train) return logits;
     return causal_lm_loss(logits, in.at(1));
   }
@@ -724,6 +727,7 @@ class GPT2Model : public CausalModel {
  private:
   Common cm_;
   std::shared_ptr<EmbeddingImpl> wte_, wpe_;
+  Tensor head_weight_;
   std::vector<std::shared_ptr<Layer>> layers_;
   std::shared_ptr<LayerNormImpl> ln_f_;
 };

@@ -369,7 +369,7 @@ int run_engine(char** argv, const EngineArgs& limits, const std::string& file, b
   };
   if (path.empty())
     return fail(
-        python ? fmt::format("{} is Python code, which needs a Python with torch and footprint's "
+        python ? fmt::format("{} runs in Python, which needs a Python with torch and footprint's "
                              "package (pip install .): set FOOTPRINT_PYTHON to it (looked for {})",
                              escape_text(file), fmt::join(tried, ", "))
                : fmt::format("this command needs footprint-engine (the part built with "
@@ -672,7 +672,8 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
   struct LlmArgs {
     std::string config, weights, precision = "bf16-amp", optimizer = "adamw", impl = "auto",
                                  lora_targets, shard = "none", attention = "auto", gpu,
-                                 device = "cuda", alloc_conf, fit = "none", format = "table";
+                                 device = "cuda", alloc_conf, fit = "none", format = "table",
+                                 path = "auto";
     int64_t batch = 1, context = 0, group = 128, lora = 0, gpus = 1, tp = 1;
     double lora_alpha = 16, cuda_context_mib = -1;
     bool train = false, checkpointing = false;
@@ -757,6 +758,12 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
                   "MiB the CUDA context and libraries take (default: the GPU profile's)")
       ->check(CLI::Range(0.0, 1e9));
   llm->add_option("--alloc-conf", la.alloc_conf, "PYTORCH_CUDA_ALLOC_CONF settings");
+  llm->add_option("--path", la.path,
+                  "auto: the C++ modules for their families, else transformers' own code run "
+                  "in Python (a Python with torch, transformers and footprint's package); "
+                  "cpp; python (docs/llm.md)")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "cpp", "python"}));
   llm->add_option("--fit", la.fit, "With --gpu: the largest batch, or context, that fits")
       ->default_val("none")
       ->check(CLI::IsMember({"none", "batch", "context"}))
@@ -867,6 +874,19 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
                  "{} guesses the aten ops it cannot run by itself and says which\n",
                  escape_text(model_file));
       return kExitUsage;
+    }
+    // A config.json the C++ modules do not build (another family, or another class of theirs:
+    // BertForMaskedLM), or --path python: transformers' own code, in Python, told so by --path.
+    if (llm->parsed() && !engine &&
+        (la.path == "python" ||
+         (la.path == "auto" && !ends_with(la.config, ".gguf") && python_only(la.config)))) {
+      std::vector<std::string> args;
+      for (char** a = argv; *a; ++a) args.push_back(*a);
+      if (la.path != "python") args.insert(args.end(), {"--path", "python"});
+      std::vector<char*> with_path;
+      for (auto& a : args) with_path.push_back(a.data());
+      with_path.push_back(nullptr);
+      return run_engine(with_path.data(), ea, la.config, json, out, /*python=*/true);
     }
     if ((memory->parsed() || fit->parsed() || llm->parsed() || (summary->parsed() && !program)) &&
         !engine)

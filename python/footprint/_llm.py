@@ -1,0 +1,188 @@
+"""footprint.llm: a language model from its config.json, built by transformers itself.
+
+The config is read by the config class of its `model_type` (so every field the file leaves out
+takes transformers' own default), the model class its `architectures` names is built from it under
+torch.device("meta") (no weights, no memory), and the engine runs that model's own code: any
+architecture the installed transformers knows, with its exact op sequence and lifetimes.
+"""
+import json
+import os
+import re
+
+import torch
+
+from ._reports import Report, _human, _html_table
+
+# The fields transformers' MoE configs name their experts by (routed, per token).
+_EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")
+_TOP_K = ("num_experts_per_tok", "moe_topk", "top_k")
+
+
+def load_config(config):
+    """A transformers config from a config.json path, its directory, a dict or a config."""
+    import transformers
+    if isinstance(config, transformers.PretrainedConfig):
+        return config, type(config).__name__
+    if isinstance(config, dict):
+        data, where = dict(config), "config"
+    elif isinstance(config, (str, os.PathLike)):
+        where = os.fspath(config)
+        if os.path.isdir(where):
+            where = os.path.join(where, "config.json")
+        if not os.path.exists(where):
+            raise FileNotFoundError(f"{where}: no such file")
+        try:
+            with open(where) as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{where}: not a JSON config ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    else:
+        raise TypeError(f"config: expected a path, a dict or a transformers config, not "
+                        f"{type(config).__name__}")
+    model_type = data.get("model_type")
+    if not isinstance(model_type, str):
+        raise ValueError(f"{where}: no model_type field (llama, qwen3, gemma2, ...)")
+    if model_type not in transformers.CONFIG_MAPPING:
+        raise ValueError(f"{where}: model_type {model_type!r} is not one transformers "
+                         f"{transformers.__version__} knows")
+    return transformers.CONFIG_MAPPING[model_type].from_dict(data), where
+
+
+def model_class(cfg, where="config"):
+    """The class `architectures` names, else the causal LM of the config's type, else its base
+    model."""
+    import transformers
+    names = list(getattr(cfg, "architectures", None) or [])
+    for name in names:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    for auto in (transformers.AutoModelForCausalLM, transformers.AutoModel):
+        try:
+            return auto._model_mapping[type(cfg)]
+        except KeyError:
+            continue
+    raise ValueError(f"{where}: transformers {transformers.__version__} has no model class "
+                     f"{' or '.join(names) or 'for model_type ' + repr(cfg.model_type)}")
+
+
+def _config_dtype(cfg):
+    d = getattr(cfg, "dtype", None)  # transformers 5's name for torch_dtype
+    if isinstance(d, str):
+        d = getattr(torch, d, None)
+    return d if isinstance(d, torch.dtype) else torch.float32
+
+
+def build(cfg, cls, dtype):
+    """The model on the meta device, in eval mode, its parameters in dtype."""
+    with torch.device("meta"):
+        model = cls._from_config(cfg)
+    return model.to(dtype).eval()
+
+
+def _first(cfg, names):
+    for n in names:
+        v = getattr(cfg, n, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def parameter_counts(model, cfg):
+    """Total parameters (tied ones once, as num_parameters() counts), the routed experts' share,
+    and those active per token: all but the routed experts, plus top-k of n experts' worth."""
+    seen, total, experts = set(), 0, 0
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        # Routed experts: ".experts." (Mixtral, Qwen-MoE, DeepSeek), not "shared_experts".
+        if re.search(r"(^|\.)experts\.", name):
+            experts += p.numel()
+    n, k = _first(cfg, _EXPERTS), _first(cfg, _TOP_K)
+    active = total if not (experts and n and k) else total - experts + experts * k // n
+    return total, experts, active, n, k
+
+
+class LlmReport(Report):
+    """footprint.llm's answer: the architecture transformers built, its parameters (total, and
+    active per token for a mixture of experts), and the peak memory of the run asked for, as
+    footprint.memory reports it (`.memory`)."""
+
+    def __init__(self, data, memory):
+        self._data = data
+        self.memory = memory
+        self._table = self._text()
+
+    def _text(self):
+        d = self._data
+        lines = [f"{d['config']}: {d['architecture']} (transformers {d['transformers']}, the "
+                 f"python path: the model's own code on meta)", ""]
+        lines.append(f"Parameters: {d['parameters']:,}")
+        if d["expert_parameters"]:
+            lines.append(f"  routed experts: {d['expert_parameters']:,} ({d['experts_per_token']} of "
+                         f"{d['experts']} per token); active per token: {d['active_parameters']:,}")
+        lines.append(f"Weights: {_human(d['weights_bytes'])} ({d['weights_dtype']})")
+        lines.append("")
+        lines.append(f"{d['run']}, batch {d['batch']} x {d['context']} tokens:")
+        lines.append(str(self.memory).rstrip("\n"))
+        return "\n".join(lines) + "\n"
+
+    def _repr_html_(self):
+        d = self._data
+        rows = [("parameters", f"{d['parameters']:,}"),
+                ("weights", f"{_human(d['weights_bytes'])} ({d['weights_dtype']})")]
+        if d["expert_parameters"]:
+            rows.append(("active per token", f"{d['active_parameters']:,}"))
+        head = _html_table(f"{d['architecture']} from {d['config']}", ["", ""], rows)
+        return head + self.memory._repr_html_()
+
+
+def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
+        precision=None, weights=None, gpu=None, device="cuda", memory=None):
+    """The memory of a language model from its config.json (a path, its directory, a dict or a
+    transformers config) as transformers 2.x builds it: prefill of `context` tokens at `batch`
+    (inference), or with train=True a training step on `context`-token sequences with the model's
+    own loss (labels = the input), through footprint.memory.
+
+    weights: the parameters' dtype in inference (default: the config's dtype, float32 when it
+    names none). Training keeps fp32 parameters and takes precision="bf16-amp" by default.
+    memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...)."""
+    import transformers
+    from . import memory as _memory
+    cfg, where = load_config(config)
+    cls = model_class(cfg, where)
+    if train:
+        dtype = torch.float32
+        precision = precision or "bf16-amp"
+    else:
+        dtype = weights if isinstance(weights, torch.dtype) else (
+            getattr(torch, weights) if isinstance(weights, str) else _config_dtype(cfg))
+        precision = precision or "fp32"
+    if not isinstance(context, int) or context < 1 or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"context={context!r}, batch={batch!r}: expected positive integers")
+    model = build(cfg, cls, dtype)
+    total, experts, active, n, k = parameter_counts(model, cfg)
+    ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
+    data = {"input_ids": ids}
+    if getattr(cfg, "is_encoder_decoder", False) and not train:
+        data["decoder_input_ids"] = ids  # T5 and its kind: the decoder reads the same length
+    if train:
+        data["labels"] = ids
+    report = _memory(model, input_data=data, train=train, optimizer=optimizer, impl=impl,
+                     precision=precision, gpu=gpu, device=device, **(memory or {}))
+    info = {
+        "config": where, "path": "python", "transformers": transformers.__version__,
+        "model_type": cfg.model_type, "architecture": cls.__name__,
+        "parameters": total, "expert_parameters": experts, "active_parameters": active,
+        "experts": n if experts else None, "experts_per_token": k if experts else None,
+        "weights_dtype": str(dtype).replace("torch.", ""),
+        "weights_bytes": sum(p.numel() * p.element_size()
+                             for p in {id(p): p for p in model.parameters()}.values()),
+        "run": "training step" if train else "prefill", "context": context, "batch": batch,
+        "precision": precision, "memory": report.to_dict(),
+    }
+    return LlmReport(info, report)
