@@ -68,11 +68,13 @@ def model_class(cfg, where="config"):
                      f"{' or '.join(names) or 'for model_type ' + repr(cfg.model_type)}")
 
 
-def _config_dtype(cfg):
+def _inference_dtype(cfg):
+    """The config's dtype when it is 16-bit, else bfloat16: nobody serves fp32 weights (the C++
+    path's default too)."""
     d = getattr(cfg, "dtype", None)  # transformers 5's name for torch_dtype
     if isinstance(d, str):
         d = getattr(torch, d, None)
-    return d if isinstance(d, torch.dtype) else torch.float32
+    return d if d in (torch.float16, torch.bfloat16) else torch.bfloat16
 
 
 def build(cfg, cls, dtype):
@@ -107,14 +109,55 @@ def parameter_counts(model, cfg):
     return total, experts, active, n, k
 
 
+def _generate_kwargs(model):
+    """generate()'s own choice for a causal LM: logits for the last token only."""
+    import inspect
+    params = inspect.signature(model.forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+
+def _decodes(model, cfg):
+    return (not getattr(cfg, "is_encoder_decoder", False) and hasattr(model, "can_generate")
+            and model.can_generate())
+
+
+def _new_cache(cfg, cache, length):
+    import transformers
+    if cache == "static":
+        return transformers.StaticCache(config=cfg, max_cache_len=length)
+    return None  # the model makes the DynamicCache its config asks for (sliding layers included)
+
+
+def _prefilled_cache(model, cfg, batch, length, cache, max_length):
+    """The KV cache after a prefill of `length` tokens, made on meta outside any recording."""
+    ids = torch.zeros(batch, length, dtype=torch.long, device="meta")
+    kw = {"use_cache": True, **_generate_kwargs(model)}
+    made = _new_cache(cfg, cache, max_length)
+    if made is not None:
+        kw["past_key_values"] = made
+    with torch.inference_mode():
+        return model(input_ids=ids, **kw).past_key_values
+
+
+def _cache_bytes(cache):
+    return sum(v.numel() * v.element_size() for layer in getattr(cache, "layers", [])
+               for v in vars(layer).values() if isinstance(v, torch.Tensor))
+
+
 class LlmReport(Report):
     """footprint.llm's answer: the architecture transformers built, its parameters (total, and
-    active per token for a mixture of experts), and the peak memory of the run asked for, as
-    footprint.memory reports it (`.memory`)."""
+    active per token for a mixture of experts), and the peak memory of each run, as
+    footprint.memory reports it: `.prefill` and `.decode` (inference) or `.train`; `.memory` is
+    the training step's, else the larger of prefill and decode."""
 
-    def __init__(self, data, memory):
+    def __init__(self, data, runs):
         self._data = data
-        self.memory = memory
+        self.runs = runs
+        self.prefill = runs.get("prefill")
+        self.decode = runs.get("decode")
+        self.train = runs.get("train")
+        self.memory = self.train or max((r for r in (self.prefill, self.decode) if r),
+                                        key=lambda r: r.allocated_peak)
         self._table = self._text()
 
     def _text(self):
@@ -126,9 +169,15 @@ class LlmReport(Report):
             lines.append(f"  routed experts: {d['expert_parameters']:,} ({d['experts_per_token']} of "
                          f"{d['experts']} per token); active per token: {d['active_parameters']:,}")
         lines.append(f"Weights: {_human(d['weights_bytes'])} ({d['weights_dtype']})")
-        lines.append("")
-        lines.append(f"{d['run']}, batch {d['batch']} x {d['context']} tokens:")
-        lines.append(str(self.memory).rstrip("\n"))
+        if d.get("kv_cache_bytes"):
+            lines.append(f"KV cache ({d['cache']}): {_human(d['kv_cache_bytes'])} for batch "
+                         f"{d['batch']} x {d['context'] - 1} tokens, before the decode step")
+        for phase, title in (("prefill", f"Prefill of {d['context']} tokens"),
+                             ("decode", f"Decode: one token after {d['context'] - 1}"),
+                             ("train", f"Training step on {d['context']}-token sequences")):
+            if self.runs.get(phase) is not None:
+                lines += ["", f"{title}, batch {d['batch']}:",
+                          str(self.runs[phase]).rstrip("\n")]
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self):
@@ -137,43 +186,68 @@ class LlmReport(Report):
                 ("weights", f"{_human(d['weights_bytes'])} ({d['weights_dtype']})")]
         if d["expert_parameters"]:
             rows.append(("active per token", f"{d['active_parameters']:,}"))
-        head = _html_table(f"{d['architecture']} from {d['config']}", ["", ""], rows)
-        return head + self.memory._repr_html_()
+        for phase in ("prefill", "decode", "train"):
+            if self.runs.get(phase) is not None:
+                rows.append((f"{phase} peak", _human(self.runs[phase].allocated_peak)))
+        return _html_table(f"{d['architecture']} from {d['config']}", ["", ""], rows)
 
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
-        precision=None, weights=None, gpu=None, device="cuda", memory=None):
+        precision=None, weights=None, gpu=None, device="cuda", cache="dynamic", memory=None):
     """The memory of a language model from its config.json (a path, its directory, a dict or a
-    transformers config) as transformers 2.x builds it: prefill of `context` tokens at `batch`
-    (inference), or with train=True a training step on `context`-token sequences with the model's
-    own loss (labels = the input), through footprint.memory.
+    transformers config) as the installed transformers builds it, through footprint.memory.
 
-    weights: the parameters' dtype in inference (default: the config's dtype, float32 when it
-    names none). Training keeps fp32 parameters and takes precision="bf16-amp" by default.
+    Inference (train=False): prefill of `context` tokens at `batch`, and for a model that
+    generates, one decode step after `context` - 1 tokens, as generate() runs them: logits for the
+    last token only, the KV cache `cache` ("dynamic", the default DynamicCache with the sliding
+    layers the config asks for, or "static": StaticCache of `context` tokens). weights: the
+    parameters' dtype (default: the config's dtype, float32 when it names none).
+    train=True: a training step on `context`-token sequences with the model's own loss (labels =
+    the input), fp32 parameters and precision="bf16-amp" by default.
     memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...)."""
     import transformers
     from . import memory as _memory
     cfg, where = load_config(config)
     cls = model_class(cfg, where)
+    if cache not in ("dynamic", "static"):
+        raise ValueError(f"cache={cache!r}: expected 'dynamic' or 'static'")
     if train:
         dtype = torch.float32
         precision = precision or "bf16-amp"
     else:
         dtype = weights if isinstance(weights, torch.dtype) else (
-            getattr(torch, weights) if isinstance(weights, str) else _config_dtype(cfg))
+            getattr(torch, weights) if isinstance(weights, str) else _inference_dtype(cfg))
         precision = precision or "fp32"
     if not isinstance(context, int) or context < 1 or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"context={context!r}, batch={batch!r}: expected positive integers")
     model = build(cfg, cls, dtype)
     total, experts, active, n, k = parameter_counts(model, cfg)
     ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
-    data = {"input_ids": ids}
-    if getattr(cfg, "is_encoder_decoder", False) and not train:
-        data["decoder_input_ids"] = ids  # T5 and its kind: the decoder reads the same length
+    common = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,
+                  **(memory or {}))
+    runs, kv_bytes = {}, None
     if train:
-        data["labels"] = ids
-    report = _memory(model, input_data=data, train=train, optimizer=optimizer, impl=impl,
-                     precision=precision, gpu=gpu, device=device, **(memory or {}))
+        runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids}, train=True,
+                                **common)
+    else:
+        data = {"input_ids": ids}
+        if getattr(cfg, "is_encoder_decoder", False):
+            data["decoder_input_ids"] = ids  # T5 and its kind: the decoder reads the same length
+        decodes = _decodes(model, cfg)
+        if decodes:
+            data.update(use_cache=True, **_generate_kwargs(model))
+            made = _new_cache(cfg, cache, context)
+            if made is not None:
+                data["past_key_values"] = made
+        runs["prefill"] = _memory(model, input_data=data, **common)
+        if decodes and context > 1:
+            past = _prefilled_cache(model, cfg, batch, context - 1, cache, context)
+            kv_bytes = _cache_bytes(past)
+            step = {"input_ids": torch.zeros(batch, 1, dtype=torch.long, device="meta"),
+                    "past_key_values": past, "use_cache": True,
+                    "cache_position": torch.arange(context - 1, context, device="meta"),
+                    **_generate_kwargs(model)}
+            runs["decode"] = _memory(model, input_data=step, **common)
     info = {
         "config": where, "path": "python", "transformers": transformers.__version__,
         "model_type": cfg.model_type, "architecture": cls.__name__,
@@ -182,7 +256,8 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         "weights_dtype": str(dtype).replace("torch.", ""),
         "weights_bytes": sum(p.numel() * p.element_size()
                              for p in {id(p): p for p in model.parameters()}.values()),
-        "run": "training step" if train else "prefill", "context": context, "batch": batch,
-        "precision": precision, "memory": report.to_dict(),
+        "context": context, "batch": batch, "precision": precision,
+        "cache": None if train else cache, "kv_cache_bytes": kv_bytes,
     }
-    return LlmReport(info, report)
+    info.update({phase: r.to_dict() for phase, r in runs.items()})
+    return LlmReport(info, runs)

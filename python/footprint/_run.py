@@ -127,7 +127,30 @@ def _materialize(x, default_dtype, cast=None):
         return [_materialize(v, default_dtype, cast) for v in x]
     if isinstance(x, tuple) and not hasattr(x, "_fields"):
         return tuple(_materialize(v, default_dtype, cast) for v in x)
+    if _is_kv_cache(x):
+        return _materialize_cache(x)
     return x
+
+
+def _is_kv_cache(x):
+    return type(x).__module__.startswith("transformers.") and hasattr(x, "layers") and \
+        type(x).__name__.endswith("Cache")
+
+
+def _materialize_cache(cache):
+    """A transformers KV cache (DynamicCache, StaticCache, ...) as a decode step's input: the same
+    object with each layer's tensors made anew on meta inside the session, contiguous, so that
+    the run holds them as generate() does and frees each when the step replaces it."""
+    import copy
+    new = copy.copy(cache)
+    new.layers = []
+    for layer in cache.layers:
+        fresh = copy.copy(layer)
+        for name, value in vars(layer).items():
+            if isinstance(value, torch.Tensor):
+                setattr(fresh, name, torch.empty(value.shape, dtype=value.dtype, device="meta"))
+        new.layers.append(fresh)
+    return new
 
 
 def input_specs(args, kwargs, cast=None):

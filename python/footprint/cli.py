@@ -146,6 +146,8 @@ def build_llm_parser():
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.add_argument("--alloc-conf", default="")
     p.add_argument("--path", default="auto", choices=["auto", "cpp", "python"])
+    p.add_argument("--cache", default="auto", choices=["auto", "dynamic", "static"],
+                   help="decode's KV cache: generate()'s DynamicCache (auto), or a StaticCache")
     p.add_argument("--check", action="store_true")
     p.add_argument("--checkpointing", action="store_true")
     for flag in _LLM_CPP_ONLY:
@@ -191,13 +193,16 @@ def run_python_llm(argv):
                           train=args.train, optimizer=args.optimizer, impl=args.impl,
                           precision=args.precision, weights=weights, gpu=args.gpu,
                           device=args.device,
+                          cache="dynamic" if args.cache == "auto" else args.cache,
                           memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
         print(r.to_json() if json_out else str(r).rstrip("\n"))
-        for gap in r.memory._data.get("gaps", []):
+        gaps = [g for run in r.runs.values() for g in run._data.get("gaps", [])]
+        for gap in gaps:
             print(f"footprint: {gap}", file=sys.stderr)
-        if r.memory._data.get("gaps"):
+        if gaps:
             return EXIT_INEXACT
-        return EXIT_NO_FIT if args.check and r.memory.fits() is False else EXIT_OK
+        fits = [run.fits() for run in r.runs.values()]
+        return EXIT_NO_FIT if args.check and False in fits else EXIT_OK
     except (Usage, FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"footprint: {message}", file=sys.stderr)

@@ -673,7 +673,7 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     std::string config, weights, precision = "bf16-amp", optimizer = "adamw", impl = "auto",
                                  lora_targets, shard = "none", attention = "auto", gpu,
                                  device = "cuda", alloc_conf, fit = "none", format = "table",
-                                 path = "auto";
+                                 path = "auto", cache = "auto";
     int64_t batch = 1, context = 0, group = 128, lora = 0, gpus = 1, tp = 1;
     double lora_alpha = 16, cuda_context_mib = -1;
     bool train = false, checkpointing = false;
@@ -764,6 +764,11 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
                   "cpp; python (docs/llm.md)")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "cpp", "python"}));
+  llm->add_option("--cache", la.cache,
+                  "Decode's KV cache: auto; dynamic (generate()'s DynamicCache, the python "
+                  "path's default); static (preallocated, as the C++ path's always is)")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "dynamic", "static"}));
   llm->add_option("--fit", la.fit, "With --gpu: the largest batch, or context, that fits")
       ->default_val("none")
       ->check(CLI::IsMember({"none", "batch", "context"}))
@@ -892,6 +897,12 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
         !engine)
       return run_engine(argv, ea, model_file, json, out);
     if (llm->parsed()) {
+      if (la.cache == "dynamic") {
+        fmt::print(stderr,
+                   "footprint llm: --cache dynamic: the C++ path's KV cache is preallocated (as a "
+                   "StaticCache); --path python runs transformers' DynamicCache\n");
+        return kExitUsage;
+      }
       LlmScenario s;
       s.batch = la.batch;
       s.context = la.context;
