@@ -166,70 +166,65 @@ def _llm_path(argv):
     return "auto"
 
 
-def run_python_llm(argv):
+def _guarded(parser, argv, run):
+    """Parse argv and run: a usage error exits 2, any other error 1, each as one line (and as
+    JSON with --format json)."""
     try:
-        args = build_llm_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
-    json_out = args.format == "json"
     try:
-        for flag, default in _LLM_CPP_ONLY.items():
-            value = getattr(args, flag[2:].replace("-", "_"))
-            if value is not None and value != default:
-                raise Usage(f"{flag}: the python path (transformers' own code) does not have it "
-                            "yet; the C++ path has it for llama, mistral, qwen2, gpt2 and bert")
-        if args.checkpointing:
-            raise Usage("--checkpointing: the python path does not have it yet; the C++ path has "
-                        "it for llama, mistral, qwen2, gpt2 and bert")
-        if args.weights in ("int8", "int4"):
-            raise Usage(f"--weights {args.weights}: the python path builds fp32, fp16 or bf16 "
-                        "weights; the C++ path quantizes")
-        import footprint
-        from . import _llm
-        cfg, _ = _llm.load_config(args.config)
-        context = args.context or min(getattr(cfg, "max_position_embeddings", None) or 4096, 4096)
-        weights = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(args.weights)
-        r = footprint.llm(args.config, context=context, batch=args.batch,
-                          train=args.train, optimizer=args.optimizer, impl=args.impl,
-                          precision=args.precision, weights=weights, gpu=args.gpu,
-                          device=args.device,
-                          cache="dynamic" if args.cache == "auto" else args.cache,
-                          memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
-        print(r.to_json() if json_out else str(r).rstrip("\n"))
-        gaps = [g for run in r.runs.values() for g in run._data.get("gaps", [])]
-        for gap in gaps:
-            print(f"footprint: {gap}", file=sys.stderr)
-        if gaps:
-            return EXIT_INEXACT
-        fits = [run.fits() for run in r.runs.values()]
-        return EXIT_NO_FIT if args.check and False in fits else EXIT_OK
+        return run(args)
     except (Usage, FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"footprint: {message}", file=sys.stderr)
-        if json_out:
+        if args.format == "json":
             print(json.dumps({"error": message, "exit_status": EXIT_ERROR}, indent=2))
         return EXIT_USAGE if isinstance(e, Usage) else EXIT_ERROR
+
+
+def run_python_llm(args):
+    for flag, default in _LLM_CPP_ONLY.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and value != default:
+            raise Usage(f"{flag}: the python path (transformers' own code) does not have it "
+                        "yet; the C++ path has it for llama, mistral, qwen2, gpt2 and bert")
+    if args.checkpointing:
+        raise Usage("--checkpointing: the python path does not have it yet; the C++ path has "
+                    "it for llama, mistral, qwen2, gpt2 and bert")
+    if args.weights in ("int8", "int4"):
+        raise Usage(f"--weights {args.weights}: the python path builds fp32, fp16 or bf16 "
+                    "weights; the C++ path quantizes")
+    import footprint
+    from . import _llm
+    cfg, _ = _llm.load_config(args.config)
+    context = args.context or min(getattr(cfg, "max_position_embeddings", None) or 4096, 4096)
+    weights = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(args.weights)
+    r = footprint.llm(args.config, context=context, batch=args.batch,
+                      train=args.train, optimizer=args.optimizer, impl=args.impl,
+                      precision=args.precision, weights=weights, gpu=args.gpu,
+                      device=args.device,
+                      cache="dynamic" if args.cache == "auto" else args.cache,
+                      memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
+    print(r.to_json() if args.format == "json" else str(r).rstrip("\n"))
+    gaps = [g for run in r.runs.values() for g in run._data.get("gaps", [])]
+    for gap in gaps:
+        print(f"footprint: {gap}", file=sys.stderr)
+    if gaps:
+        return EXIT_INEXACT
+    fits = [run.fits() for run in r.runs.values()]
+    return EXIT_NO_FIT if args.check and False in fits else EXIT_OK
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "llm":
-        return run_python_llm(argv[1:]) if _llm_path(argv) == "python" else run_native(argv)
+        if _llm_path(argv) != "python":
+            return run_native(argv)
+        return _guarded(build_llm_parser(), argv[1:], run_python_llm)
     if not argv or not any(is_python_model(a) for a in argv[1:2]):
         return run_native(argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:
-        return EXIT_USAGE if e.code else EXIT_OK
-    json_out = args.format == "json"
-    try:
-        return run_python(args)
-    except (Usage, FileNotFoundError, ValueError, TypeError, ImportError, RuntimeError) as e:
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"footprint: {message}", file=sys.stderr)
-        if json_out:
-            print(json.dumps({"error": message, "exit_status": EXIT_ERROR}, indent=2))
-        return EXIT_USAGE if isinstance(e, Usage) else EXIT_ERROR
+    return _guarded(build_parser(), argv, run_python)
 
 
 def run_python(args):
