@@ -1023,9 +1023,10 @@ mkldnn_rnn_layer_backward(const at::Tensor& input, const at::Tensor& w0, const a
 
 bool onednn_lstm_applies(const at::Tensor& input, at::TensorList hx, at::TensorList params,
                          bool has_biases, int64_t num_layers, bool bidirectional) {
-  return !t_cuda_target && at::globalContext().userEnabledMkldnn() && input.dim() == 3 &&
-         input.scalar_type() == at::kFloat && input.numel() != 0 && hx.size() == 2 &&
-         hx[0].size(2) == hx[1].size(2) &&
+  // Under autocast (whose bf16 path oneDNN blocks otherwise) LibTorch's composite runs, as before.
+  return !t_cuda_target && !autocast_lower() && at::globalContext().userEnabledMkldnn() &&
+         input.dim() == 3 && input.scalar_type() == at::kFloat && input.numel() != 0 &&
+         hx.size() == 2 && hx[0].size(2) == hx[1].size(2) &&
          params.size() == size_t((has_biases ? 4 : 2) * num_layers * (bidirectional ? 2 : 1));
 }
 
