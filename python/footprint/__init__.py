@@ -191,7 +191,8 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
 
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
-        precision=None, weights=None, gpu=None, device="cuda", cache="dynamic", memory=None):
+        precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
+        checkpointing=False, memory=None):
     """A language model from its config.json (a path, its directory, a dict or a transformers
     config), as the installed transformers builds it: the class `architectures` names, made from
     the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
@@ -199,12 +200,13 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     memory of prefill of `context` tokens at `batch` and of one decode step after `context` - 1
     tokens, as generate() runs them (logits for the last token; `cache` "dynamic" or "static"),
     with weights in the config's 16-bit dtype (else bf16) or `weights`; or with train=True of a training step with
-    the model's own loss (fp32 weights, precision "bf16-amp" unless given). See docs/llm.md."""
+    the model's own loss (fp32 weights, precision "bf16-amp" unless given; checkpointing=True
+    enables the model's gradient checkpointing). See docs/llm.md."""
     _check_torch()
     from ._llm import llm as _llm
     return _llm(config, context=context, batch=batch, train=train, optimizer=optimizer, impl=impl,
                 precision=precision, weights=weights, gpu=gpu, device=device, cache=cache,
-                memory=memory)
+                checkpointing=checkpointing, memory=memory)
 
 
 def gpus():

@@ -139,6 +139,24 @@ def _prefilled_cache(model, cfg, batch, length, cache, max_length):
         return model(input_ids=ids, **kw).past_key_values
 
 
+class _WholeSequences:
+    """Without a cache or an attention mask (training), transformers asks whether the batch packs
+    several sequences in a row (masking_utils.find_packed_sequence_indices), from the position
+    ids' values, which meta does not have. Inside this context it answers "no", as for any batch of
+    whole sequences; the real check's temporaries are a few batch x length int64 tensors."""
+
+    def __enter__(self):
+        from transformers import masking_utils
+        self._module = masking_utils
+        self._real = getattr(masking_utils, "find_packed_sequence_indices", None)
+        if self._real is not None:
+            masking_utils.find_packed_sequence_indices = lambda position_ids: None
+
+    def __exit__(self, *exc):
+        if self._real is not None:
+            self._module.find_packed_sequence_indices = self._real
+
+
 def _cache_bytes(cache):
     return sum(v.numel() * v.element_size() for layer in getattr(cache, "layers", [])
                for v in vars(layer).values() if isinstance(v, torch.Tensor))
@@ -193,7 +211,8 @@ class LlmReport(Report):
 
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
-        precision=None, weights=None, gpu=None, device="cuda", cache="dynamic", memory=None):
+        precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
+        checkpointing=False, memory=None):
     """The memory of a language model from its config.json (a path, its directory, a dict or a
     transformers config) as the installed transformers builds it, through footprint.memory.
 
@@ -203,7 +222,8 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     layers the config asks for, or "static": StaticCache of `context` tokens). weights: the
     parameters' dtype (default: the config's dtype, float32 when it names none).
     train=True: a training step on `context`-token sequences with the model's own loss (labels =
-    the input), fp32 parameters and precision="bf16-amp" by default.
+    the input), fp32 parameters and precision="bf16-amp" by default; checkpointing=True calls the
+    model's gradient_checkpointing_enable() first, as a user would.
     memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...)."""
     import transformers
     from . import memory as _memory
@@ -226,9 +246,16 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     common = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,
                   **(memory or {}))
     runs, kv_bytes = {}, None
+    if checkpointing and not train:
+        raise ValueError("checkpointing=True is for a training step (train=True)")
     if train:
-        runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids}, train=True,
-                                **common)
+        if checkpointing:
+            if not getattr(model, "supports_gradient_checkpointing", False):
+                raise ValueError(f"{cls.__name__} does not support gradient checkpointing")
+            model.gradient_checkpointing_enable()
+        with _WholeSequences():
+            runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids},
+                                    train=True, **common)
     else:
         data = {"input_ids": ids}
         if getattr(cfg, "is_encoder_decoder", False):
@@ -258,6 +285,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                              for p in {id(p): p for p in model.parameters()}.values()),
         "context": context, "batch": batch, "precision": precision,
         "cache": None if train else cache, "kv_cache_bytes": kv_bytes,
+        "checkpointing": bool(checkpointing),
     }
     info.update({phase: r.to_dict() for phase, r in runs.items()})
     return LlmReport(info, runs)

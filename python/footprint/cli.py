@@ -189,9 +189,6 @@ def run_python_llm(args):
         if value is not None and value != default:
             raise Usage(f"{flag}: the python path (transformers' own code) does not have it "
                         "yet; the C++ path has it for llama, mistral, qwen2, gpt2 and bert")
-    if args.checkpointing:
-        raise Usage("--checkpointing: the python path does not have it yet; the C++ path has "
-                    "it for llama, mistral, qwen2, gpt2 and bert")
     if args.weights in ("int8", "int4"):
         raise Usage(f"--weights {args.weights}: the python path builds fp32, fp16 or bf16 "
                     "weights; the C++ path quantizes")
@@ -205,6 +202,7 @@ def run_python_llm(args):
                       precision=args.precision, weights=weights, gpu=args.gpu,
                       device=args.device,
                       cache="dynamic" if args.cache == "auto" else args.cache,
+                      checkpointing=args.checkpointing,
                       memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
     print(r.to_json() if args.format == "json" else str(r).rstrip("\n"))
     gaps = [g for run in r.runs.values() for g in run._data.get("gaps", [])]

@@ -186,22 +186,28 @@ def _real_inference(model, live_bytes, **kwargs):
     return meter.finish()["allocated_peak"]
 
 
-@pytest.mark.parametrize("run", ["prefill", "decode", "decode-static", "adamw"])
+@pytest.mark.parametrize("run", ["prefill", "decode", "decode-static", "adamw",
+                                 "adamw-checkpointing"])
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_scaled_down_model_against_a_real_cpu_run(name, run):
     """As generate() runs them: prefill of 32 tokens with logits for the last one only; one decode
     step after 31 with the DynamicCache the model makes (Gemma 2's has sliding layers) or a
-    StaticCache of 32; and two AdamW steps with the model's own loss. Batch 2."""
+    StaticCache of 32; and two AdamW steps with the model's own loss, also with the model's
+    gradient checkpointing on (measured within 0.012%, but Gemma 2's -0.32%). Batch 2."""
     config = REAL[name]
-    train = run == "adamw"
+    train = run.startswith("adamw")
+    checkpointing = run == "adamw-checkpointing"
     r = footprint.llm(config, context=32, batch=2, train=train, precision="fp32",
                       impl="for-loop", device="cpu", weights="float32",
-                      cache="static" if run == "decode-static" else "dynamic")
+                      cache="static" if run == "decode-static" else "dynamic",
+                      checkpointing=checkpointing)
     model, cfg = _real_model(config)
     ids = torch.randint(0, 1000, (2, 32), generator=torch.Generator().manual_seed(0))
     keep = {"logits_to_keep": 1}
     if train:
         ours = r.train.allocated_peak
+        if checkpointing:
+            model.gradient_checkpointing_enable()
         measured, _ = real.real_run(model, [], {"input_ids": ids, "labels": ids}, True)
     elif run == "prefill":
         ours = r.prefill.allocated_peak
