@@ -130,7 +130,7 @@ def memory(model, input_size=None, input_data=None, *, train=False, optimizer="a
 
 
 def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, loss_fn,
-            alloc_conf, set_to_none, iterations, timeline, source):
+            alloc_conf, set_to_none, iterations, timeline, source, shard=None):
     from . import _run
     sm = _target(device, gpu)
     trace, info = _run.run(model, args, kw, train=train, optimizer=optimizer if train else None,
@@ -146,7 +146,8 @@ def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, 
             gpu_key = str(gpu)
     kwargs = dict(target=device, gpu=gpu_key, capacity=capacity, alloc_conf=alloc_conf or "",
                   timeline=timeline, inputs=_run.input_specs(args, kw, cast), precision=precision,
-                  optimizer=info["optimizer"], set_to_none=set_to_none, source=source)
+                  optimizer=info["optimizer"], set_to_none=set_to_none, source=source,
+                  **(shard or {}))
     native = _core.analyze(m, trace, **kwargs)
     return MemoryReport(native, (m, trace, kwargs), native.print(format="table"))
 
@@ -192,7 +193,7 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
-        checkpointing=False, memory=None):
+        checkpointing=False, shard="none", gpus=1, memory=None):
     """A language model from its config.json (a path, its directory, a dict or a transformers
     config), as the installed transformers builds it: the class `architectures` names, made from
     the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
@@ -201,12 +202,13 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     tokens, as generate() runs them (logits for the last token; `cache` "dynamic" or "static"),
     with weights in the config's 16-bit dtype (else bf16) or `weights`; or with train=True of a training step with
     the model's own loss (fp32 weights, precision "bf16-amp" unless given; checkpointing=True
-    enables the model's gradient checkpointing). See docs/llm.md."""
+    enables the model's gradient checkpointing; shard="zero1".."zero3" or "fsdp" over `gpus`
+    data-parallel ranks gives one rank's). See docs/llm.md."""
     _check_torch()
     from ._llm import llm as _llm
     return _llm(config, context=context, batch=batch, train=train, optimizer=optimizer, impl=impl,
                 precision=precision, weights=weights, gpu=gpu, device=device, cache=cache,
-                checkpointing=checkpointing, memory=memory)
+                checkpointing=checkpointing, shard=shard, gpus=gpus, memory=memory)
 
 
 def gpus():

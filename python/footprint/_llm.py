@@ -157,6 +157,46 @@ class _WholeSequences:
             self._module.find_packed_sequence_indices = self._real
 
 
+_SHARDINGS = ("none", "zero1", "zero2", "zero3", "fsdp")
+
+
+def _decoder_layer(model):
+    """The first module of the class transformers keeps whole when it splits a model
+    (`_no_split_modules`: LlamaDecoderLayer, ...): one layer."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    for m in model.modules():
+        if type(m).__name__ in names:
+            return m
+    return None
+
+
+def shard_plan(model, shard, gpus, amp):
+    """The sharding pass's plan for one of `gpus` data-parallel ranks, as the C++ path makes it
+    (src/llm/llm.cpp, shard_plan): ZeRO-1 divides the optimizer's state, ZeRO-2 the gradients
+    too, ZeRO-3 and FSDP (full shard) the parameters too; besides, one layer's gradients before
+    the reduce-scatter and, with sharded parameters, the layer computed and the next one
+    prefetched, gathered (16-bit under autocast, whose weight casts they replace)."""
+    if shard == "none" or gpus <= 1:
+        return None
+    divisor = [1] * 8  # Category: parameters, buffers, gradients, optimizer state, ...
+    divisor[3] = gpus
+    if shard != "zero1":
+        divisor[2] = gpus
+    params = shard in ("zero3", "fsdp")
+    if params:
+        divisor[0] = gpus
+    layer = _decoder_layer(model)
+    if layer is None:
+        raise ValueError(f"{type(model).__name__}: no decoder layer (_no_split_modules) to gather "
+                         f"for --shard {shard}")
+    tensors = {id(p): p for p in layer.parameters()}.values()
+    numel = sum(p.numel() for p in tensors)
+    gathered = sum(p.numel() * 4 for p in tensors if p.requires_grad) if shard != "zero1" else 0
+    if params:
+        gathered += 2 * (2 * numel if amp else 4 * numel)
+    return {"shard_divisor": divisor, "shard_gathered": gathered, "drop_weight_casts": params and amp}
+
+
 def _cache_bytes(cache):
     return sum(v.numel() * v.element_size() for layer in getattr(cache, "layers", [])
                for v in vars(layer).values() if isinstance(v, torch.Tensor))
@@ -212,7 +252,7 @@ class LlmReport(Report):
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
-        checkpointing=False, memory=None):
+        checkpointing=False, shard="none", gpus=1, memory=None):
     """The memory of a language model from its config.json (a path, its directory, a dict or a
     transformers config) as the installed transformers builds it, through footprint.memory.
 
@@ -223,10 +263,28 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     parameters' dtype (default: the config's dtype, float32 when it names none).
     train=True: a training step on `context`-token sequences with the model's own loss (labels =
     the input), fp32 parameters and precision="bf16-amp" by default; checkpointing=True calls the
-    model's gradient_checkpointing_enable() first, as a user would.
+    model's gradient_checkpointing_enable() first, as a user would; shard ("zero1", "zero2",
+    "zero3" or "fsdp") over `gpus` data-parallel ranks gives one rank's memory.
     memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...)."""
     import transformers
-    from . import memory as _memory
+    from . import _memory as _analyzed, _source
+    from . import _run
+
+    def _memory(model, input_data, train=False, shard=None, optimizer="adamw", impl="auto",
+                precision="fp32", gpu=None, device="cuda", alloc_conf=None, iterations=None,
+                set_to_none=True):
+        args, kw = _run.normalize_inputs(None, input_data, None, None)
+        return _analyzed(model, args, kw, train=train, optimizer=optimizer, impl=impl,
+                         precision=precision, gpu=gpu, device=device, loss_fn=None,
+                         alloc_conf=alloc_conf, set_to_none=set_to_none, iterations=iterations,
+                         timeline=False, source=_source(model, None), shard=shard)
+
+    if shard not in _SHARDINGS:
+        raise ValueError(f"shard={shard!r}: expected one of {', '.join(_SHARDINGS)}")
+    if not isinstance(gpus, int) or gpus < 1:
+        raise ValueError(f"gpus={gpus!r}: expected a positive integer")
+    if shard != "none" and not train:
+        raise ValueError(f"shard={shard!r} shards a training step (train=True)")
     cfg, where = load_config(config)
     cls = model_class(cfg, where)
     if cache not in ("dynamic", "static"):
@@ -253,9 +311,10 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
             if not getattr(model, "supports_gradient_checkpointing", False):
                 raise ValueError(f"{cls.__name__} does not support gradient checkpointing")
             model.gradient_checkpointing_enable()
+        plan = shard_plan(model, shard, gpus, precision.endswith("-amp"))
         with _WholeSequences():
             runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids},
-                                    train=True, **common)
+                                    train=True, shard=plan, **common)
     else:
         data = {"input_ids": ids}
         if getattr(cfg, "is_encoder_decoder", False):
@@ -285,7 +344,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                              for p in {id(p): p for p in model.parameters()}.values()),
         "context": context, "batch": batch, "precision": precision,
         "cache": None if train else cache, "kv_cache_bytes": kv_bytes,
-        "checkpointing": bool(checkpointing),
+        "checkpointing": bool(checkpointing), "shard": shard, "gpus": gpus,
     }
     info.update({phase: r.to_dict() for phase, r in runs.items()})
     return LlmReport(info, runs)

@@ -288,9 +288,16 @@ NB_MODULE(_core, m) {
          const std::string& alloc_conf, bool timeline,
          const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs,
          const std::string& precision, const std::string& optimizer, bool set_to_none,
-         const std::string& source) {
+         const std::string& source, const std::vector<int64_t>& shard_divisor,
+         int64_t shard_gathered, bool drop_weight_casts) {
+        // The sharding pass's plan (ZeRO/FSDP as one rank sees it; footprint.llm makes it).
+        ShardPlan plan;
+        for (size_t i = 0; i < shard_divisor.size() && i < plan.divisor.size(); ++i)
+          plan.divisor[i] = std::max<int64_t>(1, shard_divisor[i]);
+        plan.gathered = shard_gathered;
+        plan.drop_weight_casts = drop_weight_casts;
         MemoryReport r = analyze_memory(
-            model, trace, memory_options(target, gpu, capacity, alloc_conf, timeline));
+            model, trace, memory_options(target, gpu, capacity, alloc_conf, timeline), plan);
         r.inputs = inputs_from(inputs);
         r.precision = precision;
         r.optimizer = optimizer;
@@ -300,7 +307,9 @@ NB_MODULE(_core, m) {
       },
       nb::arg("model"), nb::arg("trace"), nb::arg("target"), nb::arg("gpu").none(),
       nb::arg("capacity").none(), nb::arg("alloc_conf"), nb::arg("timeline"), nb::arg("inputs"),
-      nb::arg("precision"), nb::arg("optimizer"), nb::arg("set_to_none"), nb::arg("source"));
+      nb::arg("precision"), nb::arg("optimizer"), nb::arg("set_to_none"), nb::arg("source"),
+      nb::arg("shard_divisor") = std::vector<int64_t>{}, nb::arg("shard_gathered") = 0,
+      nb::arg("drop_weight_casts") = false);
   m.def("fit_need", &fit_need);
   m.def("largest_fitting", &largest_fitting, nb::arg("fits"), nb::arg("need"), nb::arg("capacity"),
         nb::arg("max"));

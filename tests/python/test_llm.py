@@ -317,3 +317,27 @@ def test_the_cpp_path_is_held_to_transformers(family, train, tmp_path):
               f"error {100 * error:+.3f}%")
         low, high = CPP_KNOWN.get((family, phase), (-0.001, 0.001))
         assert low <= error <= high, f"{family} {phase}: {100 * error:+.3f}%"
+
+
+# The sharding pass on the python path: one rank of ZeRO/FSDP data parallelism, the C++ path's plan
+# (src/llm/llm.cpp, shard_plan) made from transformers' own decoder layer, held to the C++ path on
+# the llama family as above. Measured 2026-11-28: ZeRO-1, ZeRO-3 and FSDP within 0.001%; ZeRO-2
+# 0.226% lower on the C++ path (189 KiB at this size; not found yet), held to its range.
+@pytest.mark.parametrize("shard,gpus", [("zero1", 8), ("zero2", 8), ("zero3", 8), ("fsdp", 4)])
+def test_sharding_agrees_with_the_cpp_path(shard, gpus, tmp_path):
+    config = dict(FAMILIES["llama"], vocab_size=1000, hidden_size=256, intermediate_size=512,
+                  num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
+                  max_position_embeddings=512)
+    path = tmp_path / "llama.json"
+    path.write_text(json.dumps(config))
+    rc, out, err = _cli(str(path), "--path", "cpp", "--context", "64", "--batch", "2", "--gpu",
+                        "h100", "--format", "json", "--train", "--shard", shard, "--gpus", str(gpus))
+    assert rc == 0, err
+    cpp = json.loads(out)["train"]["allocated_peak"]
+    ours = footprint.llm(config, context=64, batch=2, train=True, gpu="h100", shard=shard,
+                         gpus=gpus)
+    unsharded = footprint.llm(config, context=64, batch=2, train=True, gpu="h100")
+    assert ours.train.allocated_peak < unsharded.train.allocated_peak
+    error = (cpp - ours.train.allocated_peak) / ours.train.allocated_peak
+    low, high = (-0.003, -0.0015) if shard == "zero2" else (-0.001, 0.001)
+    assert low <= error <= high, f"{shard}: {100 * error:+.3f}%"
