@@ -225,7 +225,8 @@ class LlmReport(Report):
         lines.append(f"Parameters: {d['parameters']:,}")
         if d["expert_parameters"]:
             lines.append(f"  routed experts: {d['expert_parameters']:,} ({d['experts_per_token']} of "
-                         f"{d['experts']} per token); active per token: {d['active_parameters']:,}")
+                         f"{d['experts']} per token), {_human(d['expert_weights_bytes'])} of the "
+                         f"weights; active per token: {d['active_parameters']:,}")
         lines.append(f"Weights: {_human(d['weights_bytes'])} ({d['weights_dtype']})")
         if d.get("kv_cache_bytes"):
             lines.append(f"KV cache ({d['cache']}): {_human(d['kv_cache_bytes'])} for batch "
@@ -340,6 +341,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         "parameters": total, "expert_parameters": experts, "active_parameters": active,
         "experts": n if experts else None, "experts_per_token": k if experts else None,
         "weights_dtype": str(dtype).replace("torch.", ""),
+        "expert_weights_bytes": experts * dtype.itemsize,
         "weights_bytes": sum(p.numel() * p.element_size()
                              for p in {id(p): p for p in model.parameters()}.values()),
         "context": context, "batch": batch, "precision": precision,

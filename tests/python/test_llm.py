@@ -138,6 +138,7 @@ def test_deepseek_v3_active_parameters_by_hand():
     r = footprint.llm(DEEPSEEK_V3_SMALL, context=8)
     assert r.expert_parameters == 3 * 16 * 3 * 256 * 128
     assert r.parameters - r.active_parameters == 3 * 16 * 3 * 256 * 128 * 12 // 16
+    assert r.expert_weights_bytes == 3 * 16 * 3 * 256 * 128 * 2  # bf16, the default
 
 
 def test_bad_configs_get_one_line(tmp_path):
