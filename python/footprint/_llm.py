@@ -296,7 +296,8 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     else:
         dtype = weights if isinstance(weights, torch.dtype) else (
             getattr(torch, weights) if isinstance(weights, str) else _inference_dtype(cfg))
-        precision = precision or "fp32"
+        # The weights' dtype names the run (footprint.memory's "bf16" casts nothing more here).
+        precision = precision or {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
     if not isinstance(context, int) or context < 1 or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"context={context!r}, batch={batch!r}: expected positive integers")
     model = build(cfg, cls, dtype)
