@@ -47,7 +47,18 @@ def load_config(config):
     if model_type not in transformers.CONFIG_MAPPING:
         raise ValueError(f"{where}: model_type {model_type!r} is not one transformers "
                          f"{transformers.__version__} knows")
-    return transformers.CONFIG_MAPPING[model_type].from_dict(data), where
+    try:
+        return transformers.CONFIG_MAPPING[model_type].from_dict(data), where
+    except Exception as e:  # transformers' validators raise their own kinds: one line, the file
+        raise ValueError(f"{where}: {_first_line(e)}") from None
+
+
+def _first_line(e):
+    text = str(e).strip()
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    # huggingface_hub's validation error puts the cause on its last line.
+    return (lines[-1] if len(lines) > 1 and "validation error" in lines[0] else lines[0]) \
+        if lines else type(e).__name__
 
 
 def model_class(cfg, where="config"):
@@ -300,7 +311,11 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         precision = precision or {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
     if not isinstance(context, int) or context < 1 or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"context={context!r}, batch={batch!r}: expected positive integers")
-    model = build(cfg, cls, dtype)
+    try:
+        model = build(cfg, cls, dtype)
+    except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as e:
+        raise ValueError(f"{where}: {cls.__name__} cannot be built from it: {_first_line(e)}") \
+            from None
     total, experts, active, n, k = parameter_counts(model, cfg)
     ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
     common = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,

@@ -152,6 +152,9 @@ def test_bad_configs_get_one_line(tmp_path):
         footprint.llm({"hidden_size": 8})
     with pytest.raises(ValueError, match="'nonesuch' is not one transformers"):
         footprint.llm({"model_type": "nonesuch"})
+    with pytest.raises(ValueError, match="^config: Qwen3ForCausalLM cannot be built from it: "
+                                         ".*negative dimension -5"):
+        footprint.llm({"model_type": "qwen3", "hidden_size": -5})
 
 
 # Scaled down so that a real CPU run takes well under a second: two layers, hidden 64.
