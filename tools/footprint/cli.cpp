@@ -141,6 +141,7 @@ status is 4); 1 for errors; 2 for a usage error; 3 when printed but not exact (a
 
 constexpr const char* kLlmHelp = R"(Examples:
   footprint llm examples/llm/llama-7b.json                          parameters, weights, KV cache, inference
+  footprint llm examples/llm/deepseek-v3.json --gpu h200            another architecture: transformers' code
   footprint llm config.json --weights int4 --batch 8 --context 4096 --gpu rtx4090
   footprint llm config.json --gpu h100 --fit batch                  the largest batch at this context
   footprint llm model.Q4_K_M.gguf --context 8192 --gpu rtx4090      a GGUF file, at its own quantization
@@ -148,10 +149,13 @@ constexpr const char* kLlmHelp = R"(Examples:
   footprint llm config.json --train --checkpointing --lora 16 --lora-targets q_proj,v_proj --gpu a100-40gb
   footprint llm llama-2-70b.json --train --shard zero3 --gpus 64 --tp 8 --checkpointing --gpu h100
 
-The config.json of a Hugging Face model (llama, mistral, qwen2, gpt2, bert) is enough: no weights are
-read or downloaded. footprint builds the architecture as C++ modules that follow transformers'
-modeling code op for op, and runs it on the meta device: every op, shape and allocation is the
-real one, and a 70B model costs no memory.
+The config.json of a Hugging Face model is enough: no weights are read or downloaded. For llama,
+mistral, qwen2, gpt2 and bert footprint builds the architecture as C++ modules that follow
+transformers' modeling code op for op (the fast path); any other architecture transformers knows
+(qwen3, gemma2, phi3, mixtral, qwen3_moe, deepseek_v3, t5, BertForMaskedLM, ...) is built by the
+installed transformers itself, in Python (the python path: --path python; docs/llm.md). Either way
+it runs on the meta device: every op, shape and allocation is the real one, and a 70B model costs
+no memory.
 
 Inference: a static KV cache of batch x context tokens; prefill runs a prompt of the whole context
 and keeps the last position's logits (as generate() does); decode runs one token against the full
@@ -683,7 +687,8 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       "A language model from its config.json: parameters, weights, KV cache, and the memory "
       "of inference or training per GPU.");
   llm->add_option("CONFIG", la.config,
-                  "A transformers config.json (llama, mistral, qwen2, gpt2, bert), or a GGUF file "
+                  "A transformers config.json (any model_type; llama, mistral, qwen2, gpt2 and "
+                  "bert by the C++ modules), or a GGUF file "
                   "(llama, qwen2)")
       ->required();
   llm->add_option("--batch", la.batch, "Sequences per batch")
