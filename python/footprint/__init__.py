@@ -193,7 +193,7 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
-        checkpointing=False, shard="none", gpus=1, memory=None):
+        checkpointing=False, shard="none", gpus=1, tp=1, memory=None):
     """A language model from its config.json (a path, its directory, a dict or a transformers
     config), as the installed transformers builds it: the class `architectures` names, made from
     the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
@@ -203,12 +203,12 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     with weights in the config's 16-bit dtype (else bf16) or `weights`; or with train=True of a training step with
     the model's own loss (fp32 weights, precision "bf16-amp" unless given; checkpointing=True
     enables the model's gradient checkpointing; shard="zero1".."zero3" or "fsdp" over `gpus`
-    data-parallel ranks gives one rank's). See docs/llm.md."""
+    ranks, and tp (tensor parallelism, of `gpus`), give one rank's). See docs/llm.md."""
     _check_torch()
     from ._llm import llm as _llm
     return _llm(config, context=context, batch=batch, train=train, optimizer=optimizer, impl=impl,
                 precision=precision, weights=weights, gpu=gpu, device=device, cache=cache,
-                checkpointing=checkpointing, shard=shard, gpus=gpus, memory=memory)
+                checkpointing=checkpointing, shard=shard, gpus=gpus, tp=tp, memory=memory)
 
 
 def gpus():

@@ -169,6 +169,35 @@ class _WholeSequences:
 
 
 _SHARDINGS = ("none", "zero1", "zero2", "zero3", "fsdp")
+# What Megatron-style tensor parallelism splits over the ranks: heads (q, k, v and o's columns),
+# the MLP's units (and each expert's), and the vocabulary (padded to a multiple).
+_TP_SPLIT = ("num_attention_heads", "num_key_value_heads", "intermediate_size",
+             "moe_intermediate_size")
+
+
+def tensor_parallel_config(cfg, tp, where):
+    """The config of one of `tp` tensor-parallel ranks, as the C++ path shards its modules
+    (src/llm/transformer.cpp, dims_of): heads, key/value heads and MLP units divided, the head
+    size kept, the vocabulary divided rounding up, the head untied from the embeddings."""
+    if tp == 1:
+        return cfg
+    for field in ("hidden_size", "num_attention_heads", "intermediate_size", "vocab_size"):
+        if not isinstance(getattr(cfg, field, None), int):
+            raise ValueError(f"{where}: tp={tp} needs a decoder config with hidden_size, "
+                             f"num_attention_heads, intermediate_size and vocab_size "
+                             f"({cfg.model_type} has no {field})")
+    data = cfg.to_dict()
+    data["head_dim"] = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    for field in _TP_SPLIT:
+        value = data.get(field)
+        if isinstance(value, int) and value > 0:
+            if value % tp:
+                raise ValueError(f"{where}: {field} {value} cannot be split over tensor-parallel "
+                                 f"degree {tp}")
+            data[field] = value // tp
+    data["vocab_size"] = -(-cfg.vocab_size // tp)
+    data["tie_word_embeddings"] = False
+    return type(cfg).from_dict(data)
 
 
 def _decoder_layer(model):
@@ -238,7 +267,8 @@ class LlmReport(Report):
             lines.append(f"  routed experts: {d['expert_parameters']:,} ({d['experts_per_token']} of "
                          f"{d['experts']} per token), {_human(d['expert_weights_bytes'])} of the "
                          f"weights; active per token: {d['active_parameters']:,}")
-        lines.append(f"Weights: {_human(d['weights_bytes'])} ({d['weights_dtype']})")
+        rank = f", one of {d['tp']} tensor-parallel ranks" if d.get("tp", 1) > 1 else ""
+        lines.append(f"Weights: {_human(d['weights_bytes'])} ({d['weights_dtype']}{rank})")
         if d.get("kv_cache_bytes"):
             lines.append(f"KV cache ({d['cache']}): {_human(d['kv_cache_bytes'])} for batch "
                          f"{d['batch']} x {d['context'] - 1} tokens, before the decode step")
@@ -264,7 +294,7 @@ class LlmReport(Report):
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
-        checkpointing=False, shard="none", gpus=1, memory=None):
+        checkpointing=False, shard="none", gpus=1, tp=1, memory=None):
     """The memory of a language model from its config.json (a path, its directory, a dict or a
     transformers config) as the installed transformers builds it, through footprint.memory.
 
@@ -276,7 +306,8 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     train=True: a training step on `context`-token sequences with the model's own loss (labels =
     the input), fp32 parameters and precision="bf16-amp" by default; checkpointing=True calls the
     model's gradient_checkpointing_enable() first, as a user would; shard ("zero1", "zero2",
-    "zero3" or "fsdp") over `gpus` data-parallel ranks gives one rank's memory.
+    "zero3" or "fsdp") over `gpus` data-parallel ranks gives one rank's memory. tp: the
+    tensor-parallel degree (of `gpus`): one rank's slice of each layer, as Megatron splits it.
     memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...)."""
     import transformers
     from . import _memory as _analyzed, _source
@@ -297,6 +328,8 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         raise ValueError(f"gpus={gpus!r}: expected a positive integer")
     if shard != "none" and not train:
         raise ValueError(f"shard={shard!r} shards a training step (train=True)")
+    if not isinstance(tp, int) or tp < 1 or gpus % tp:
+        raise ValueError(f"tp={tp!r}: expected a divisor of gpus={gpus}")
     cfg, where = load_config(config)
     cls = model_class(cfg, where)
     if cache not in ("dynamic", "static"):
@@ -313,10 +346,12 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         raise ValueError(f"context={context!r}, batch={batch!r}: expected positive integers")
     try:
         model = build(cfg, cls, dtype)
+        total, experts, active, n, k = parameter_counts(model, cfg)
+        if tp > 1:  # the whole model's counts above; one rank's slice runs
+            model = build(tensor_parallel_config(cfg, tp, where), cls, dtype)
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as e:
         raise ValueError(f"{where}: {cls.__name__} cannot be built from it: {_first_line(e)}") \
             from None
-    total, experts, active, n, k = parameter_counts(model, cfg)
     ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
     common = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,
                   **(memory or {}))
@@ -328,7 +363,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
             if not getattr(model, "supports_gradient_checkpointing", False):
                 raise ValueError(f"{cls.__name__} does not support gradient checkpointing")
             model.gradient_checkpointing_enable()
-        plan = shard_plan(model, shard, gpus, precision.endswith("-amp"))
+        plan = shard_plan(model, shard, gpus // tp, precision.endswith("-amp"))
         with _WholeSequences():
             runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids},
                                     train=True, shard=plan, **common)
@@ -362,7 +397,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                              for p in {id(p): p for p in model.parameters()}.values()),
         "context": context, "batch": batch, "precision": precision,
         "cache": None if train else cache, "kv_cache_bytes": kv_bytes,
-        "checkpointing": bool(checkpointing), "shard": shard, "gpus": gpus,
+        "checkpointing": bool(checkpointing), "shard": shard, "gpus": gpus, "tp": tp,
     }
     info.update({phase: r.to_dict() for phase, r in runs.items()})
     return LlmReport(info, runs)

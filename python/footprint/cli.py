@@ -123,7 +123,7 @@ def build_parser():
 
 # The C++ path's options that the Python path (transformers' own code) does not have yet.
 _LLM_CPP_ONLY = {"--group-size": None, "--lora": "0", "--lora-alpha": None, "--lora-targets": None,
-                 "--tp": "1", "--attention": "auto",
+                 "--attention": "auto",
                  "--cuda-context": None, "--fit": "none", "--html": None, "--snapshot": None}
 
 
@@ -152,6 +152,7 @@ def build_llm_parser():
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--shard", default="none", choices=["none", "zero1", "zero2", "zero3", "fsdp"])
     p.add_argument("--gpus", type=int, default=1)
+    p.add_argument("--tp", type=int, default=1)
     for flag in _LLM_CPP_ONLY:
         p.add_argument(flag, default=None, help=argparse.SUPPRESS)
     for flag in ("--max-memory", "--time-limit", "--max-cpu-memory", "--max-ops", "--model-output"):
@@ -205,6 +206,7 @@ def run_python_llm(args):
                       device=args.device,
                       cache="dynamic" if args.cache == "auto" else args.cache,
                       checkpointing=args.checkpointing, shard=args.shard, gpus=args.gpus,
+                      tp=args.tp,
                       memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
     print(r.to_json() if args.format == "json" else str(r).rstrip("\n"))
     gaps = [g for run in r.runs.values() for g in run._data.get("gaps", [])]
