@@ -67,8 +67,8 @@ def model_class(cfg, where="config"):
     import transformers
     names = list(getattr(cfg, "architectures", None) or [])
     for name in names:
-        cls = getattr(transformers, name, None)
-        if cls is not None:
+        cls = getattr(transformers, name, None) if isinstance(name, str) else None
+        if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
             return cls
     for auto in (transformers.AutoModelForCausalLM, transformers.AutoModel):
         try:
