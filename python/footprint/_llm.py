@@ -139,15 +139,22 @@ def _new_cache(cfg, cache, length):
     return None  # the model makes the DynamicCache its config asks for (sliding layers included)
 
 
-def _prefilled_cache(model, cfg, batch, length, cache, max_length):
-    """The KV cache after a prefill of `length` tokens, made on meta outside any recording."""
-    ids = torch.zeros(batch, length, dtype=torch.long, device="meta")
+def _prefill_kwargs(model, cfg, cache, max_length):
+    """What generate() passes a causal LM's prefill: use_cache, logits for the last token, and a
+    StaticCache of max_length tokens when asked for (else the model makes its DynamicCache)."""
     kw = {"use_cache": True, **_generate_kwargs(model)}
     made = _new_cache(cfg, cache, max_length)
     if made is not None:
         kw["past_key_values"] = made
+    return kw
+
+
+def _prefilled_cache(model, cfg, batch, length, cache, max_length):
+    """The KV cache after a prefill of `length` tokens, made on meta outside any recording."""
+    ids = torch.zeros(batch, length, dtype=torch.long, device="meta")
     with torch.inference_mode():
-        return model(input_ids=ids, **kw).past_key_values
+        return model(input_ids=ids, **_prefill_kwargs(model, cfg, cache, max_length)) \
+            .past_key_values
 
 
 class _WholeSequences:
@@ -302,7 +309,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     generates, one decode step after `context` - 1 tokens, as generate() runs them: logits for the
     last token only, the KV cache `cache` ("dynamic", the default DynamicCache with the sliding
     layers the config asks for, or "static": StaticCache of `context` tokens). weights: the
-    parameters' dtype (default: the config's dtype, float32 when it names none).
+    parameters' dtype in inference (default: the config's dtype when 16-bit, else bfloat16).
     train=True: a training step on `context`-token sequences with the model's own loss (labels =
     the input), fp32 parameters and precision="bf16-amp" by default; checkpointing=True calls the
     model's gradient_checkpointing_enable() first, as a user would; shard ("zero1", "zero2",
@@ -373,10 +380,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
             data["decoder_input_ids"] = ids  # T5 and its kind: the decoder reads the same length
         decodes = _decodes(model, cfg)
         if decodes:
-            data.update(use_cache=True, **_generate_kwargs(model))
-            made = _new_cache(cfg, cache, context)
-            if made is not None:
-                data["past_key_values"] = made
+            data.update(_prefill_kwargs(model, cfg, cache, context))
         runs["prefill"] = _memory(model, input_data=data, **common)
         if decodes and context > 1:
             past = _prefilled_cache(model, cfg, batch, context - 1, cache, context)

@@ -352,20 +352,18 @@ int64_t scratch_fp32(const Conv& c, bool mkldnn) {
     // stride 2, padding 1) on 1 x 8 x 8 (57,065,728 B) and Conv3d(128, 128 and 64, 3, padding 1) on
     // 2 x 12 x 12 at batch 2 (9,068,800 and 5,529,856 B: two depth slices, one slice's columns).
     // The input gradient, when there is one, comes first, by the JIT kernels' rule below.
+    const bool gemm = gemm_weight_gradient(c);
+    const int64_t gemm_scratchpad =
+        gemm ? 4 * (c.OC * c.icg * c.kk() * 4) + c.C * c.kk() * c.out[1] * c.out[2] * 4 + 256 : 0;
+    if (!c.grad_input) return gemm ? gemm_scratchpad : output + input + weight;
+    // The input's gradient: below 16 channels the plain input beside the blocked output gradient
+    // and the weight; from 16 on all blocked, beside the plain results.
     const int64_t plain_weight = c.OC * c.icg * c.kk() * 4 + c.OC * 4;
-    if (gemm_weight_gradient(c)) {
-      int64_t scratchpad =
-          4 * (c.OC * c.icg * c.kk() * 4) + c.C * c.kk() * c.out[1] * c.out[2] * 4 + 256;
-      if (!c.grad_input) return scratchpad;
-      if (c.C < 16) return std::max(output + c.N * c.C * c.H * c.W * 4 + weight, scratchpad);
-      return std::max(output + weight + input - plain_weight, scratchpad);
-    }
-    if (!c.grad_input) return output + input + weight;
-    if (c.C < 16) return output + c.N * c.C * c.H * c.W * 4 + weight;
-    // From 16 channels on, the larger of its two stages: the input's gradient (output gradient,
-    // weight and input gradient, all blocked, beside the plain results) and the weight's
-    // (the blocked weight gradient).
-    return std::max(output + weight + input - plain_weight, weight);
+    const int64_t input_stage = c.C < 16 ? output + c.N * c.C * c.H * c.W * 4 + weight
+                                         : output + weight + input - plain_weight;
+    if (gemm) return std::max(input_stage, gemm_scratchpad);
+    // Then the weight's gradient: from 16 channels on the blocked weight gradient, when larger.
+    return c.C < 16 ? input_stage : std::max(input_stage, weight);
   }
   bool columns = c.kk() != 1 || c.strided || c.padded || c.dilated;
   int64_t cols = columns ? c.N * c.icg * c.kk() * c.out_hw() * 4 : 0;
