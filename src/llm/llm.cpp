@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -19,6 +20,15 @@
 
 namespace footprint {
 namespace {
+
+std::atomic<bool> leave_to_exit{false};
+
+// The end of a run's trace and module: freed, or left for the exit (leave_runs_to_exit).
+void retire(Trace&& t, std::shared_ptr<lm::CausalModel>&& model) {
+  if (!leave_to_exit) return;
+  new Trace(std::move(t));
+  new std::shared_ptr<lm::CausalModel>(std::move(model));
+}
 
 bool is_decoder(const TransformerConfig& c) {
   return c.model_type != "bert";
@@ -298,6 +308,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   }
   MemoryReport r = analyze_memory(info, t, s.memory);
   note_guesses(t, r);
+  retire(std::move(t), std::move(model));
   r.source = c.source;
   r.inputs = co.inputs;
   r.precision = std::string(precision_name(w));
@@ -383,6 +394,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   ShardPlan sharding = shard_plan(c, s, info, amp);
   MemoryReport r = analyze_memory(info, t, s.memory, sharding);
   note_guesses(t, r);
+  retire(std::move(t), std::move(model));
   r.source = c.source;
   r.inputs = co.inputs;
   r.precision = std::string(precision_mode_name(s.precision));
@@ -448,6 +460,8 @@ void check_sizes(const TransformerConfig& c, const LlmScenario& s, int64_t ctx) 
 }
 
 }  // namespace
+
+void leave_runs_to_exit(bool on) { leave_to_exit = on; }
 
 LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
   check(s);
