@@ -79,6 +79,9 @@ struct LlmScenario {
   EngineLimits limits;   // each capture's (the model is footprint's own code, but may be huge)
   FitTarget fit = FitTarget::kNone;
   int64_t fit_max = 1 << 20;
+  // Called with the final report's traces as they are captured: "prefill", "decode" or "train",
+  // for a caller that compares them (tests hold the op sequence to transformers' own code).
+  std::function<void(const std::string& run, const Trace& trace)> on_trace;
 };
 
 struct LlmPart {

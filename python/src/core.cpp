@@ -196,6 +196,30 @@ NB_MODULE(_core, m) {
       nb::arg("optimizer") = "", nb::arg("impl") = "auto",
       nb::call_guard<nb::gil_scoped_release>());  // backward runs in LibTorch's autograd engine
 
+  // The C++ path of `footprint llm` (src/llm): the traces of its final runs, by run ("prefill",
+  // "decode", "train"), for holding its op sequence to transformers' code (tests/python).
+  m.def(
+      "llm_cpp_traces",
+      [](const std::string& path, int64_t batch, int64_t context, bool train,
+         const std::string& weights, const std::optional<std::string>& gpu) {
+        LlmScenario s;
+        s.batch = batch;
+        s.context = context;
+        s.train = train;
+        if (!weights.empty()) {
+          s.weights = precision_parse(weights);
+          if (!s.weights) throw Error("weights: not a precision: " + weights);
+        }
+        if (gpu) s.memory.gpu = device_parse(*gpu);
+        std::map<std::string, Trace> traces;
+        s.on_trace = [&](const std::string& run, const Trace& t) { traces[run] = t; };
+        llm_file(path, s);
+        return traces;
+      },
+      nb::arg("path"), nb::arg("batch"), nb::arg("context"), nb::arg("train"),
+      nb::arg("weights") = "", nb::arg("gpu").none() = nb::none(),
+      nb::call_guard<nb::gil_scoped_release>());
+
   nb::class_<CaptureSession>(m, "Session")
       .def(
           "__init__",

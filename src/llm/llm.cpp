@@ -308,6 +308,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   }
   MemoryReport r = analyze_memory(info, t, s.memory);
   note_guesses(t, r);
+  if (s.on_trace) s.on_trace(prefill ? "prefill" : "decode", t);
   retire(std::move(t), std::move(model));
   r.source = c.source;
   r.inputs = co.inputs;
@@ -394,6 +395,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   ShardPlan sharding = shard_plan(c, s, info, amp);
   MemoryReport r = analyze_memory(info, t, s.memory, sharding);
   note_guesses(t, r);
+  if (s.on_trace) s.on_trace("train", t);
   retire(std::move(t), std::move(model));
   r.source = c.source;
   r.inputs = co.inputs;
@@ -488,6 +490,8 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     r.weight_format += fmt::format(" (group {})", s.group_size);
   if (s.file_weights) r.weight_format = file_format(*s.file_weights, r.parameters, r.notes);
 
+  LlmScenario probe = s;
+  probe.on_trace = nullptr;
   std::map<std::pair<int64_t, int64_t>, std::pair<MemoryReport, MemoryReport>> seen;
   auto at = [&](int64_t batch, int64_t ctx,
                 LlmReport* report) -> std::pair<MemoryReport, MemoryReport>& {
@@ -495,11 +499,12 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     if (it != seen.end()) return it->second;
     ++r.captures;
     std::pair<MemoryReport, MemoryReport> p;
+    const LlmScenario& run = report ? s : probe;  // --fit's probes pass no trace on
     if (s.train) {
-      p.first = training(c, s, batch, ctx, report);
+      p.first = training(c, run, batch, ctx, report);
     } else {
-      p.first = inference(c, s, batch, ctx, true, report);
-      if (is_decoder(c)) p.second = inference(c, s, batch, ctx, false, nullptr);
+      p.first = inference(c, run, batch, ctx, true, report);
+      if (is_decoder(c)) p.second = inference(c, run, batch, ctx, false, nullptr);
     }
     return seen.emplace(std::make_pair(batch, ctx), std::move(p)).first->second;
   };
