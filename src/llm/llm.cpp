@@ -463,7 +463,9 @@ void check_sizes(const TransformerConfig& c, const LlmScenario& s, int64_t ctx) 
 
 }  // namespace
 
-void leave_runs_to_exit(bool on) { leave_to_exit = on; }
+void leave_runs_to_exit(bool on) {
+  leave_to_exit = on;
+}
 
 LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
   check(s);

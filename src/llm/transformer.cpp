@@ -1,6 +1,7 @@
-// The transformer families, after Hugging Face transformers 4.48's modeling_llama.py,
-// modeling_gpt2.py and modeling_bert.py (the op sequence of each forward is theirs; comments name
-// the lines followed), with PEFT's LoRA and torch.utils.checkpoint's recomputation.
+// The transformer families, after Hugging Face transformers' modeling_llama.py, modeling_gpt2.py
+// and modeling_bert.py (4.48's op sequence; the attention, the StaticCache mask and BERT's are 5's,
+// which tests/python/test_llm.py holds them to; comments name the lines followed), with PEFT's
+// LoRA and torch.utils.checkpoint's recomputation.
 #include "llm/transformer.h"
 
 #include <ATen/ATen.h>
@@ -22,10 +23,6 @@ using at::indexing::Slice;
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-int64_t round_up(int64_t n, int64_t to) {
-  return (n + to - 1) / to * to;
-}
 
 at::TensorOptions meta(c10::ScalarType dtype) {
   return at::TensorOptions().device(at::kMeta).dtype(dtype);
@@ -151,45 +148,6 @@ class LayerNormImpl : public torch::nn::Module {
   Tensor weight_, bias_;
 };
 
-// F.scaled_dot_product_attention as a flash-attention kernel runs it (PyTorch 2.x picks flash for
-// fp16/bf16 on recent GPUs, memory-efficient attention for fp32; neither keeps the scores). The
-// forward returns the output, laid out [batch, tokens, heads, dim] as the kernel writes it, and
-// keeps the log-sum-exp per row (fp32); backward allocates dq, dk, dv, the row sums of dO·O and,
-// at half precision, FlashAttention-2's fp32 dq accumulator (rows rounded to 128, dim to 32).
-struct FlashAttention : public torch::autograd::Function<FlashAttention> {
-  static Tensor forward(AutogradContext* ctx, Tensor q, Tensor k, Tensor v) {
-    int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
-    Tensor out = at::empty({B, S, H, D}, q.options()).transpose(1, 2);
-    Tensor lse = at::empty({B, H, S}, q.options().dtype(at::kFloat));
-    ctx->save_for_backward({q, k, v, out, lse});
-    return out;
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list) {
-    auto saved = ctx->get_saved_variables();
-    const Tensor &q = saved[0], &k = saved[1], &v = saved[2];
-    int64_t B = q.size(0), H = q.size(1), S = q.size(2), D = q.size(3);
-    Tensor dq = at::empty({B, S, H, D}, q.options()).transpose(1, 2);
-    Tensor dk = at::empty({B, k.size(2), H, D}, k.options()).transpose(1, 2);
-    Tensor dv = at::empty({B, v.size(2), H, D}, v.options()).transpose(1, 2);
-    Tensor softmax_d = at::empty({B, H, round_up(S, 128)}, q.options().dtype(at::kFloat));
-    Tensor dq_accum;
-    if (q.scalar_type() != at::kFloat)
-      dq_accum =
-          at::empty({B, H, round_up(S, 128), round_up(D, 32)}, q.options().dtype(at::kFloat));
-    return {dq, dk, dv};
-  }
-};
-
-Tensor sdpa(Tensor q, Tensor k, Tensor v) {
-  // Autocast runs scaled_dot_product_attention at the lower precision (its CUDA op list).
-  if (auto lower = detail::autocast_lower()) {
-    q = q.to(*lower);
-    k = k.to(*lower);
-    v = v.to(*lower);
-  }
-  return FlashAttention::apply(q, k, v);
-}
-
 // modeling_llama.repeat_kv: (batch, kv_heads, n, dim) -> (batch, heads, n, dim), a copy.
 Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
   if (n_rep == 1) return x;
@@ -198,6 +156,32 @@ Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
   // tested against PyTorch's) and an unsqueeze per None.
   Tensor x5 = x.index({Slice(), Slice(), None, Slice(), Slice()});
   return x5.expand({B, KV, n_rep, N, D}).reshape({B, KV * n_rep, N, D});
+}
+
+// transformers 5's sdpa_attention_forward (integrations/sdpa_attention.py):
+// F.scaled_dot_product_attention itself, whose backend and buffers the engine models for the target
+// (src/torch/meta_kernels.cpp), and the output back in [batch, tokens, heads, dim], contiguous.
+// Without a mask (no padding, no static cache), fewer key/value heads go in as they are
+// (enable_gqa, for head dims up to 256) and the attention is causal when asked and there is more
+// than one query, over as many keys as queries; with a mask (static_cache_mask), keys and values
+// are repeated and the mask does the rest.
+Tensor sdpa(const Tensor& q, Tensor k, Tensor v, bool causal, double dropout_p,
+            const Tensor& mask = {}) {
+  int64_t n_rep = q.size(1) / k.size(1);
+  bool gqa = !mask.defined() && n_rep > 1 && k.size(-1) == v.size(-1) && k.size(-1) <= 256;
+  if (n_rep > 1 && !gqa) {
+    k = repeat_kv(k, n_rep);
+    v = repeat_kv(v, n_rep);
+  }
+  int64_t q_len = q.size(2);
+  bool is_causal = causal && q_len > 1 && !mask.defined();
+  if (is_causal && k.size(2) > q_len) {
+    k = k.index({Slice(), Slice(), Slice(None, q_len), Slice()});
+    v = v.index({Slice(), Slice(), Slice(None, q_len), Slice()});
+  }
+  double scale = 1.0 / std::sqrt(double(q.size(-1)));
+  Tensor out = at::scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal, scale, gqa);
+  return out.transpose(1, 2).contiguous();
 }
 
 // Shards of one tensor-parallel rank.
@@ -306,15 +290,30 @@ struct Cache {
     k = m.register_buffer("k_cache", at::empty(shape, meta(cm.o.dtype)));
     v = m.register_buffer("v_cache", at::empty(shape, meta(cm.o.dtype)));
   }
-  // Writes this step's keys and values at `position` and returns every key and value so far.
+  // Writes this step's keys and values at `position` and returns the whole cache.
   std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value, int64_t position) {
     if (!k.defined()) return {key, value};
     int64_t n = key.size(2);
     k.narrow(2, position, n).copy_(key);
     v.narrow(2, position, n).copy_(value);
-    return {k.narrow(2, 0, position + n), v.narrow(2, 0, position + n)};
+    return {k, v};  // StaticCache.update returns every slot, written or not (the mask hides them)
   }
 };
+
+// masking_utils.sdpa_mask as create_causal_mask calls it for a StaticCache (which is compileable,
+// so the mask is never skipped for is_causal): bool [batch, 1, queries, cache length], true
+// where a query at cache_position + i may see slot j (j <= position + i).
+Tensor static_cache_mask(int64_t batch, int64_t queries, int64_t position, int64_t cache_len) {
+  auto long_ = at::TensorOptions().device(at::kMeta).dtype(at::kLong);
+  Tensor batch_arange = at::arange(batch, long_);
+  Tensor head_arange = at::arange(1, long_);
+  Tensor q_arange = at::arange(queries, long_) + position;
+  Tensor kv_arange = at::arange(cache_len, long_) + 0;
+  Tensor kv = kv_arange.index({None, None, None, Slice()});  // _non_vmap_expansion_sdpa
+  Tensor q = q_arange.index({None, None, Slice(), None});
+  Tensor mask = kv <= q;  // causal_mask_function
+  return mask.expand({batch, -1, queries, cache_len});
+}
 
 // ---------------------------------------------------------------- llama, mistral, qwen2
 
@@ -379,26 +378,26 @@ class LlamaAttentionImpl : public torch::nn::Module {
 
  private:
   const Common& cm_;
-  // eager_attention_forward or sdpa_attention_forward: each repeats the keys and values, which
-  // die when it returns; only the eager one gives its weights back.
+  // sdpa_attention_forward (sdpa above) or eager_attention_forward, which repeats the keys and
+  // values (they die when it returns) and gives its softmax weights back.
   AttentionOut attend(const Tensor& q, const Tensor& key, const Tensor& value, const Aux& aux) {
+    AttentionOut a;
+    if (cm_.o.attention == AttentionKernel::kSdpa) {
+      a.out = sdpa(q, key, value, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
+      return a;
+    }
     int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
     Tensor k = repeat_kv(key, n_rep);
     Tensor v = repeat_kv(value, n_rep);
-    AttentionOut a;
-    if (cm_.o.attention == AttentionKernel::kSdpa) {
-      a.out = sdpa(q, k, v);
-    } else {
-      Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(cm_.d.head_dim)));
-      if (aux.mask.defined()) {
-        Tensor causal = aux.mask.index({Slice(), Slice(), Slice(), Slice(None, k.size(-2))});
-        w = w + causal;
-      }
-      w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
-      w = dropout(w, cm_.c.attention_dropout, aux);  // rebinds: the undropped weights may go
-      a.out = at::matmul(w, v);
-      a.weights = w;
+    Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(cm_.d.head_dim)));
+    if (aux.mask.defined()) {
+      Tensor causal = aux.mask.index({Slice(), Slice(), Slice(), Slice(None, k.size(-2))});
+      w = w + causal;
     }
+    w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
+    w = dropout(w, cm_.c.attention_dropout, aux);  // rebinds: the undropped weights may go
+    a.out = at::matmul(w, v);
+    a.weights = w;
     a.out = a.out.transpose(1, 2).contiguous();
     return a;
   }
@@ -559,6 +558,8 @@ class LlamaModel : public CausalModel {
       // _update_causal_mask: the static cache's length, else (no cache) past + S + 1.
       int64_t T = cm_.o.cache_len > 0 ? cm_.o.cache_len : position + S + 1;
       aux.mask = causal_mask(S, T, h.scalar_type(), cache_position, B);
+    } else if (cm_.o.cache_len > 0) {
+      aux.mask = static_cache_mask(B, S, position, cm_.o.cache_len);
     }
     std::tie(aux.cos, aux.sin) = rotary_embedding(h, position_ids);
     // LlamaModel keeps `inputs_embeds` (h here) through the layers: run_layers takes a copy.
@@ -623,14 +624,12 @@ class GPT2AttentionImpl : public torch::nn::Module {
     const Dims& d = cm_.d;
     int64_t B = h.size(0), S = h.size(1), inner = d.heads * d.head_dim;
     auto qkv = c_attn_->forward(h).split(inner, 2);
-    auto heads = [&](const Tensor& t) {  // _split_heads
-      return t.view({B, S, d.heads, d.head_dim}).permute({0, 2, 1, 3});
-    };
+    auto heads = [&](const Tensor& t) { return t.view({B, S, -1, d.head_dim}).transpose(1, 2); };
     Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
     std::tie(k, v) = cache_.update(k, v, aux.position);
     Tensor out;
     if (cm_.o.attention == AttentionKernel::kSdpa) {
-      out = sdpa(q, k, v);
+      out = sdpa(q, k, v, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
     } else {  // _attn
       Tensor w = at::matmul(q, k.transpose(-1, -2));
       w = w / at::full({}, std::pow(double(v.size(-1)), 0.5), w.options());
@@ -641,9 +640,9 @@ class GPT2AttentionImpl : public torch::nn::Module {
       w = at::softmax(w, -1);
       w = w.to(v.scalar_type());
       w = dropout(w, cm_.c.attention_dropout, aux);
-      out = at::matmul(w, v);
+      out = at::matmul(w, v).transpose(1, 2);
     }
-    out = out.permute({0, 2, 1, 3}).contiguous().view({B, S, inner});  // _merge_heads
+    out = out.reshape({B, S, -1}).contiguous();
     return dropout(c_proj_->forward(out), cm_.c.hidden_dropout, aux);
   }
 
@@ -715,6 +714,8 @@ class GPT2Model : public CausalModel {
     Tensor inputs_embeds = wte_->forward(ids);
     Tensor position_embeds = wpe_->forward(position_ids);
     Tensor h = inputs_embeds + position_embeds;
+    if (cm_.o.attention == AttentionKernel::kSdpa && cm_.o.cache_len > 0)
+      aux.mask = static_cache_mask(ids.size(0), S, position, cm_.o.cache_len);
     h = dropout(h, cm_.c.embedding_dropout, aux);
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = ln_f_->forward(h);
@@ -761,34 +762,42 @@ class BertLayer : public Layer {
   }
   // BertLayer.forward: BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput.
   Tensor run(const Tensor& hidden, const Aux& aux) override {
-    const Dims& d = cm_.d;
-    int64_t B = hidden.size(0), S = hidden.size(1);
-    auto heads = [&](const Tensor& t) {  // transpose_for_scores
-      return t.view({B, S, d.heads, d.head_dim}).permute({0, 2, 1, 3});
-    };
-    Tensor q = heads(q_->forward(hidden));
-    Tensor k = heads(k_->forward(hidden));
-    Tensor v = heads(v_->forward(hidden));
-    Tensor context;
-    if (cm_.o.attention == AttentionKernel::kSdpa) {
-      context = sdpa(q, k, v);  // an all-ones mask is dropped: no mask, not causal
-    } else {
-      Tensor scores = at::matmul(q, k.transpose(-1, -2));
-      scores = scores / std::sqrt(double(d.head_dim));
-      scores = scores + aux.mask;
-      Tensor probs = at::softmax(scores, -1);
-      probs = dropout(probs, cm_.c.attention_dropout, aux);
-      context = at::matmul(probs, v);
-    }
-    context = context.permute({0, 2, 1, 3}).contiguous().view({B, S, d.heads * d.head_dim});
-    Tensor a = dropout(attn_dense_->forward(context), cm_.c.hidden_dropout, aux);
-    a = attn_ln_->forward(a + hidden);
+    Tensor a = attention(hidden, aux);
     Tensor i = activation(cm_.c.hidden_act, inter_->forward(a));
     Tensor o = dropout(out_dense_->forward(i), cm_.c.hidden_dropout, aux);
     return out_ln_->forward(o + a);
   }
 
  private:
+  // BertAttention.forward: BertSelfAttention, then BertSelfOutput; the attention's output (and
+  // its queries, keys and values before it) die when it returns, as in Python.
+  Tensor attention(const Tensor& hidden, const Aux& aux) {
+    Tensor context = self_attention(hidden, aux);
+    Tensor a = dropout(attn_dense_->forward(context), cm_.c.hidden_dropout, aux);
+    return attn_ln_->forward(a + hidden);
+  }
+  // BertSelfAttention.forward (transformers 5): the heads as views, then the attention interface.
+  Tensor self_attention(const Tensor& hidden, const Aux& aux) {
+    const Dims& d = cm_.d;
+    int64_t B = hidden.size(0), S = hidden.size(1);
+    auto heads = [&](const Tensor& t) { return t.view({B, S, -1, d.head_dim}).transpose(1, 2); };
+    Tensor q = heads(q_->forward(hidden));
+    Tensor k = heads(k_->forward(hidden));
+    Tensor v = heads(v_->forward(hidden));
+    Tensor context;
+    if (cm_.o.attention == AttentionKernel::kSdpa) {
+      // BERT's attention is not causal; the all-ones mask of a model without padding is dropped.
+      context = sdpa(q, k, v, false, aux.train ? cm_.c.attention_dropout : 0.0);
+    } else {  // eager_attention_forward
+      Tensor scores = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(d.head_dim)));
+      scores = scores + aux.mask;
+      Tensor probs = at::softmax(scores, -1);
+      probs = dropout(probs, cm_.c.attention_dropout, aux);
+      context = at::matmul(probs, v).transpose(1, 2);
+    }
+    return context.reshape({B, S, -1}).contiguous();
+  }
+
   const Common& cm_;
   std::shared_ptr<ProjImpl> q_, k_, v_, attn_dense_, inter_, out_dense_;
   std::shared_ptr<LayerNormImpl> attn_ln_, out_ln_;
@@ -829,14 +838,7 @@ class BertModel : public CausalModel {
       Tensor ext = mask.index({Slice(), None, None, Slice()}).to(word_->weight.scalar_type());
       aux.mask = (1.0 - ext) * lowest(word_->weight.scalar_type());
     }
-    // BertEmbeddings.forward
-    Tensor position_ids = position_ids_.index({Slice(), Slice(0, S)});
-    Tensor token_types = token_type_ids_.index({Slice(), Slice(None, S)}).expand({B, S});
-    Tensor inputs_embeds = word_->forward(ids);
-    Tensor type_embeds = type_->forward(token_types);
-    Tensor e = inputs_embeds + type_embeds;
-    e += pos_->forward(position_ids);
-    e = dropout(ln_->forward(e), cm_.c.hidden_dropout, aux);
+    Tensor e = embeddings(ids, aux);  // its temporaries die with it, as in Python
     Tensor h = run_layers(layers_, e, aux, cm_.o.checkpointing);
     Tensor first = h.index({Slice(), 0});  // BertPooler
     Tensor pooled = at::tanh(pool_->forward(first));
@@ -848,6 +850,21 @@ class BertModel : public CausalModel {
   }
 
  private:
+  // BertEmbeddings.forward (transformers 5).
+  Tensor embeddings(const Tensor& ids, const Aux& aux) {
+    int64_t B = ids.size(0), S = ids.size(1);
+    Tensor position_ids = position_ids_.index({Slice(), Slice(0, S)});
+    Tensor buffered = token_type_ids_.expand({position_ids.size(0), -1});
+    buffered = at::gather(buffered, 1, position_ids);
+    Tensor token_types = buffered.expand({B, S});
+    Tensor inputs_embeds = word_->forward(ids);
+    Tensor type_embeds = type_->forward(token_types);
+    Tensor e = inputs_embeds + type_embeds;
+    Tensor position_embeds = pos_->forward(position_ids);
+    e = e + position_embeds;
+    return dropout(ln_->forward(e), cm_.c.hidden_dropout, aux);
+  }
+
   Common cm_;
   std::shared_ptr<EmbeddingImpl> word_, pos_, type_;
   std::shared_ptr<LayerNormImpl> ln_;

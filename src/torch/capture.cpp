@@ -793,9 +793,15 @@ Trace capture(torch::nn::Module& module, const ForwardFn& forward, const Capture
         dot == std::string::npos ? "" : name.substr(0, dot);
   }
   c.trace.calls.push_back({"", c.types.count("") ? c.types.at("") : module.name(), -1});
+  // Each tensor once, as Python's parameters() gives them: LibTorch lists a tied weight under each
+  // module that registers it, and an optimizer given both would keep its state twice.
+  std::vector<at::Tensor> parameters;
+  std::unordered_set<const c10::TensorImpl*> seen;
+  for (const auto& p : module.parameters())
+    if (seen.insert(p.unsafeGetTensorImpl()).second) parameters.push_back(p);
   return run_capture(
       c, o, [&](const std::vector<at::Tensor>& inputs) { return c10::IValue(forward(inputs)); },
-      module.parameters());
+      parameters);
 }
 
 Summary summary(torch::jit::Module& module, const SummaryOptions& options) {

@@ -108,7 +108,7 @@ Model model_from(const torch::nn::Module& module) {
   Model model;
   model.source = short_type(module.name());
   model.format = "torch::nn::Module";
-  // named_parameters() already drops repeated tensors; list every registration instead, so that
+  // named_parameters() names a tied tensor once per path; list every registration, so that
   // ties are reported (and then counted once by footprint::params).
   for (const auto& item : module.named_modules("", /*include_self=*/true)) {
     const std::string& path = item.key();
