@@ -23,9 +23,10 @@ namespace {
 
 std::atomic<bool> leave_to_exit{false};
 
-// The end of a run's trace and module: freed, or left for the exit (leave_runs_to_exit).
-void retire(Trace&& t, std::shared_ptr<lm::CausalModel>&& model) {
-  if (!leave_to_exit) return;
+// The end of a run's trace and module: freed, or, for the report's own runs, left for the exit
+// (leave_runs_to_exit). --fit's probes are freed as they go, so that they do not add up.
+void retire(Trace&& t, std::shared_ptr<lm::CausalModel>&& model, bool final) {
+  if (!leave_to_exit || !final) return;
   new Trace(std::move(t));
   new std::shared_ptr<lm::CausalModel>(std::move(model));
 }
@@ -270,7 +271,7 @@ void note_guesses(const Trace& t, MemoryReport& r) {
 // One inference pass: prefill of `ctx` tokens (position 0) or one decode step at the cache's
 // last slot.
 MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
-                       bool prefill, LlmReport* report) {
+                       bool prefill, LlmReport* report, bool final) {
   Precision w = weights_of(c, s);
   lm::BuildOptions o = base_options(s);
   o.dtype = compute_dtype(c, w);
@@ -309,7 +310,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   MemoryReport r = analyze_memory(info, t, s.memory);
   note_guesses(t, r);
   if (s.on_trace) s.on_trace(prefill ? "prefill" : "decode", t);
-  retire(std::move(t), std::move(model));
+  retire(std::move(t), std::move(model), final);
   r.source = c.source;
   r.inputs = co.inputs;
   r.precision = std::string(precision_name(w));
@@ -396,7 +397,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   MemoryReport r = analyze_memory(info, t, s.memory, sharding);
   note_guesses(t, r);
   if (s.on_trace) s.on_trace("train", t);
-  retire(std::move(t), std::move(model));
+  retire(std::move(t), std::move(model), report != nullptr);
   r.source = c.source;
   r.inputs = co.inputs;
   r.precision = std::string(precision_mode_name(s.precision));
@@ -505,8 +506,9 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     if (s.train) {
       p.first = training(c, run, batch, ctx, report);
     } else {
-      p.first = inference(c, run, batch, ctx, true, report);
-      if (is_decoder(c)) p.second = inference(c, run, batch, ctx, false, nullptr);
+      p.first = inference(c, run, batch, ctx, true, report, report != nullptr);
+      if (is_decoder(c))
+        p.second = inference(c, run, batch, ctx, false, nullptr, report != nullptr);
     }
     return seen.emplace(std::make_pair(batch, ctx), std::move(p)).first->second;
   };
