@@ -77,8 +77,10 @@ void report_ops_to(char* page, size_t size);
 // default: a library caller keeps its memory.
 void leave_runs_to_exit(bool on);
 
-// A C++ module's forward, called with the input tensors.
-using ForwardFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+// A C++ module's forward, called with the input tensors: a tensor, or a tuple whose first tensor
+// is the output (the loss is taken from it) and whose other elements live as long as it, as a
+// Python model's output does (dropped after backward).
+using ForwardFn = std::function<c10::IValue(const std::vector<torch::Tensor>&)>;
 
 Trace capture(torch::jit::Module& module, const CaptureOptions& options);
 Trace capture(torch::nn::Module& module, const ForwardFn& forward, const CaptureOptions& options);

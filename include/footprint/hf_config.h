@@ -25,6 +25,9 @@ struct TransformerConfig {
   int64_t max_positions = 0;
   int64_t type_vocab_size = 0;  // bert's token types; 0 elsewhere
   bool tie_word_embeddings = false;
+  // config.json's use_cache (transformers' default true): a decoder's training forward then builds
+  // a DynamicCache, which lives as long as the model's output.
+  bool use_cache = true;
   bool attention_bias = false;  // q, k, v (and o where the architecture has it) carry biases
   bool mlp_bias = false;
   double norm_eps = 1e-5;

@@ -172,6 +172,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
     c.max_positions = f.integer("max_position_embeddings", 1, kMaxPositions).value_or(2048);
     c.tie_word_embeddings = f.flag("tie_word_embeddings", false);
+    c.use_cache = f.flag("use_cache", true);
     // Qwen2 always has biases on q, k and v; llama's are optional; mistral has none.
     c.attention_bias = c.model_type == "qwen2" || f.flag("attention_bias", false);
     c.mlp_bias = f.flag("mlp_bias", false);
@@ -187,6 +188,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
     c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
     c.max_positions = f.required("n_positions", 1, kMaxPositions);
     c.tie_word_embeddings = f.flag("tie_word_embeddings", true);  // GPT2Config's default
+    c.use_cache = f.flag("use_cache", true);
     c.attention_bias = c.mlp_bias = true;
     c.norm_eps = f.real("layer_norm_epsilon", 1e-5);
     c.hidden_act = f.text("activation_function", "gelu_new");

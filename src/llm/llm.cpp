@@ -351,6 +351,8 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   lm::BuildOptions o = base_options(s);
   o.dtype = at::kFloat;
   o.checkpointing = s.checkpointing;
+  // transformers turns use_cache off under gradient checkpointing; an encoder builds no cache.
+  o.dynamic_cache = is_decoder(c) && c.use_cache && !s.checkpointing;
   if (s.lora_rank > 0) {
     o.lora_rank = s.lora_rank;
     o.lora_alpha = s.lora_alpha;
@@ -390,8 +392,15 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
     default:
       break;
   }
-  Trace t = capture(
-      *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, 0); }, co);
+  // The output holds the loss and the forward's DynamicCache, dropped together after backward.
+  auto forward = [&](const std::vector<torch::Tensor>& in) -> c10::IValue {
+    torch::Tensor loss = model->forward(in, 0);
+    std::vector<c10::IValue> out{loss};
+    for (auto& t : model->dynamic_cache) out.emplace_back(std::move(t));
+    model->dynamic_cache.clear();
+    return c10::ivalue::Tuple::create(std::move(out));
+  };
+  Trace t = capture(*model, forward, co);
   Model info = model_from(*model);  // after the capture: at its dtype
   ShardPlan sharding = shard_plan(c, s, info, amp);
   MemoryReport r = analyze_memory(info, t, s.memory, sharding);

@@ -122,10 +122,19 @@ class RMSNormImpl : public torch::nn::Module {
   Tensor forward(const Tensor& x) {
     auto input_dtype = x.scalar_type();
     Tensor h = x.to(at::kFloat);
-    Tensor variance = h.pow(2).mean(-1, true);
-    variance = variance + eps_;
-    variance = at::rsqrt(variance);
-    h = h * variance;
+    Tensor variance = h.pow(2).mean(-1, true);  // a local: lives until the return
+    // `hidden_states * torch.rsqrt(variance + self.variance_epsilon)`: Python passes the float as
+    // a wrapped-number tensor (add.Tensor, AddBackward0), and frees each temporary once read.
+    Tensor eps = at::scalar_to_tensor(eps_);
+    eps.unsafeGetTensorImpl()->set_wrapped_number(true);
+    Tensor inv;
+    {
+      Tensor shifted = variance + eps;
+      inv = at::rsqrt(shifted);
+    }
+    Tensor scaled = h * inv;
+    inv.reset();
+    h = std::move(scaled);
     return weight_ * h.to(input_dtype);
   }
 
@@ -262,6 +271,7 @@ struct Common {
   const TransformerConfig& c;
   const BuildOptions& o;
   Dims d;
+  std::vector<Tensor>* dynamic_cache = nullptr;  // the model's, when o.dynamic_cache
   Aux aux(bool train, int64_t position) const {
     Aux a;
     a.train = train;
@@ -281,10 +291,14 @@ struct Common {
   }
 };
 
-// The static KV cache of one attention: [batch, kv_heads, cache_len, head_dim] each.
+// The KV cache of one attention: static ([batch, kv_heads, cache_len, head_dim] buffers, for
+// inference) or, in training, DynamicLayer's (cache_utils.py): empty tensors the keys and values
+// are concatenated onto.
 struct Cache {
   Tensor k, v;
+  std::vector<Tensor>* dynamic = nullptr;
   void make(torch::nn::Module& m, const Common& cm, int64_t kv_heads) {
+    if (cm.o.dynamic_cache) dynamic = cm.dynamic_cache;
     if (cm.o.cache_len <= 0) return;
     auto shape = std::vector<int64_t>{cm.o.cache_batch, kv_heads, cm.o.cache_len, cm.d.head_dim};
     k = m.register_buffer("k_cache", at::empty(shape, meta(cm.o.dtype)));
@@ -292,6 +306,17 @@ struct Cache {
   }
   // Writes this step's keys and values at `position` and returns the whole cache.
   std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value, int64_t position) {
+    if (dynamic) {  // DynamicLayer.lazy_initialization, then update
+      // Both at the keys' dtype: values of another dtype (bf16 from an autocast projection, where
+      // the rotated keys are fp32) are promoted to it by the cat.
+      Tensor keys = at::empty({0}, key.options()).detach_();
+      Tensor values = at::empty({0}, key.options()).detach_();
+      keys = at::cat({keys, key}, -2);
+      values = at::cat({values, value}, -2);
+      dynamic->push_back(keys);
+      dynamic->push_back(values);
+      return {keys, values};
+    }
     if (!k.defined()) return {key, value};
     int64_t n = key.size(2);
     k.narrow(2, position, n).copy_(key);
@@ -489,7 +514,8 @@ Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels) {
 
 class LlamaModel : public CausalModel {
  public:
-  LlamaModel(const TransformerConfig& c, const BuildOptions& o) : cm_{c, o, dims_of(c, o.tp)} {
+  LlamaModel(const TransformerConfig& c, const BuildOptions& o)
+      : cm_{c, o, dims_of(c, o.tp), &dynamic_cache} {
     const Dims& d = cm_.d;
     auto model = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
     embed_ = model->register_module("embed_tokens",
@@ -522,24 +548,20 @@ class LlamaModel : public CausalModel {
     mask.mul_(positions > cache_position.reshape({-1, 1}));
     return mask.index({None, None, Slice(), Slice()}).expand({B, 1, -1, -1});
   }
-  // LlamaRotaryEmbedding.forward (default rope, attention_scaling 1.0); its temporaries die when
-  // it returns.
+  // LlamaRotaryEmbedding.forward (transformers 5; default rope, attention_scaling 1.0); its
+  // temporaries die when it returns.
   std::pair<Tensor, Tensor> rotary_embedding(const Tensor& x, const Tensor& position_ids) {
     Tensor inv =
-        inv_freq_.index({None, Slice(), None}).to(at::kFloat).expand({position_ids.size(0), -1, 1});
+        inv_freq_.index({None, Slice(), None}).expand({position_ids.size(0), -1, 1}).to(at::kFloat);
     Tensor pos = position_ids.index({Slice(), None, Slice()}).to(at::kFloat);
     Tensor cos, sin;
     {
-      detail::AutocastPause no_amp;  // torch.autocast(enabled=False) around it
-      Tensor inv32 = inv.to(at::kFloat);
-      Tensor pos32 = pos.to(at::kFloat);
-      Tensor freqs = at::matmul(inv32, pos32).transpose(1, 2);
+      detail::AutocastPause no_amp;  // maybe_autocast(enabled=False) around it
+      Tensor freqs = at::matmul(inv, pos).transpose(1, 2);
       Tensor emb = at::cat({freqs, freqs}, -1);
-      cos = emb.cos();
-      sin = emb.sin();
+      cos = emb.cos() * 1.0;
+      sin = emb.sin() * 1.0;
     }
-    cos = cos * 1.0;
-    sin = sin * 1.0;
     Tensor c = cos.to(x.scalar_type());
     Tensor s = sin.to(x.scalar_type());
     return {c, s};
@@ -550,9 +572,10 @@ class LlamaModel : public CausalModel {
     bool train = in.size() > 1;
     int64_t B = ids.size(0), S = ids.size(1);
     Aux aux = cm_.aux(is_training(), position);
+    dynamic_cache.clear();  // each forward makes its own (LlamaModel.forward's DynamicCache)
     Tensor h = embed_->forward(ids);
     auto long_ = ids.options().dtype(at::kLong);
-    Tensor cache_position = at::arange(position, position + S, long_);
+    Tensor cache_position = at::arange(S, long_) + position;
     Tensor position_ids = cache_position.unsqueeze(0);
     if (cm_.o.attention == AttentionKernel::kEager) {
       // _update_causal_mask: the static cache's length, else (no cache) past + S + 1.
@@ -686,7 +709,8 @@ class GPT2Block : public Layer {
 
 class GPT2Model : public CausalModel {
  public:
-  GPT2Model(const TransformerConfig& c, const BuildOptions& o) : cm_{c, o, dims_of(c, o.tp)} {
+  GPT2Model(const TransformerConfig& c, const BuildOptions& o)
+      : cm_{c, o, dims_of(c, o.tp), &dynamic_cache} {
     const Dims& d = cm_.d;
     auto t = register_module("transformer", std::make_shared<torch::nn::Module>("GPT2Model"));
     wte_ = t->register_module("wte", std::make_shared<EmbeddingImpl>(d.vocab, d.hidden, o.dtype));
@@ -709,6 +733,7 @@ class GPT2Model : public CausalModel {
     bool train = in.size() > 1;
     int64_t S = ids.size(1);
     Aux aux = cm_.aux(is_training(), position);
+    dynamic_cache.clear();
     Tensor position_ids =
         at::arange(position, position + S, ids.options().dtype(at::kLong)).unsqueeze(0);
     Tensor inputs_embeds = wte_->forward(ids);

@@ -4,13 +4,14 @@
 // are made on the meta device at once, so a 70B model costs no memory.
 //
 // Beyond the reference code, for the questions footprint answers:
-//   - a static KV cache (k_cache, v_cache buffers per attention) for inference;
+//   - a static KV cache (k_cache, v_cache buffers per attention) for inference, and the
+//     DynamicCache transformers builds in a training forward;
 //   - gradient checkpointing per decoder layer (torch.utils.checkpoint's: forward without grad,
 //     the layer recomputed in backward);
 //   - LoRA adapters on chosen projections (PEFT's: base frozen, A then B, scaled, added);
 //   - tensor parallelism: one rank's shard (heads, key/value heads, MLP width and vocabulary
 //     divided by the degree, as Megatron-LM splits them);
-//   - attention as eager (the matrices of scores) or SDPA (a flash-attention kernel: no scores).
+//   - attention as eager (the matrices of scores) or SDPA (F.scaled_dot_product_attention).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -37,6 +38,10 @@ struct BuildOptions {
   // A static KV cache of batch x cache_len positions per layer (inference); 0: none.
   int64_t cache_batch = 0;
   int64_t cache_len = 0;
+  // Training: the DynamicCache transformers 5's forward builds when use_cache is true (not under
+  // gradient checkpointing): each layer's keys and values concatenated onto empty tensors and
+  // attended from there, held in CausalModel::dynamic_cache until the caller drops the output.
+  bool dynamic_cache = false;
 };
 
 // A built model. forward's inputs are token ids [batch, tokens] (int64) and, for training, the
@@ -49,6 +54,8 @@ class CausalModel : public torch::nn::Module {
  public:
   using torch::nn::Module::Module;
   virtual torch::Tensor forward(const std::vector<torch::Tensor>& inputs, int64_t position) = 0;
+  // The last forward's DynamicCache tensors (BuildOptions::dynamic_cache), part of its output.
+  std::vector<torch::Tensor> dynamic_cache;
 };
 
 std::shared_ptr<CausalModel> build(const TransformerConfig& config, const BuildOptions& options);

@@ -606,14 +606,15 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
             set_phase(Phase::kForward, it);
             std::optional<detail::AutocastScope> amp;
             autocast(amp);
-            at::Tensor y = first_tensor(forward(inputs));
+            c10::IValue output = forward(inputs);  // all of it lives until after backward
+            at::Tensor y = first_tensor(output);
             set_phase(Phase::kLoss, it);
             if (!y.defined()) throw Error("the model returned no tensor to compute a loss from");
             at::Tensor loss = make_loss(y, o.loss, labels);
             amp.reset();  // autocast's exit: backward runs outside it
             set_phase(Phase::kBackward, it);
             if (loss.requires_grad()) loss.backward();
-          }  // del y, loss
+          }  // del y, loss (the whole output)
           if (optimizer) {
             set_phase(Phase::kStep, it);
             optimizer->step();
@@ -800,8 +801,7 @@ Trace capture(torch::nn::Module& module, const ForwardFn& forward, const Capture
   for (const auto& p : module.parameters())
     if (seen.insert(p.unsafeGetTensorImpl()).second) parameters.push_back(p);
   return run_capture(
-      c, o, [&](const std::vector<at::Tensor>& inputs) { return c10::IValue(forward(inputs)); },
-      parameters);
+      c, o, [&](const std::vector<at::Tensor>& inputs) { return forward(inputs); }, parameters);
 }
 
 Summary summary(torch::jit::Module& module, const SummaryOptions& options) {
