@@ -272,6 +272,9 @@ struct Common {
   const BuildOptions& o;
   Dims d;
   std::vector<Tensor>* dynamic_cache = nullptr;  // the model's, when o.dynamic_cache
+  // The first static cache layer's cumulative length (StaticLayer.cumulative_length), which the
+  // decode step's mask starts its queries at.
+  mutable Tensor cache_offset;
   Aux aux(bool train, int64_t position) const {
     Aux a;
     a.train = train;
@@ -295,7 +298,7 @@ struct Common {
 // inference) or, in training, DynamicLayer's (cache_utils.py): empty tensors the keys and values
 // are concatenated onto.
 struct Cache {
-  Tensor k, v;
+  Tensor k, v, cumulative;
   std::vector<Tensor>* dynamic = nullptr;
   void make(torch::nn::Module& m, const Common& cm, int64_t kv_heads) {
     if (cm.o.dynamic_cache) dynamic = cm.dynamic_cache;
@@ -303,6 +306,8 @@ struct Cache {
     auto shape = std::vector<int64_t>{cm.o.cache_batch, kv_heads, cm.o.cache_len, cm.d.head_dim};
     k = m.register_buffer("k_cache", at::empty(shape, meta(cm.o.dtype)));
     v = m.register_buffer("v_cache", at::empty(shape, meta(cm.o.dtype)));
+    cumulative = m.register_buffer("cumulative_length", at::empty({}, meta(at::kLong)));
+    if (!cm.cache_offset.defined()) cm.cache_offset = cumulative;
   }
   // Writes this step's keys and values at `position` and returns the whole cache.
   std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value, int64_t position) {
@@ -318,25 +323,35 @@ struct Cache {
       return {keys, values};
     }
     if (!k.defined()) return {key, value};
-    int64_t n = key.size(2);
-    k.narrow(2, position, n).copy_(key);
-    v.narrow(2, position, n).copy_(value);
-    return {k, v};  // StaticCache.update returns every slot, written or not (the mask hides them)
+    // StaticLayer.update: the slots written (position on from the cumulative length), then
+    // index_copy_ into them. The cache's tensors are made before the run (StaticLayer makes them
+    // in the prefill's first update: its zeros are not in this op sequence).
+    (void)position;
+    Tensor slots = at::arange(key.size(2), key.options().dtype(at::kLong)) + cumulative;
+    cumulative.add_(key.size(2));
+    k.index_copy_(2, slots, key);
+    v.index_copy_(2, slots, value);
+    return {k, v};  // every slot, written or not (the mask, or causal SDPA, hides the rest)
   }
 };
 
-// masking_utils.sdpa_mask as create_causal_mask calls it for a StaticCache (which is compileable,
-// so the mask is never skipped for is_causal): bool [batch, 1, queries, cache length], true
-// where a query at cache_position + i may see slot j (j <= position + i).
-Tensor static_cache_mask(int64_t batch, int64_t queries, int64_t position, int64_t cache_len) {
-  auto long_ = at::TensorOptions().device(at::kMeta).dtype(at::kLong);
+// masking_utils.sdpa_mask as create_causal_mask calls it for a StaticCache's decode step (a
+// compileable cache and one query: the mask is not skipped for is_causal; a prefill without padding
+// skips it, and SDPA is causal over the prompt's keys): bool [batch, 1, queries, cache length],
+// true where a query at cache_position + i may see slot j (j <= position + i).
+Tensor static_cache_mask(int64_t batch, int64_t queries, const Tensor& offset, int64_t cache_len) {
+  auto long_ = offset.options();
+  Tensor q_offset = offset.to(offset.device());  // _preprocess_mask_arguments
   Tensor batch_arange = at::arange(batch, long_);
   Tensor head_arange = at::arange(1, long_);
-  Tensor q_arange = at::arange(queries, long_) + position;
+  Tensor q_arange = at::arange(queries, long_) + q_offset;
   Tensor kv_arange = at::arange(cache_len, long_) + 0;
-  Tensor kv = kv_arange.index({None, None, None, Slice()});  // _non_vmap_expansion_sdpa
+  // _non_vmap_expansion_sdpa, then causal_mask_function's kv_idx <= q_idx.
+  Tensor b = batch_arange.index({Slice(), None, None, None});
+  Tensor h = head_arange.index({None, Slice(), None, None});
   Tensor q = q_arange.index({None, None, Slice(), None});
-  Tensor mask = kv <= q;  // causal_mask_function
+  Tensor kv = kv_arange.index({None, None, None, Slice()});
+  Tensor mask = kv <= q;
   return mask.expand({batch, -1, queries, cache_len});
 }
 
@@ -581,8 +596,8 @@ class LlamaModel : public CausalModel {
       // _update_causal_mask: the static cache's length, else (no cache) past + S + 1.
       int64_t T = cm_.o.cache_len > 0 ? cm_.o.cache_len : position + S + 1;
       aux.mask = causal_mask(S, T, h.scalar_type(), cache_position, B);
-    } else if (cm_.o.cache_len > 0) {
-      aux.mask = static_cache_mask(B, S, position, cm_.o.cache_len);
+    } else if (cm_.o.cache_len > 0 && S == 1) {
+      aux.mask = static_cache_mask(B, S, cm_.cache_offset, cm_.o.cache_len);
     }
     std::tie(aux.cos, aux.sin) = rotary_embedding(h, position_ids);
     // LlamaModel keeps `inputs_embeds` (h here) through the layers: run_layers takes a copy.
@@ -739,8 +754,8 @@ class GPT2Model : public CausalModel {
     Tensor inputs_embeds = wte_->forward(ids);
     Tensor position_embeds = wpe_->forward(position_ids);
     Tensor h = inputs_embeds + position_embeds;
-    if (cm_.o.attention == AttentionKernel::kSdpa && cm_.o.cache_len > 0)
-      aux.mask = static_cache_mask(ids.size(0), S, position, cm_.o.cache_len);
+    if (cm_.o.attention == AttentionKernel::kSdpa && cm_.o.cache_len > 0 && S == 1)
+      aux.mask = static_cache_mask(ids.size(0), S, cm_.cache_offset, cm_.o.cache_len);
     h = dropout(h, cm_.c.embedding_dropout, aux);
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = ln_f_->forward(h);
