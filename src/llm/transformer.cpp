@@ -566,13 +566,18 @@ class LlamaModel : public CausalModel {
   // LlamaRotaryEmbedding.forward (transformers 5; default rope, attention_scaling 1.0); its
   // temporaries die when it returns.
   std::pair<Tensor, Tensor> rotary_embedding(const Tensor& x, const Tensor& position_ids) {
-    Tensor inv =
-        inv_freq_.index({None, Slice(), None}).expand({position_ids.size(0), -1, 1}).to(at::kFloat);
+    // Qwen2RotaryEmbedding writes its casts apart: .float() before the expand, .to(x.device)
+    // after it, and .float() again on both operands of the product.
+    bool qwen2 = cm_.c.model_type == "qwen2";
+    Tensor inv = inv_freq_.index({None, Slice(), None});
+    inv = qwen2 ? inv.to(at::kFloat).expand({position_ids.size(0), -1, 1}).to(x.device())
+                : inv.expand({position_ids.size(0), -1, 1}).to(at::kFloat);
     Tensor pos = position_ids.index({Slice(), None, Slice()}).to(at::kFloat);
     Tensor cos, sin;
     {
       detail::AutocastPause no_amp;  // maybe_autocast(enabled=False) around it
-      Tensor freqs = at::matmul(inv, pos).transpose(1, 2);
+      Tensor freqs = qwen2 ? at::matmul(inv.to(at::kFloat), pos.to(at::kFloat)).transpose(1, 2)
+                           : at::matmul(inv, pos).transpose(1, 2);
       Tensor emb = at::cat({freqs, freqs}, -1);
       cos = emb.cos() * 1.0;
       sin = emb.sin() * 1.0;
