@@ -105,6 +105,9 @@ class CaptureSession {
   void exit_module();
   // footprint's replay of torch.autocast("cuda", options.autocast) on this thread, on or off.
   void autocast(bool on);
+  // torch.autocast(enabled=False) inside the model's code: autocast paused (its cache of cast
+  // weights kept, as torch keeps it in a nested block), or resumed.
+  void pause_autocast(bool paused);
   // The trace of the run. `error`, when the run failed: its message. A refused op or a limit is
   // reported as such; an op with no meta kernel ends the trace there (Trace::stopped); any other
   // error is thrown back as footprint::Error.

@@ -10,6 +10,7 @@ run on the target would choose.
 import contextlib
 import linecache
 import os
+import sys
 import traceback
 
 import torch
@@ -261,6 +262,59 @@ def _fused_on_meta():
         opt_mod._get_fused_kernels_supported_devices = before
 
 
+class _Autocast:
+    """The run's autocast (footprint's own, on meta: session.autocast), as the model's code sees
+    it. transformers runs its rotary embeddings' cos and sin in fp32 inside
+    maybe_autocast(device_type, enabled=False), which pauses a real autocast; for a meta device it
+    returns a null context (utils/generic.py), so here, for meta, it pauses footprint's autocast
+    until the block ends (its cache of cast weights kept, as torch keeps it in a nested block).
+    Each transformers module holds its own reference to maybe_autocast: each is patched."""
+
+    def __init__(self, session, amp):
+        self.session, self.amp, self.on = session, amp, False
+
+    def set(self, on):
+        self.on = bool(on) and self.amp
+        self.session.autocast(on)
+
+    def _paused(self, enabled):
+        @contextlib.contextmanager
+        def block():
+            pause = self.on and not enabled
+            if pause:
+                self.on = False
+                self.session.pause_autocast(True)
+            try:
+                yield
+            finally:
+                if pause:
+                    self.session.pause_autocast(False)
+                    self.on = True
+        return block()
+
+    def __enter__(self):
+        self.patched = []
+        for name, module in list(sys.modules.items()):
+            if not name.startswith("transformers."):
+                continue
+            original = getattr(module, "maybe_autocast", None)
+            if callable(original):
+                def maybe_autocast(device_type, dtype=None, enabled=True, cache_enabled=None,
+                                   _original=original):
+                    if device_type == "meta":
+                        return self._paused(enabled)
+                    return _original(device_type, dtype=dtype, enabled=enabled,
+                                     cache_enabled=cache_enabled)
+                self.patched.append((module, original))
+                module.maybe_autocast = maybe_autocast
+        return self
+
+    def __exit__(self, *exc):
+        for module, original in self.patched:
+            module.maybe_autocast = original
+        return False
+
+
 @contextlib.contextmanager
 def _fast_paths():
     """nn.MultiheadAttention's and nn.TransformerEncoderLayer's fused inference paths are taken only
@@ -488,7 +542,8 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
     error = ""
     keep = []
     try:
-        with _modes(model, train), hooks, _fused_on_meta(), _fast_paths():
+        with _modes(model, train), hooks, _fused_on_meta(), _fast_paths(), \
+                _Autocast(session, bool(autocast)) as amp:
             input_dtype = dtype or default_dtype
             x_args = [_materialize(a, input_dtype, dtype) for a in args]
             x_kwargs = {k: _materialize(v, input_dtype, dtype) for k, v in kwargs.items()}
@@ -513,11 +568,11 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
             if not train:
                 with torch.inference_mode():
                     session.phase("forward", 0)
-                    session.autocast(True)
+                    amp.set(True)
                     try:
                         y = forward()
                     finally:
-                        session.autocast(False)
+                        amp.set(False)
                 keep.append(y)
             else:
                 for it in range(iterations):
@@ -525,13 +580,13 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
                         session.phase("zero_grad", it)
                         opt.zero_grad(set_to_none=set_to_none)
                     session.phase("forward", it)
-                    session.autocast(True)
+                    amp.set(True)
                     try:
                         y = forward()
                         session.phase("loss", it)
                         loss = loss_fn(y, labels) if loss_fn is not None else default_loss(y, labels)
                     finally:
-                        session.autocast(False)
+                        amp.set(False)
                     if not isinstance(loss, torch.Tensor):
                         raise ModelError(f"loss_fn returned {type(loss).__name__}, not a tensor")
                     session.phase("backward", it)

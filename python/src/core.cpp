@@ -245,6 +245,7 @@ NB_MODULE(_core, m) {
       .def("enter_module", &CaptureSession::enter_module)
       .def("exit_module", &CaptureSession::exit_module)
       .def("autocast", &CaptureSession::autocast)
+      .def("pause_autocast", &CaptureSession::pause_autocast)
       .def("finish", &CaptureSession::finish, nb::arg("error") = "");
 
   m.def(

@@ -396,8 +396,8 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   auto forward = [&](const std::vector<torch::Tensor>& in) -> c10::IValue {
     torch::Tensor loss = model->forward(in, 0);
     std::vector<c10::IValue> out{loss};
-    for (auto& t : model->dynamic_cache) out.emplace_back(std::move(t));
-    model->dynamic_cache.clear();
+    for (auto& t : model->output_held) out.emplace_back(std::move(t));
+    model->output_held.clear();
     return c10::ivalue::Tuple::create(std::move(out));
   };
   Trace t = capture(*model, forward, co);

@@ -49,13 +49,19 @@ struct Aux {
   bool cuda = true;  // dropout: CUDA's fused kernel (a bool mask) or the CPU one (a float noise)
 };
 
-// F.dropout as the target runs it: on CUDA aten::native_dropout keeps a 1-byte mask; on CPU
-// (PyTorch 1.13's dropout for a non-CUDA tensor) it keeps a noise tensor of the input's dtype.
-// F.dropout always calls the op: with p = 0 or in eval it returns its input (no memory).
+// A Python float in a tensor expression: PyTorch passes it as a wrapped-number tensor, so that
+// `x * 0.5` is mul.Tensor (MulBackward0), not mul.Scalar (MulBackward1) as C++'s `x * 0.5` is.
+Tensor python_float(double v) {
+  Tensor t = at::scalar_to_tensor(v);
+  t.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return t;
+}
+
+// F.dropout: aten::dropout, which the engine runs as the target does (a 1-byte mask from CUDA's
+// fused kernel, a mask of the input's dtype on the CPU; src/torch/meta_kernels.cpp). F.dropout
+// always calls the op: with p = 0 or in eval it returns its input (no memory).
 Tensor dropout(const Tensor& x, double p, const Aux& aux) {
-  if (!aux.train || p <= 0) return at::dropout(x, p, aux.train);
-  if (aux.cuda) return std::get<0>(at::native_dropout(x, p, true));
-  return at::dropout(x, p, true);
+  return at::dropout(x, p, aux.train);
 }
 
 // A projection: nn.Linear (weight [out, in]) or GPT-2's Conv1D (weight [in, out], addmm), with
@@ -123,13 +129,11 @@ class RMSNormImpl : public torch::nn::Module {
     auto input_dtype = x.scalar_type();
     Tensor h = x.to(at::kFloat);
     Tensor variance = h.pow(2).mean(-1, true);  // a local: lives until the return
-    // `hidden_states * torch.rsqrt(variance + self.variance_epsilon)`: Python passes the float as
-    // a wrapped-number tensor (add.Tensor, AddBackward0), and frees each temporary once read.
-    Tensor eps = at::scalar_to_tensor(eps_);
-    eps.unsafeGetTensorImpl()->set_wrapped_number(true);
+    // `hidden_states * torch.rsqrt(variance + self.variance_epsilon)`, each temporary freed once
+    // read.
     Tensor inv;
     {
-      Tensor shifted = variance + eps;
+      Tensor shifted = variance + python_float(eps_);
       inv = at::rsqrt(shifted);
     }
     Tensor scaled = h * inv;
@@ -271,7 +275,7 @@ struct Common {
   const TransformerConfig& c;
   const BuildOptions& o;
   Dims d;
-  std::vector<Tensor>* dynamic_cache = nullptr;  // the model's, when o.dynamic_cache
+  std::vector<Tensor>* dynamic_cache = nullptr;  // the model's output_held, when o.dynamic_cache
   // The first static cache layer's cumulative length (StaticLayer.cumulative_length), which the
   // decode step's mask starts its queries at.
   mutable Tensor cache_offset;
@@ -530,7 +534,7 @@ Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels) {
 class LlamaModel : public CausalModel {
  public:
   LlamaModel(const TransformerConfig& c, const BuildOptions& o)
-      : cm_{c, o, dims_of(c, o.tp), &dynamic_cache} {
+      : cm_{c, o, dims_of(c, o.tp), &output_held} {
     const Dims& d = cm_.d;
     auto model = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
     embed_ = model->register_module("embed_tokens",
@@ -592,7 +596,7 @@ class LlamaModel : public CausalModel {
     bool train = in.size() > 1;
     int64_t B = ids.size(0), S = ids.size(1);
     Aux aux = cm_.aux(is_training(), position);
-    dynamic_cache.clear();  // each forward makes its own (LlamaModel.forward's DynamicCache)
+    output_held.clear();  // each forward makes its own (LlamaModel.forward's DynamicCache)
     Tensor h = embed_->forward(ids);
     auto long_ = ids.options().dtype(at::kLong);
     Tensor cache_position = at::arange(S, long_) + position;
@@ -612,6 +616,7 @@ class LlamaModel : public CausalModel {
     h = h.index({Slice(), Slice(train ? 0 : -1, None), Slice()});
     Tensor logits = head_ ? head_->forward(h) : at::linear(h, head_weight_);
     if (!train) return logits;
+    output_held.push_back(logits);  // CausalLMOutputWithPast.logits
     return causal_lm_loss(logits, in.at(1));
   }
 
@@ -630,13 +635,13 @@ class LlamaModel : public CausalModel {
 Tensor activation(const std::string& name, const Tensor& x) {
   if (name == "gelu_new") {  // NewGELUActivation, written out in Python ops
     constexpr double kPi = 3.14159265358979323846;
-    Tensor half = 0.5 * x;
+    Tensor half = python_float(0.5) * x;
     Tensor t = at::pow(x, 3.0);
-    t = 0.044715 * t;
+    t = python_float(0.044715) * t;
     t = x + t;
-    t = std::sqrt(2.0 / kPi) * t;
+    t = python_float(std::sqrt(2.0 / kPi)) * t;
     t = at::tanh(t);
-    t = 1.0 + t;
+    t = python_float(1.0) + t;
     return half * t;
   }
   if (name == "gelu") return at::gelu(x);
@@ -730,7 +735,7 @@ class GPT2Block : public Layer {
 class GPT2Model : public CausalModel {
  public:
   GPT2Model(const TransformerConfig& c, const BuildOptions& o)
-      : cm_{c, o, dims_of(c, o.tp), &dynamic_cache} {
+      : cm_{c, o, dims_of(c, o.tp), &output_held} {
     const Dims& d = cm_.d;
     auto t = register_module("transformer", std::make_shared<torch::nn::Module>("GPT2Model"));
     wte_ = t->register_module("wte", std::make_shared<EmbeddingImpl>(d.vocab, d.hidden, o.dtype));
@@ -753,20 +758,24 @@ class GPT2Model : public CausalModel {
     bool train = in.size() > 1;
     int64_t S = ids.size(1);
     Aux aux = cm_.aux(is_training(), position);
-    dynamic_cache.clear();
-    Tensor position_ids =
-        at::arange(position, position + S, ids.options().dtype(at::kLong)).unsqueeze(0);
-    Tensor inputs_embeds = wte_->forward(ids);
+    output_held.clear();
+    // GPT2Model.forward (transformers 5): the ids viewed [-1, S], then the positions.
+    Tensor flat = ids.view({-1, S});
+    Tensor inputs_embeds = wte_->forward(flat);
+    Tensor position_ids = at::arange(S, ids.options().dtype(at::kLong)) + position;
+    position_ids = position_ids.unsqueeze(0);
     Tensor position_embeds = wpe_->forward(position_ids);
-    Tensor h = inputs_embeds + position_embeds;
+    Tensor h = inputs_embeds + position_embeds.to(inputs_embeds.device());
     if (cm_.o.attention == AttentionKernel::kSdpa && cm_.o.cache_len > 0 && S == 1)
       aux.mask = static_cache_mask(ids.size(0), S, cm_.cache_offset, cm_.o.cache_len);
     h = dropout(h, cm_.c.embedding_dropout, aux);
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = ln_f_->forward(h);
+    h = h.view({ids.size(0), S, h.size(-1)});  // hidden_states.view(output_shape)
     h = h.index({Slice(), Slice(train ? 0 : -1, None), Slice()});  // logits_to_keep, as llama's
     Tensor logits = at::linear(h, head_weight_);
     if (!train) return logits;
+    output_held.push_back(logits);  // CausalLMOutputWithPast.logits
     return causal_lm_loss(logits, in.at(1));
   }
 

@@ -40,7 +40,7 @@ struct BuildOptions {
   int64_t cache_len = 0;
   // Training: the DynamicCache transformers 5's forward builds when use_cache is true (not under
   // gradient checkpointing): each layer's keys and values concatenated onto empty tensors and
-  // attended from there, held in CausalModel::dynamic_cache until the caller drops the output.
+  // attended from there, held in CausalModel::output_held until the caller drops the output.
   bool dynamic_cache = false;
 };
 
@@ -54,8 +54,10 @@ class CausalModel : public torch::nn::Module {
  public:
   using torch::nn::Module::Module;
   virtual torch::Tensor forward(const std::vector<torch::Tensor>& inputs, int64_t position) = 0;
-  // The last forward's DynamicCache tensors (BuildOptions::dynamic_cache), part of its output.
-  std::vector<torch::Tensor> dynamic_cache;
+  // What the last training forward's output (CausalLMOutputWithPast) holds besides the loss:
+  // the logits and the DynamicCache's tensors (BuildOptions::dynamic_cache). The caller keeps
+  // them as long as the output, until after backward.
+  std::vector<torch::Tensor> output_held;
 };
 
 std::shared_ptr<CausalModel> build(const TransformerConfig& config, const BuildOptions& options);

@@ -654,6 +654,7 @@ struct CaptureSession::State {
   TargetScope target;
   std::optional<Observe> observer;
   std::optional<detail::AutocastScope> amp;
+  std::optional<detail::AutocastPause> paused;
   bool finished = false;
 
   explicit State(const CaptureOptions& o)
@@ -705,8 +706,16 @@ void CaptureSession::exit_module() {
   if (!state_->c.modules.empty()) state_->c.modules.pop_back();
 }
 
+void CaptureSession::pause_autocast(bool paused) {
+  if (paused && !state_->paused)
+    state_->paused.emplace();
+  else if (!paused)
+    state_->paused.reset();
+}
+
 void CaptureSession::autocast(bool on) {
   if (!on) {
+    state_->paused.reset();
     state_->amp.reset();
   } else if (state_->options.autocast && !state_->amp) {
     state_->amp.emplace(detail::scalar_type_from(*state_->options.autocast),
@@ -718,6 +727,7 @@ Trace CaptureSession::finish(const std::string& error) {
   if (state_->finished) throw Error("the capture session has finished already");
   state_->finished = true;
   State& s = *state_;
+  s.paused.reset();
   s.amp.reset();
   s.observer.reset();
   s.c.recorder = nullptr;
