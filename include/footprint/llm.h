@@ -27,9 +27,9 @@
 namespace footprint {
 
 enum class AttentionImpl {
-  kAuto,   // sdpa on CUDA (PyTorch 2.x, transformers' default), eager on CPU (PyTorch 1.13)
+  kAuto,   // sdpa: transformers' default on PyTorch 2.x, CPU and CUDA alike
   kEager,  // the scores materialized: batch x heads x tokens x tokens
-  kSdpa,   // a flash-attention kernel: no scores kept
+  kSdpa,   // F.scaled_dot_product_attention: the target's fused kernel, no scores kept
 };
 std::optional<AttentionImpl> attention_parse(std::string_view s);  // "auto", "eager", "sdpa"
 

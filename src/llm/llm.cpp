@@ -178,8 +178,8 @@ lm::AttentionKernel kernel_of(const LlmScenario& s) {
       return lm::AttentionKernel::kEager;
     case AttentionImpl::kSdpa:
       return lm::AttentionKernel::kSdpa;
-    default:
-      return cuda ? lm::AttentionKernel::kSdpa : lm::AttentionKernel::kEager;
+    default:  // transformers' default on PyTorch 2.x, on the CPU as on CUDA
+      return lm::AttentionKernel::kSdpa;
   }
 }
 

@@ -318,8 +318,13 @@ struct Cache {
     if (dynamic) {  // DynamicLayer.lazy_initialization, then update
       // Both at the keys' dtype: values of another dtype (bf16 from an autocast projection, where
       // the rotated keys are fp32) are promoted to it by the cat.
-      Tensor keys = at::empty({0}, key.options()).detach_();
-      Tensor values = at::empty({0}, key.options()).detach_();
+      // torch.tensor([], dtype, device): made on the host, moved, lifted, detached.
+      auto empty = [&] {
+        Tensor host = at::empty({0}, key.options().device(at::kCPU));
+        return at::lift_fresh(host.to(key.device())).detach_();
+      };
+      Tensor keys = empty();
+      Tensor values = empty();
       keys = at::cat({keys, key}, -2);
       values = at::cat({values, value}, -2);
       dynamic->push_back(keys);

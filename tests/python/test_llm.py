@@ -333,6 +333,22 @@ OP_RUNS = [(f, "train") for f in ("llama", "qwen2", "gpt2", "bert")] + \
     [(f, "decode") for f in ("llama", "qwen2", "gpt2")] + [("bert", "prefill"), ("mistral", "train")]
 
 
+def _as_on_meta(ops):
+    """torch.tensor([], device=...) (DynamicLayer's empty keys and values) runs empty, to,
+    lift_fresh, detach_ in a real run (LlmReal holds the C++ path to that, on the CPU); the python
+    path on meta records it as empty, detach_."""
+    real = ["aten::empty", "aten::to", "aten::lift_fresh", "aten::detach_"]
+    out, i = [], 0
+    while i < len(ops):
+        if ops[i:i + 4] == real:
+            out += ["aten::empty", "aten::detach_"]
+            i += 4
+        else:
+            out.append(ops[i])
+            i += 1
+    return out
+
+
 @pytest.mark.parametrize("family,run", OP_RUNS)
 def test_the_cpp_path_runs_transformers_op_sequence(family, run, tmp_path):
     config = dict(FAMILIES[family], vocab_size=1000)
@@ -350,7 +366,7 @@ def test_the_cpp_path_runs_transformers_op_sequence(family, run, tmp_path):
     if family == "mistral":
         phases = [["backward"]]  # its forward builds sliding-window cache layers (above)
     for names in phases:
-        ops = [op for p in names for op in mine.top_level_ops(p, 0)]
+        ops = _as_on_meta([op for p in names for op in mine.top_level_ops(p, 0)])
         expected = [op for p in names for op in theirs.top_level_ops(p, 0)]
         assert len(expected) > 50
         assert ops == expected, f"{family} {run} {names}"
