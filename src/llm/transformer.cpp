@@ -1,7 +1,7 @@
-// The transformer families, after Hugging Face transformers' modeling_llama.py, modeling_gpt2.py
-// and modeling_bert.py (4.48's op sequence; the attention, the StaticCache mask and BERT's are 5's,
-// which tests/python/test_llm.py holds them to; comments name the lines followed), with PEFT's
-// LoRA and torch.utils.checkpoint's recomputation.
+// The transformer families, after Hugging Face transformers 5's modeling_llama.py,
+// modeling_qwen2.py, modeling_gpt2.py and modeling_bert.py, and its cache_utils.py and
+// masking_utils.py (the op sequences tests/python/test_llm.py and LlmReal hold them to; comments
+// name the lines followed), with PEFT's LoRA and torch.utils.checkpoint's recomputation.
 #include "llm/transformer.h"
 
 #include <ATen/ATen.h>

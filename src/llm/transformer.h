@@ -1,5 +1,5 @@
 // The transformer families of footprint llm as LibTorch C++ modules: llama (also mistral and
-// qwen2), gpt2 and bert. Each follows Hugging Face transformers' modeling code (4.48 on) op for op,
+// qwen2), gpt2 and bert. Each follows Hugging Face transformers 5's modeling code op for op,
 // with its parameter names, so that the parameter tensors and the op sequence match; the tensors
 // are made on the meta device at once, so a 70B model costs no memory.
 //

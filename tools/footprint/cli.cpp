@@ -749,7 +749,8 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       ->default_val(1)
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   llm->add_option("--attention", la.attention,
-                  "auto (sdpa on CUDA, eager on CPU), eager (scores kept), sdpa (flash attention)")
+                  "auto (sdpa, transformers' default), eager (scores kept), sdpa "
+                  "(F.scaled_dot_product_attention: the target's fused kernel)")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "eager", "sdpa"}));
   CLI::Option* llm_gpu = llm->add_option("--gpu", la.gpu,
