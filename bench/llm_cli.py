@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`footprint llm` on Llama-2-70B, whole process, against a baseline in the same run: one real
-python3-torch training step (AdamW, fp32, CPU) of a scaled-down llama with 1/80 of its layers
-and 1/8 of its width (what footprint spares the user: running the model to measure it).
+training step (AdamW, fp32, CPU, the pinned torch) of transformers' LlamaForCausalLM scaled down
+to 1/80 of its layers and 1/8 of its width (what footprint spares the user: running the model to
+measure it).
 
     llm_cli.py FOOTPRINT SOURCE_DIR [RUNS]
 
@@ -16,17 +17,16 @@ from summary_cli import measure  # same directory: median and max wall, peak RSS
 
 def real_step():
     import torch
-    sys.path.insert(0, os.path.join(sys.argv[2], "tests", "gen"))
-    from make_llm import LlamaForCausalLM
+    import transformers
     torch.set_num_threads(os.cpu_count())
     c = {"hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 1, "num_attention_heads": 8,
          "num_key_value_heads": 1, "vocab_size": 32000, "rms_norm_eps": 1e-5}
-    model = LlamaForCausalLM(c).train()
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**c)).train()
     opt = torch.optim.AdamW(model.parameters())
     ids = torch.randint(0, 32000, (1, 2048))
     t = time.perf_counter()
     opt.zero_grad(set_to_none=True)
-    model(ids, ids).backward()
+    model(input_ids=ids, labels=ids).loss.backward()
     opt.step()
     return time.perf_counter() - t
 
