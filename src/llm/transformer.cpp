@@ -40,13 +40,12 @@ double lowest(c10::ScalarType t) {
   }
 }
 
-// What every layer needs besides the hidden states: rotary cos/sin, the attention mask, the cache
-// position, and whether this is a training run.
+// What every layer needs besides the hidden states: rotary cos/sin, the attention mask, and
+// whether this is a training run on which target (a checkpointed layer's autocast).
 struct Aux {
   Tensor cos, sin, mask;  // undefined where the family has none
-  int64_t position = 0;
   bool train = false;
-  bool cuda = true;  // dropout: CUDA's fused kernel (a bool mask) or the CPU one (a float noise)
+  bool cuda = true;
 };
 
 // A Python float in a tensor expression: PyTorch passes it as a wrapped-number tensor, so that
@@ -235,7 +234,6 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
     const Aux& a = *reinterpret_cast<const Aux*>(aux);
     ctx->save_for_backward({hidden});
     ctx->saved_data["layer"] = layer;
-    ctx->saved_data["position"] = a.position;
     ctx->saved_data["cuda"] = a.cuda;
     for (const auto& [name, t] : {std::pair{"cos", a.cos}, {"sin", a.sin}, {"mask", a.mask}})
       if (t.defined()) ctx->saved_data[name] = t;
@@ -255,7 +253,6 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
     aux.cos = tensor("cos");
     aux.sin = tensor("sin");
     aux.mask = tensor("mask");
-    aux.position = ctx->saved_data["position"].toInt();
     aux.train = true;
     aux.cuda = ctx->saved_data["cuda"].toBool();
     Tensor out;
@@ -279,11 +276,10 @@ struct Common {
   // The first static cache layer's cumulative length (StaticLayer.cumulative_length), which the
   // decode step's mask starts its queries at.
   mutable Tensor cache_offset;
-  Aux aux(bool train, int64_t position) const {
+  Aux aux(bool train) const {
     Aux a;
     a.train = train;
     a.cuda = o.cuda;
-    a.position = position;
     return a;
   }
   bool lora(const std::string& name) const {
@@ -313,8 +309,8 @@ struct Cache {
     cumulative = m.register_buffer("cumulative_length", at::empty({}, meta(at::kLong)));
     if (!cm.cache_offset.defined()) cm.cache_offset = cumulative;
   }
-  // Writes this step's keys and values at `position` and returns the whole cache.
-  std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value, int64_t position) {
+  // Writes this step's keys and values after those already there and returns the whole cache.
+  std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value) {
     if (dynamic) {  // DynamicLayer.lazy_initialization, then update
       // Both at the keys' dtype: values of another dtype (bf16 from an autocast projection, where
       // the rotated keys are fp32) are promoted to it by the cat.
@@ -332,10 +328,9 @@ struct Cache {
       return {keys, values};
     }
     if (!k.defined()) return {key, value};
-    // StaticLayer.update: the slots written (position on from the cumulative length), then
-    // index_copy_ into them. The cache's tensors are made before the run (StaticLayer makes them
-    // in the prefill's first update: its zeros are not in this op sequence).
-    (void)position;
+    // StaticLayer.update: the slots written (from the cumulative length on), then index_copy_
+    // into them. The cache's tensors are made before the run (StaticLayer makes them in the
+    // prefill's first update: its zeros are not in this op sequence).
     Tensor slots = at::arange(key.size(2), key.options().dtype(at::kLong)) + cumulative;
     cumulative.add_(key.size(2));
     k.index_copy_(2, slots, key);
@@ -418,7 +413,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
     Tensor k = k_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
     Tensor v = v_->forward(h).view({B, S, -1, d.head_dim}).transpose(1, 2);
     std::tie(q, k) = apply_rotary_pos_emb(q, k, aux.cos, aux.sin);
-    std::tie(k, v) = cache_.update(k, v, aux.position);
+    std::tie(k, v) = cache_.update(k, v);
     AttentionOut a = attend(q, k, v, aux);
     a.out = a.out.reshape({B, S, -1}).contiguous();
     a.out = o_->forward(a.out);
@@ -539,7 +534,7 @@ Tensor causal_lm_loss(const Tensor& logits, const Tensor& labels) {
 class LlamaModel : public CausalModel {
  public:
   LlamaModel(const TransformerConfig& c, const BuildOptions& o)
-      : cm_{c, o, dims_of(c, o.tp), &output_held} {
+      : cm_{c, o, dims_of(c, o.tp), &output_held, {}} {
     const Dims& d = cm_.d;
     auto model = register_module("model", std::make_shared<torch::nn::Module>("LlamaModel"));
     embed_ = model->register_module("embed_tokens",
@@ -600,7 +595,7 @@ class LlamaModel : public CausalModel {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
     int64_t B = ids.size(0), S = ids.size(1);
-    Aux aux = cm_.aux(is_training(), position);
+    Aux aux = cm_.aux(is_training());
     output_held.clear();  // each forward makes its own (LlamaModel.forward's DynamicCache)
     Tensor h = embed_->forward(ids);
     auto long_ = ids.options().dtype(at::kLong);
@@ -679,7 +674,7 @@ class GPT2AttentionImpl : public torch::nn::Module {
     auto qkv = c_attn_->forward(h).split(inner, 2);
     auto heads = [&](const Tensor& t) { return t.view({B, S, -1, d.head_dim}).transpose(1, 2); };
     Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
-    std::tie(k, v) = cache_.update(k, v, aux.position);
+    std::tie(k, v) = cache_.update(k, v);
     Tensor out;
     if (cm_.o.attention == AttentionKernel::kSdpa) {
       out = sdpa(q, k, v, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
@@ -740,7 +735,7 @@ class GPT2Block : public Layer {
 class GPT2Model : public CausalModel {
  public:
   GPT2Model(const TransformerConfig& c, const BuildOptions& o)
-      : cm_{c, o, dims_of(c, o.tp), &output_held} {
+      : cm_{c, o, dims_of(c, o.tp), &output_held, {}} {
     const Dims& d = cm_.d;
     auto t = register_module("transformer", std::make_shared<torch::nn::Module>("GPT2Model"));
     wte_ = t->register_module("wte", std::make_shared<EmbeddingImpl>(d.vocab, d.hidden, o.dtype));
@@ -762,7 +757,7 @@ class GPT2Model : public CausalModel {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
     int64_t S = ids.size(1);
-    Aux aux = cm_.aux(is_training(), position);
+    Aux aux = cm_.aux(is_training());
     output_held.clear();
     // GPT2Model.forward (transformers 5): the ids viewed [-1, S], then the positions.
     Tensor flat = ids.view({-1, S});
@@ -864,7 +859,8 @@ class BertLayer : public Layer {
 
 class BertModel : public CausalModel {
  public:
-  BertModel(const TransformerConfig& c, const BuildOptions& o) : cm_{c, o, dims_of(c, o.tp)} {
+  BertModel(const TransformerConfig& c, const BuildOptions& o)
+      : cm_{c, o, dims_of(c, o.tp), nullptr, {}} {
     const Dims& d = cm_.d;
     auto e = register_module("embeddings", std::make_shared<torch::nn::Module>("BertEmbeddings"));
     word_ = e->register_module("word_embeddings",
@@ -891,7 +887,7 @@ class BertModel : public CausalModel {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
     int64_t B = ids.size(0), S = ids.size(1);
-    Aux aux = cm_.aux(is_training(), 0);
+    Aux aux = cm_.aux(is_training());
     if (cm_.o.attention == AttentionKernel::kEager) {  // get_extended_attention_mask
       Tensor mask = at::ones({B, S}, ids.options().dtype(at::kFloat));
       Tensor ext = mask.index({Slice(), None, None, Slice()}).to(word_->weight.scalar_type());
