@@ -297,15 +297,21 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("train", [False, True], ids=["inference", "train"])
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_the_cpp_path_is_held_to_transformers(family, train, tmp_path):
+def _small_family(family, tmp_path):
+    """A family's config at the size these checks run (hidden 256, 2 layers), and its file."""
     config = dict(FAMILIES[family], vocab_size=1000)
     if family != "gpt2":
         config.update(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                       num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512)
     path = tmp_path / f"{family}.json"
     path.write_text(json.dumps(config))
+    return config, path
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["inference", "train"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_cpp_path_is_held_to_transformers(family, train, tmp_path):
+    config, path = _small_family(family, tmp_path)
     args = ["--path", "cpp", "--context", "64", "--batch", "2", "--gpu", "h100", "--format", "json"]
     rc, out, err = _cli(str(path), *args, *(["--train"] if train else ["--weights", "bf16"]))
     assert rc == 0, err
@@ -351,12 +357,7 @@ def _as_on_meta(ops):
 
 @pytest.mark.parametrize("family,run", OP_RUNS)
 def test_the_cpp_path_runs_transformers_op_sequence(family, run, tmp_path):
-    config = dict(FAMILIES[family], vocab_size=1000)
-    if family != "gpt2":
-        config.update(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                      num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=512)
-    path = tmp_path / f"{family}.json"
-    path.write_text(json.dumps(config))
+    config, path = _small_family(family, tmp_path)
     train = run == "train"
     cpp = footprint._core.llm_cpp_traces(str(path), 2, 64, train, "" if train else "bf16", "h100")
     ours = footprint.llm(config, context=64, batch=2, train=train, gpu="h100", cache="static",
