@@ -172,15 +172,9 @@ int64_t context_of(const TransformerConfig& c, const LlmScenario& s) {
 }
 
 lm::AttentionKernel kernel_of(const LlmScenario& s) {
-  bool cuda = s.memory.target == Target::kCuda;
-  switch (s.attention) {
-    case AttentionImpl::kEager:
-      return lm::AttentionKernel::kEager;
-    case AttentionImpl::kSdpa:
-      return lm::AttentionKernel::kSdpa;
-    default:  // transformers' default on PyTorch 2.x, on the CPU as on CUDA
-      return lm::AttentionKernel::kSdpa;
-  }
+  // auto: SDPA, transformers' default on PyTorch 2.x, on the CPU as on CUDA.
+  return s.attention == AttentionImpl::kEager ? lm::AttentionKernel::kEager
+                                              : lm::AttentionKernel::kSdpa;
 }
 
 // The compute dtype of inference: the weights' when 16- or 32-bit, else the config's 16-bit
@@ -309,7 +303,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   }
   MemoryReport r = analyze_memory(info, t, s.memory);
   note_guesses(t, r);
-  if (s.on_trace) s.on_trace(prefill ? "prefill" : "decode", t);
+  if (final && s.on_trace) s.on_trace(prefill ? "prefill" : "decode", t);
   retire(std::move(t), std::move(model), final);
   r.source = c.source;
   r.inputs = co.inputs;
@@ -405,7 +399,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   ShardPlan sharding = shard_plan(c, s, info, amp);
   MemoryReport r = analyze_memory(info, t, s.memory, sharding);
   note_guesses(t, r);
-  if (s.on_trace) s.on_trace("train", t);
+  if (report && s.on_trace) s.on_trace("train", t);  // the report's own run, not a --fit probe
   retire(std::move(t), std::move(model), report != nullptr);
   r.source = c.source;
   r.inputs = co.inputs;
@@ -502,8 +496,6 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     r.weight_format += fmt::format(" (group {})", s.group_size);
   if (s.file_weights) r.weight_format = file_format(*s.file_weights, r.parameters, r.notes);
 
-  LlmScenario probe = s;
-  probe.on_trace = nullptr;
   std::map<std::pair<int64_t, int64_t>, std::pair<MemoryReport, MemoryReport>> seen;
   auto at = [&](int64_t batch, int64_t ctx,
                 LlmReport* report) -> std::pair<MemoryReport, MemoryReport>& {
@@ -511,13 +503,11 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
     if (it != seen.end()) return it->second;
     ++r.captures;
     std::pair<MemoryReport, MemoryReport> p;
-    const LlmScenario& run = report ? s : probe;  // --fit's probes pass no trace on
     if (s.train) {
-      p.first = training(c, run, batch, ctx, report);
+      p.first = training(c, s, batch, ctx, report);
     } else {
-      p.first = inference(c, run, batch, ctx, true, report, report != nullptr);
-      if (is_decoder(c))
-        p.second = inference(c, run, batch, ctx, false, nullptr, report != nullptr);
+      p.first = inference(c, s, batch, ctx, true, report, report != nullptr);
+      if (is_decoder(c)) p.second = inference(c, s, batch, ctx, false, nullptr, report != nullptr);
     }
     return seen.emplace(std::make_pair(batch, ctx), std::move(p)).first->second;
   };

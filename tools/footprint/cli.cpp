@@ -163,7 +163,8 @@ cache. int8/int4 weights are group-quantized projections (one fp16 scale and one
 --group-size inputs; embeddings, norms and the head stay 16-bit).
 
 Training: one step as docs/memory.md measures it, twice (zero_grad, forward with the causal-LM
-loss, backward, optimizer step). --precision bf16-amp is torch.autocast over fp32 weights (16 bytes
+loss, backward, optimizer step; the output's logits and transformers' DynamicCache live through
+backward). --precision bf16-amp is torch.autocast over fp32 weights (16 bytes
 per parameter in model states). Per GPU: --tp T builds one tensor-parallel rank (heads, MLP and
 vocabulary split T ways, as Megatron-LM); --shard divides model states over the gpus/T data-parallel
 ranks (zero1: optimizer state; zero2: + gradients; zero3 and fsdp: + parameters, gathered two layers
