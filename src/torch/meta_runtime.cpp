@@ -90,6 +90,7 @@ void cpu_free(void* p) {
       if (it->second.limited) g_cpu_limited_live -= it->second.bytes;
       cpu_blocks().erase(it);
     }
+    c10::profiledCPUMemoryReporter().Delete(p);
   }
   c10::free_cpu(p);
 }
@@ -116,6 +117,9 @@ struct CpuTracker final : TrackingAllocator {
       cpu_blocks()[p] = b;
       if (g_cpu_recorder) g_cpu_recorder->on_alloc(b.id, b.bytes);
     }
+    // As DefaultCPUAllocator reports to the profiler: the tracker stays installed for the rest of
+    // the process, and a real run measured with torch.profiler afterwards must still be seen.
+    if (p) c10::profiledCPUMemoryReporter().New(p, n);
     return {p, p, &cpu_free, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &cpu_free; }
