@@ -193,22 +193,28 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
-        checkpointing=False, shard="none", gpus=1, tp=1, memory=None):
+        checkpointing=False, shard="none", gpus=1, tp=1, lora=0, lora_alpha=16,
+        lora_targets=None, fit=None, fit_max=1 << 20, memory=None):
     """A language model from its config.json (a path, its directory, a dict or a transformers
     config), as the installed transformers builds it: the class `architectures` names, made from
     the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
-    parameters (total, and active per token for a mixture of experts), the weights, and the peak
-    memory of prefill of `context` tokens at `batch` and of one decode step after `context` - 1
-    tokens, as generate() runs them (logits for the last token; `cache` "dynamic" or "static"),
-    with weights in the config's 16-bit dtype (else bf16) or `weights`; or with train=True of a training step with
-    the model's own loss (fp32 weights, precision "bf16-amp" unless given; checkpointing=True
-    enables the model's gradient checkpointing; shard="zero1".."zero3" or "fsdp" over `gpus`
-    ranks, and tp (tensor parallelism, of `gpus`), give one rank's). See docs/llm.md."""
+    parameters (total, and active per token for a mixture of experts, with its routers' outputs),
+    the weights, and the peak memory of prefill of `context` tokens at `batch` and of one decode
+    step after `context` - 1 tokens, as generate() runs them (logits for the last token; `cache`
+    "dynamic" or "static"), with weights in the config's 16-bit dtype (else bf16) or `weights`;
+    or with train=True of a training step with the model's own loss (fp32 weights, precision
+    "bf16-amp" unless given; checkpointing=True enables the model's gradient checkpointing;
+    lora=r wraps it in peft's LoRA, on lora_targets or peft's default; shard="zero1".."zero3" or
+    "fsdp" over `gpus` ranks, and tp (tensor parallelism, of `gpus`), give one rank's).
+    fit="batch" or "context" with a gpu: the largest that fits. memory={"timeline": True} keeps
+    what LlmReport.save_html and save_snapshot draw. See docs/llm.md."""
     _check_torch()
     from ._llm import llm as _llm
     return _llm(config, context=context, batch=batch, train=train, optimizer=optimizer, impl=impl,
                 precision=precision, weights=weights, gpu=gpu, device=device, cache=cache,
-                checkpointing=checkpointing, shard=shard, gpus=gpus, tp=tp, memory=memory)
+                checkpointing=checkpointing, shard=shard, gpus=gpus, tp=tp, lora=lora,
+                lora_alpha=lora_alpha, lora_targets=lora_targets, fit=fit, fit_max=fit_max,
+                memory=memory)
 
 
 def gpus():

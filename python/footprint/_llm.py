@@ -244,9 +244,85 @@ def shard_plan(model, shard, gpus, amp):
     return {"shard_divisor": divisor, "shard_gathered": gathered, "drop_weight_casts": params and amp}
 
 
+def apply_lora(model, rank, alpha, targets, where):
+    """peft's LoRA on the model, as a user makes it: get_peft_model with a LoraConfig of rank,
+    alpha and target_modules (None: peft's default for the model_type; "all-linear"; names),
+    lora_dropout 0 (peft's default). The adapters are made on meta; the base is frozen."""
+    try:
+        import peft
+    except ImportError:
+        raise ImportError("lora: LoRA adapters are built by peft, which is not installed "
+                          "(pip install peft)") from None
+    if isinstance(targets, str) and targets != "all-linear":
+        targets = [t for t in targets.split(",") if t]
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as known
+    model_type = getattr(model.config, "model_type", None)
+    if not targets and model_type not in known:
+        raise ValueError(f"{where}: peft {peft.__version__} has no default LoRA targets for "
+                         f"model_type {model_type!r}; name them (lora_targets / --lora-targets: "
+                         f"q_proj,v_proj, or all-linear)")
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
+                             target_modules=targets or None)
+    try:
+        with torch.device("meta"):
+            return peft.get_peft_model(model, config)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{where}: LoRA on {type(model).__name__} (target_modules "
+                         f"{targets or 'default'}): {_first_line(e)}") from None
+
+
+def _unique_parameters(model):
+    return {id(p): p for p in model.parameters()}.values()
+
+
+class _RouterOutputs:
+    """The outputs of a mixture of experts' routers (the modules whose class is a router:
+    MixtralTopKRouter, DeepseekV3TopkRouter, ...: logits, top-k weights and indices) in one run,
+    from forward hooks that keep sizes, never tensors, so that no lifetime changes. Each router's
+    first call counts (a training step runs forward more than once)."""
+
+    def __init__(self, model):
+        self.routers = [m for m in model.modules() if "router" in type(m).__name__.lower()]
+        self.bytes = {}
+
+    def __enter__(self):
+        self.bytes = {}
+
+        def hook(module, args, output):
+            if id(module) not in self.bytes:
+                self.bytes[id(module)] = _tensor_bytes(output)
+        self._handles = [m.register_forward_hook(hook) for m in self.routers]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+
+    def summary(self):
+        if not self.bytes:
+            return None
+        sizes = list(self.bytes.values())
+        return {"layers": len(sizes), "bytes_per_layer": max(sizes), "bytes": sum(sizes)}
+
+
+def _tensor_bytes(value):
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
+
+
 def _cache_bytes(cache):
-    return sum(v.numel() * v.element_size() for layer in getattr(cache, "layers", [])
-               for v in vars(layer).values() if isinstance(v, torch.Tensor))
+    """The bytes a cache holds: each storage once, whole (a DynamicSlidingWindowLayer keeps views of
+    its last window - 1 tokens, which hold the whole states they were cut from)."""
+    storages = {}
+    for layer in getattr(cache, "layers", []):
+        for v in vars(layer).values():
+            if isinstance(v, torch.Tensor):
+                storage = v.untyped_storage()
+                storages[storage._cdata] = storage.nbytes()
+    return sum(storages.values())
 
 
 class LlmReport(Report):
@@ -274,11 +350,27 @@ class LlmReport(Report):
             lines.append(f"  routed experts: {d['expert_parameters']:,} ({d['experts_per_token']} of "
                          f"{d['experts']} per token), {_human(d['expert_weights_bytes'])} of the "
                          f"weights; active per token: {d['active_parameters']:,}")
+        for phase, router in (d.get("router_outputs") or {}).items():
+            lines.append(f"  router outputs (logits, top-k weights and indices) in {phase}: "
+                         f"{_human(router['bytes_per_layer'])} per MoE layer x {router['layers']} "
+                         f"= {_human(router['bytes'])}")
+        if d.get("lora"):
+            lo = d["lora"]
+            lines.append(f"LoRA r={lo['rank']} alpha={lo['alpha']:g} on "
+                         f"{', '.join(lo['targets'])} (peft {lo['peft']}): "
+                         f"{d['trainable_parameters']:,} trainable "
+                         f"({100 * d['trainable_parameters'] / d['parameters']:.3f}%)")
         rank = f", one of {d['tp']} tensor-parallel ranks" if d.get("tp", 1) > 1 else ""
         lines.append(f"Weights: {_human(d['weights_bytes'])} ({d['weights_dtype']}{rank})")
         if d.get("kv_cache_bytes"):
             lines.append(f"KV cache ({d['cache']}): {_human(d['kv_cache_bytes'])} for batch "
                          f"{d['batch']} x {d['context'] - 1} tokens, before the decode step")
+        if d.get("fit"):
+            f = d["fit"]
+            lines.append("")
+            lines.append(f"Largest {f['target']} that fits: {f['largest']:,} ({f['largest']:,} + 1 "
+                         f"does not; {f['estimates']} estimates)" if f["largest"] else
+                         f"Not even {f['target']} 1 fits ({f['estimates']} estimates).")
         for phase, title in (("prefill", f"Prefill of {d['context']} tokens"),
                              ("decode", f"Decode: one token after {d['context'] - 1}"),
                              ("train", f"Training step on {d['context']}-token sequences")):
@@ -287,21 +379,40 @@ class LlmReport(Report):
                           str(self.runs[phase]).rstrip("\n")]
         return "\n".join(lines) + "\n"
 
+    def save_html(self, path):
+        """The interactive memory page of `.memory` (the training step, else the larger inference
+        run), as footprint memory --html writes it; needs memory={"timeline": True}."""
+        self.memory.save_html(path)
+
+    def save_snapshot(self, path):
+        """`.memory` as a snapshot pytorch.org/memory_viz opens; needs memory={"timeline": True}."""
+        self.memory.save_snapshot(path)
+
     def _repr_html_(self):
         d = self._data
         rows = [("parameters", f"{d['parameters']:,}"),
                 ("weights", f"{_human(d['weights_bytes'])} ({d['weights_dtype']})")]
         if d["expert_parameters"]:
             rows.append(("active per token", f"{d['active_parameters']:,}"))
+        for phase, router in (d.get("router_outputs") or {}).items():
+            rows.append((f"router outputs ({phase})", _human(router["bytes"])))
+        if d.get("lora"):
+            rows.append(("trainable (LoRA)", f"{d['trainable_parameters']:,}"))
+        if d.get("fit"):
+            rows.append((f"largest {d['fit']['target']} that fits", f"{d['fit']['largest']:,}"))
         for phase in ("prefill", "decode", "train"):
             if self.runs.get(phase) is not None:
                 rows.append((f"{phase} peak", _human(self.runs[phase].allocated_peak)))
         return _html_table(f"{d['architecture']} from {d['config']}", ["", ""], rows)
 
 
+_FITS = ("batch", "context")
+
+
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
-        checkpointing=False, shard="none", gpus=1, tp=1, memory=None):
+        checkpointing=False, shard="none", gpus=1, tp=1, lora=0, lora_alpha=16,
+        lora_targets=None, fit=None, fit_max=1 << 20, memory=None):
     """The memory of a language model from its config.json (a path, its directory, a dict or a
     transformers config) as the installed transformers builds it, through footprint.memory.
 
@@ -312,22 +423,27 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     parameters' dtype in inference (default: the config's dtype when 16-bit, else bfloat16).
     train=True: a training step on `context`-token sequences with the model's own loss (labels =
     the input), fp32 parameters and precision="bf16-amp" by default; checkpointing=True calls the
-    model's gradient_checkpointing_enable() first, as a user would; shard ("zero1", "zero2",
-    "zero3" or "fsdp") over `gpus` data-parallel ranks gives one rank's memory. tp: the
-    tensor-parallel degree (of `gpus`): one rank's slice of each layer, as Megatron splits it.
-    memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...)."""
+    model's gradient_checkpointing_enable() first, as a user would; lora=r wraps the model in
+    peft's LoRA (get_peft_model; lora_alpha, lora_targets: peft's target_modules, default the
+    model_type's, or "all-linear"); shard ("zero1", "zero2", "zero3" or "fsdp") over `gpus`
+    data-parallel ranks gives one rank's memory. tp: the tensor-parallel degree (of `gpus`): one
+    rank's slice of each layer, as Megatron splits it. fit="batch" or "context" (with a gpu): the
+    largest batch (at `context`) or context (at `batch`, up to max_position_embeddings) whose runs
+    all fit, each tried a full estimate; the report is made at it.
+    memory: more keyword arguments for footprint.memory (alloc_conf=..., iterations=...,
+    timeline=True for LlmReport.save_html and save_snapshot)."""
     import transformers
-    from . import _memory as _analyzed, _source
+    from . import _memory as _analyzed, _source, _core
     from . import _run
 
     def _memory(model, input_data, train=False, shard=None, optimizer="adamw", impl="auto",
                 precision="fp32", gpu=None, device="cuda", alloc_conf=None, iterations=None,
-                set_to_none=True):
+                set_to_none=True, timeline=False):
         args, kw = _run.normalize_inputs(None, input_data, None, None)
         return _analyzed(model, args, kw, train=train, optimizer=optimizer, impl=impl,
                          precision=precision, gpu=gpu, device=device, loss_fn=None,
                          alloc_conf=alloc_conf, set_to_none=set_to_none, iterations=iterations,
-                         timeline=False, source=_source(model, None), shard=shard)
+                         timeline=timeline, source=_source(model, None), shard=shard)
 
     if shard not in _SHARDINGS:
         raise ValueError(f"shard={shard!r}: expected one of {', '.join(_SHARDINGS)}")
@@ -337,6 +453,18 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         raise ValueError(f"shard={shard!r} shards a training step (train=True)")
     if not isinstance(tp, int) or tp < 1 or gpus % tp:
         raise ValueError(f"tp={tp!r}: expected a divisor of gpus={gpus}")
+    if not isinstance(lora, int) or lora < 0:
+        raise ValueError(f"lora={lora!r}: expected a LoRA rank, 0 (none) or more")
+    if lora and not train:
+        raise ValueError(f"lora={lora} adapts a training step (train=True)")
+    if train and weights is not None:
+        raise ValueError("weights= is for inference; a training step's parameters are fp32 and "
+                         "precision= sets its compute dtype (bf16-amp, the default; bf16 or fp16 "
+                         "for 16-bit parameters)")
+    if fit is not None and fit not in _FITS:
+        raise ValueError(f"fit={fit!r}: expected 'batch' or 'context'")
+    if fit is not None and gpu is None:
+        raise ValueError("fit= needs a GPU: gpu='h100' or a size such as gpu='24GiB'")
     cfg, where = load_config(config)
     cls = model_class(cfg, where)
     if cache not in ("dynamic", "static"):
@@ -359,29 +487,43 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as e:
         raise ValueError(f"{where}: {cls.__name__} cannot be built from it: {_first_line(e)}") \
             from None
-    ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
-    common = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,
-                  **(memory or {}))
-    runs, kv_bytes = {}, None
     if checkpointing and not train:
         raise ValueError("checkpointing=True is for a training step (train=True)")
-    if train:
-        if checkpointing:
-            if not getattr(model, "supports_gradient_checkpointing", False):
-                raise ValueError(f"{cls.__name__} does not support gradient checkpointing")
-            model.gradient_checkpointing_enable()
-        plan = shard_plan(model, shard, gpus // tp, precision.endswith("-amp"))
-        with _WholeSequences():
-            runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids},
-                                    train=True, shard=plan, **common)
-    else:
+    if checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ValueError(f"{cls.__name__} does not support gradient checkpointing")
+        model.gradient_checkpointing_enable()
+    lora_info = None
+    if lora:
+        model = apply_lora(model, lora, lora_alpha, lora_targets, where)
+        import peft
+        targets = model.peft_config["default"].target_modules
+        lora_info = {"rank": lora, "alpha": lora_alpha, "peft": peft.__version__,
+                     "targets": sorted(targets) if not isinstance(targets, str) else [targets]}
+    options = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,
+                   **(memory or {}))
+    decodes = not train and _decodes(model, cfg)
+    plan = shard_plan(model, shard, gpus // tp, precision.endswith("-amp")) if train else None
+    routers = _RouterOutputs(model)
+
+    def runs_at(batch, context, **common):
+        """Each run at batch x context: {phase: report}, the KV cache's bytes, the routers'."""
+        ids = torch.zeros(batch, context, dtype=torch.long, device="meta")
+        runs, kv_bytes, router = {}, None, {}
+        if train:
+            with _WholeSequences(), routers:
+                runs["train"] = _memory(model, input_data={"input_ids": ids, "labels": ids},
+                                        train=True, shard=plan, **common)
+            router["train"] = routers.summary()
+            return runs, kv_bytes, router
         data = {"input_ids": ids}
         if getattr(cfg, "is_encoder_decoder", False):
             data["decoder_input_ids"] = ids  # T5 and its kind: the decoder reads the same length
-        decodes = _decodes(model, cfg)
         if decodes:
             data.update(_prefill_kwargs(model, cfg, cache, context))
-        runs["prefill"] = _memory(model, input_data=data, **common)
+        with routers:
+            runs["prefill"] = _memory(model, input_data=data, **common)
+        router["prefill"] = routers.summary()
         if decodes and context > 1:
             past = _prefilled_cache(model, cfg, batch, context - 1, cache, context)
             kv_bytes = _cache_bytes(past)
@@ -389,19 +531,49 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                     "past_key_values": past, "use_cache": True,
                     "cache_position": torch.arange(context - 1, context, device="meta"),
                     **_generate_kwargs(model)}
-            runs["decode"] = _memory(model, input_data=step, **common)
+            with routers:
+                runs["decode"] = _memory(model, input_data=step, **common)
+            router["decode"] = routers.summary()
+        return runs, kv_bytes, router
+
+    fitted = None
+    if fit is not None:
+        probe_options = dict(options, timeline=False)
+        seen = {}
+
+        def at(size):
+            if size not in seen:
+                args = (size, context) if fit == "batch" else (batch, size)
+                seen[size] = runs_at(*args, **probe_options)[0].values()
+            return seen[size]
+        capacity = next(iter(at(1)))._data.get("capacity") or 0
+        if not capacity:
+            raise ValueError("fit needs a GPU: gpu='h100' or a size such as gpu='24GiB'")
+        limit = fit_max if fit == "batch" else min(
+            fit_max, _first(cfg, ("max_position_embeddings", "n_positions")) or fit_max)
+        largest = _core.largest_fitting(
+            lambda size: all(bool(r.fits()) for r in at(size)),
+            lambda size: max(_core.fit_need(r._native) for r in at(size)), capacity, limit)
+        fitted = {"target": fit, "largest": largest, "estimates": len(seen) + 1}
+        if largest:
+            batch, context = (largest, context) if fit == "batch" else (batch, largest)
+    runs, kv_bytes, router = runs_at(batch, context, **options)
     info = {
         "config": where, "path": "python", "transformers": transformers.__version__,
         "model_type": cfg.model_type, "architecture": cls.__name__,
         "parameters": total, "expert_parameters": experts, "active_parameters": active,
         "experts": n if experts else None, "experts_per_token": k if experts else None,
+        "trainable_parameters": sum(p.numel() for p in _unique_parameters(model)
+                                    if p.requires_grad) if train else None,
+        "lora": lora_info,
+        "router_outputs": {phase: r for phase, r in router.items() if r} or None,
         "weights_dtype": str(dtype).replace("torch.", ""),
         "expert_weights_bytes": experts * dtype.itemsize,
-        "weights_bytes": sum(p.numel() * p.element_size()
-                             for p in {id(p): p for p in model.parameters()}.values()),
+        "weights_bytes": sum(p.numel() * p.element_size() for p in _unique_parameters(model)),
         "context": context, "batch": batch, "precision": precision,
         "cache": None if train else cache, "kv_cache_bytes": kv_bytes,
         "checkpointing": bool(checkpointing), "shard": shard, "gpus": gpus, "tp": tp,
+        "fit": fitted,
     }
     info.update({phase: r.to_dict() for phase, r in runs.items()})
     return LlmReport(info, runs)

@@ -42,7 +42,9 @@ class Record:
     def __repr__(self):
         return f"{type(self).__name__}({json.dumps(self._data)})"
 
-    def __eq__(self, other):
+    def __eq__(self, other):  # another Record, or the dict it was made from
+        if isinstance(other, dict):
+            return self._data == other
         return isinstance(other, Record) and other._data == self._data
 
 

@@ -121,10 +121,10 @@ def build_parser():
     return p
 
 
-# The C++ path's options that the Python path (transformers' own code) does not have yet.
-_LLM_CPP_ONLY = {"--group-size": None, "--lora": "0", "--lora-alpha": None, "--lora-targets": None,
-                 "--attention": "auto",
-                 "--cuda-context": None, "--fit": "none", "--html": None, "--snapshot": None}
+# The C++ path's options that the Python path (transformers' own code) does not have: the
+# quantization group (int8/int4 weights are the C++ path's), the attention kernel (the python path
+# runs the config's attn_implementation) and the CUDA context's size.
+_LLM_CPP_ONLY = {"--group-size": None, "--attention": "auto", "--cuda-context": None}
 
 
 def build_llm_parser():
@@ -153,6 +153,14 @@ def build_llm_parser():
     p.add_argument("--shard", default="none", choices=["none", "zero1", "zero2", "zero3", "fsdp"])
     p.add_argument("--gpus", type=int, default=1)
     p.add_argument("--tp", type=int, default=1)
+    p.add_argument("--lora", type=int, default=0, help="LoRA rank (peft's get_peft_model)")
+    p.add_argument("--lora-alpha", type=float, default=16)
+    p.add_argument("--lora-targets", default=None,
+                   help="q_proj,v_proj or all-linear (default: peft's for the model_type)")
+    p.add_argument("--fit", default="none", choices=["none", "batch", "context"])
+    p.add_argument("--html", default=None, help="the memory page of the training step (else the "
+                   "larger inference run)")
+    p.add_argument("--snapshot", default=None, help="the same as a memory_viz snapshot")
     for flag in _LLM_CPP_ONLY:
         p.add_argument(flag, default=None, help=argparse.SUPPRESS)
     for flag in ("--max-memory", "--time-limit", "--max-cpu-memory", "--max-ops", "--model-output"):
@@ -190,8 +198,8 @@ def run_python_llm(args):
     for flag, default in _LLM_CPP_ONLY.items():
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None and value != default:
-            raise Usage(f"{flag}: the python path (transformers' own code) does not have it "
-                        "yet; the C++ path has it for llama, mistral, qwen2, gpt2 and bert")
+            raise Usage(f"{flag}: the python path (transformers' own code) does not have it; "
+                        "the C++ path has it for llama, mistral, qwen2, gpt2 and bert")
     if args.weights in ("int8", "int4"):
         raise Usage(f"--weights {args.weights}: the python path builds fp32, fp16 or bf16 "
                     "weights; the C++ path quantizes")
@@ -206,14 +214,23 @@ def run_python_llm(args):
                       device=args.device,
                       cache="dynamic" if args.cache == "auto" else args.cache,
                       checkpointing=args.checkpointing, shard=args.shard, gpus=args.gpus,
-                      tp=args.tp,
-                      memory={"alloc_conf": args.alloc_conf} if args.alloc_conf else None)
+                      tp=args.tp, lora=args.lora, lora_alpha=args.lora_alpha,
+                      lora_targets=args.lora_targets,
+                      fit=None if args.fit == "none" else args.fit,
+                      memory=dict({"alloc_conf": args.alloc_conf} if args.alloc_conf else {},
+                                  timeline=bool(args.html or args.snapshot)))
+    if args.html:
+        r.save_html(args.html)
+    if args.snapshot:
+        r.save_snapshot(args.snapshot)
     print(r.to_json() if args.format == "json" else str(r).rstrip("\n"))
     gaps = [g for run in r.runs.values() for g in run._data.get("gaps", [])]
     for gap in gaps:
         print(f"footprint: {gap}", file=sys.stderr)
     if gaps:
         return EXIT_INEXACT
+    if r._data.get("fit") and not r._data["fit"]["largest"]:
+        return EXIT_NO_FIT
     fits = [run.fits() for run in r.runs.values()]
     return EXIT_NO_FIT if args.check and False in fits else EXIT_OK
 

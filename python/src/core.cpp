@@ -201,11 +201,17 @@ NB_MODULE(_core, m) {
   m.def(
       "llm_cpp_traces",
       [](const std::string& path, int64_t batch, int64_t context, bool train,
-         const std::string& weights, const std::optional<std::string>& gpu) {
+         const std::string& weights, const std::optional<std::string>& gpu, int64_t lora,
+         const std::vector<std::string>& lora_targets, const std::string& attention) {
         LlmScenario s;
         s.batch = batch;
         s.context = context;
         s.train = train;
+        s.lora_rank = lora;
+        s.lora_targets = lora_targets;
+        auto kernel = attention_parse(attention);
+        if (!kernel) throw Error("attention: expected auto, eager or sdpa, not " + attention);
+        s.attention = *kernel;
         if (!weights.empty()) {
           s.weights = precision_parse(weights);
           if (!s.weights) throw Error("weights: not a precision: " + weights);
@@ -217,7 +223,8 @@ NB_MODULE(_core, m) {
         return traces;
       },
       nb::arg("path"), nb::arg("batch"), nb::arg("context"), nb::arg("train"),
-      nb::arg("weights") = "", nb::arg("gpu").none() = nb::none(),
+      nb::arg("weights") = "", nb::arg("gpu").none() = nb::none(), nb::arg("lora") = 0,
+      nb::arg("lora_targets") = std::vector<std::string>{}, nb::arg("attention") = "auto",
       nb::call_guard<nb::gil_scoped_release>());
 
   nb::class_<CaptureSession>(m, "Session")

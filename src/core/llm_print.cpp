@@ -94,8 +94,12 @@ std::string verdict(const MemoryReport& m) {
 Table inference_table(const LlmReport& r, bool human) {
   Table t;
   bool cuda = r.prefill->target == Target::kCuda;
-  t.columns = {"phase", human ? "peak allocated" : "allocated_peak", "weights",
-               human ? "KV cache" : "kv_cache", "activations"};
+  // The buffers at the peak: a decoder's are its KV cache; an encoder (bert) has none, only its
+  // position and token-type ids.
+  bool decoder = !r.config.family || r.config.family->decoder;
+  const char* buffers = decoder ? (human ? "KV cache" : "kv_cache") : "buffers";
+  t.columns = {"phase", human ? "peak allocated" : "allocated_peak", "weights", buffers,
+               "activations"};
   if (cuda) t.columns.push_back(human ? "reserved" : "reserved_peak");
   if (r.prefill->fits) t.columns.push_back(human ? "on the device" : "fits");
   t.numeric = {false, true, true, true, true, true, false};

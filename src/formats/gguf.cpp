@@ -306,6 +306,7 @@ TransformerConfig config_from_gguf(const GgufFile& g) {
   TransformerConfig c;
   c.source = file;
   c.model_type = arch;
+  c.family = find_family(arch);  // GGUF's llama and qwen2 are the config.json families' names
   c.hidden_size = number("embedding_length", true, 1, 1 << 20);
   c.num_layers = number("block_count", true, 1, 100000);
   c.num_heads = number("attention.head_count", true, 1, 1 << 16);

@@ -1,5 +1,6 @@
-// config.json for the supported transformer families. Field names differ per family (gpt2 says
-// n_embd where llama says hidden_size), so each family has its own table of keys.
+// config.json for the transformer families the C++ modules build: one row of kFamilies per
+// model_type, and one reader per module class for its keys (gpt2 says n_embd where llama says
+// hidden_size).
 #include "footprint/hf_config.h"
 
 #include <fmt/format.h>
@@ -43,8 +44,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kSupported = "llama, mistral, qwen2, gpt2, bert";
-
 // Largest accepted value of each size: far beyond any published model, small enough that products
 // of a few of them cannot overflow 64 bits.
 constexpr int64_t kMaxWidth = 1 << 20;  // hidden, intermediate, head sizes
@@ -53,16 +52,29 @@ constexpr int64_t kMaxHeads = 1 << 16;
 constexpr int64_t kMaxVocab = 1 << 26;
 constexpr int64_t kMaxPositions = 1 << 26;
 
-// The class each family's C++ module is: what a config's `architectures` must name, if anything.
-std::string built_architecture(const std::string& model_type) {
-  static const std::map<std::string, std::string> built{{"llama", "LlamaForCausalLM"},
-                                                        {"mistral", "MistralForCausalLM"},
-                                                        {"qwen2", "Qwen2ForCausalLM"},
-                                                        {"gpt2", "GPT2LMHeadModel"},
-                                                        {"bert", "BertModel"}};
-  auto it = built.find(model_type);
-  return it == built.end() ? "" : it->second;
-}
+const std::vector<std::string> kLlamaProjections{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+
+// The families the C++ modules build, one row each. kv_heads_default is transformers' own:
+// MistralConfig's 8, Qwen2Config's 32, LlamaConfig's None (one per attention head).
+// lora_default is peft's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING (test_llm.py holds
+// both to the installed packages).
+// Columns: model_type, architecture, module, decoder, learned_positions, conv1d, layers_prefix,
+// kv_heads_default, qkv_bias, rotary_float_casts, sliding_window; lora_default, projections.
+// clang-format off
+const Family kFamilies[] = {
+  {"llama",   "LlamaForCausalLM",   ModuleKind::kLlama, true,  false, false, "model.layers.",  0,
+   false, false, false, {"q_proj", "v_proj"}, kLlamaProjections},
+  {"mistral", "MistralForCausalLM", ModuleKind::kLlama, true,  false, false, "model.layers.",  8,
+   false, false, true,  {"q_proj", "v_proj"}, kLlamaProjections},
+  {"qwen2",   "Qwen2ForCausalLM",   ModuleKind::kLlama, true,  false, false, "model.layers.",  32,
+   true,  true,  false, {"q_proj", "v_proj"}, kLlamaProjections},
+  {"gpt2",    "GPT2LMHeadModel",    ModuleKind::kGpt2,  true,  true,  true,  "transformer.h.", 0,
+   false, false, false, {"c_attn"},           {"c_attn", "c_proj", "c_fc"}},
+  {"bert",    "BertModel",          ModuleKind::kBert,  false, true,  false, "encoder.layer.", 0,
+   false, false, false, {"query", "value"},   {"query", "key", "value", "dense"}},
+};
+// clang-format on
 
 // The first class a config's `architectures` names, or "".
 std::string architecture_of(const json& j) {
@@ -105,6 +117,10 @@ class Fields {
                               it->dump().substr(0, 40)));
     return it->get<bool>();
   }
+  bool null(const char* key) const {
+    auto it = j_.find(key);
+    return it != j_.end() && it->is_null();
+  }
   double real(const char* key, double fallback) const {
     auto it = j_.find(key);
     if (it == j_.end() || it->is_null()) return fallback;
@@ -127,7 +143,77 @@ class Fields {
   const std::string& name_;
 };
 
+// Each module's config keys and transformers' defaults for them (GPT2Config says n_embd where
+// LlamaConfig says hidden_size).
+void read_llama(const Fields& f, TransformerConfig& c) {
+  c.hidden_size = f.required("hidden_size", 1, kMaxWidth);
+  c.num_layers = f.required("num_hidden_layers", 1, kMaxLayers);
+  c.num_heads = f.required("num_attention_heads", 1, kMaxHeads);
+  const int64_t kv_default = c.family->kv_heads_default ? c.family->kv_heads_default : c.num_heads;
+  c.num_kv_heads = f.integer("num_key_value_heads", 1, kMaxHeads).value_or(kv_default);
+  c.head_dim = f.integer("head_dim", 1, kMaxWidth).value_or(0);
+  c.intermediate_size = f.required("intermediate_size", 1, kMaxWidth);
+  c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
+  c.max_positions = f.integer("max_position_embeddings", 1, kMaxPositions).value_or(2048);
+  c.tie_word_embeddings = f.flag("tie_word_embeddings", false);
+  c.use_cache = f.flag("use_cache", true);
+  c.attention_bias = c.family->qkv_bias || f.flag("attention_bias", false);
+  c.mlp_bias = f.flag("mlp_bias", false);
+  c.norm_eps = f.real("rms_norm_eps", 1e-6);
+  c.hidden_act = f.text("hidden_act", "silu");
+  c.attention_dropout = f.real("attention_dropout", 0.0);
+  if (c.family->sliding_window && !f.null("sliding_window"))
+    c.sliding_window = f.integer("sliding_window", 1, kMaxPositions).value_or(4096);
+}
+
+void read_gpt2(const Fields& f, TransformerConfig& c) {
+  c.hidden_size = f.required("n_embd", 1, kMaxWidth);
+  c.num_layers = f.required("n_layer", 1, kMaxLayers);
+  c.num_heads = f.required("n_head", 1, kMaxHeads);
+  c.num_kv_heads = c.num_heads;
+  c.intermediate_size = f.integer("n_inner", 1, kMaxWidth).value_or(4 * c.hidden_size);
+  c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
+  c.max_positions = f.required("n_positions", 1, kMaxPositions);
+  c.tie_word_embeddings = f.flag("tie_word_embeddings", true);  // GPT2Config's default
+  c.use_cache = f.flag("use_cache", true);
+  c.attention_bias = c.mlp_bias = true;
+  c.norm_eps = f.real("layer_norm_epsilon", 1e-5);
+  c.hidden_act = f.text("activation_function", "gelu_new");
+  c.embedding_dropout = f.real("embd_pdrop", 0.1);
+  c.hidden_dropout = f.real("resid_pdrop", 0.1);
+  c.attention_dropout = f.real("attn_pdrop", 0.1);
+}
+
+void read_bert(const Fields& f, TransformerConfig& c) {
+  c.hidden_size = f.required("hidden_size", 1, kMaxWidth);
+  c.num_layers = f.required("num_hidden_layers", 1, kMaxLayers);
+  c.num_heads = f.required("num_attention_heads", 1, kMaxHeads);
+  c.num_kv_heads = c.num_heads;
+  c.intermediate_size = f.required("intermediate_size", 1, kMaxWidth);
+  c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
+  c.max_positions = f.integer("max_position_embeddings", 1, kMaxPositions).value_or(512);
+  c.type_vocab_size = f.integer("type_vocab_size", 1, kMaxVocab).value_or(2);
+  c.tie_word_embeddings = f.flag("tie_word_embeddings", true);
+  c.attention_bias = c.mlp_bias = true;
+  c.norm_eps = f.real("layer_norm_eps", 1e-12);
+  c.hidden_act = f.text("hidden_act", "gelu");
+  c.hidden_dropout = c.embedding_dropout = f.real("hidden_dropout_prob", 0.1);
+  c.attention_dropout = f.real("attention_probs_dropout_prob", 0.1);
+}
+
 }  // namespace
+
+const Family* find_family(std::string_view model_type) {
+  for (const Family& f : kFamilies)
+    if (f.model_type == model_type) return &f;
+  return nullptr;
+}
+
+std::string family_names() {
+  std::string names;
+  for (const Family& f : kFamilies) names += (names.empty() ? "" : ", ") + f.model_type;
+  return names;
+}
 
 TransformerConfig parse_hf_config(std::string_view text, const std::string& name) {
   if (text.size() > kMaxConfigBytes)
@@ -149,7 +235,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
   c.model_type = f.text("model_type", "");
   if (c.model_type.empty())
     throw Error(fmt::format("{}: no 'model_type'; expected a transformers config.json ({})", name,
-                            kSupported));
+                            family_names()));
   std::string dtype = f.text("torch_dtype", "");
   if (!dtype.empty()) {
     c.torch_dtype = dtype_parse(dtype);
@@ -157,71 +243,27 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
       throw Error(fmt::format("{}: field 'torch_dtype' is '{}', not a torch dtype", name, dtype));
   }
 
-  if (c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2") {
-    c.hidden_size = f.required("hidden_size", 1, kMaxWidth);
-    c.num_layers = f.required("num_hidden_layers", 1, kMaxLayers);
-    c.num_heads = f.required("num_attention_heads", 1, kMaxHeads);
-    // transformers' defaults when the file has no num_key_value_heads: MistralConfig's 8,
-    // Qwen2Config's 32, LlamaConfig's None (as many as the attention heads).
-    const int64_t kv_default = c.model_type == "mistral" ? 8
-                               : c.model_type == "qwen2" ? 32
-                                                         : c.num_heads;
-    c.num_kv_heads = f.integer("num_key_value_heads", 1, kMaxHeads).value_or(kv_default);
-    c.head_dim = f.integer("head_dim", 1, kMaxWidth).value_or(0);
-    c.intermediate_size = f.required("intermediate_size", 1, kMaxWidth);
-    c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
-    c.max_positions = f.integer("max_position_embeddings", 1, kMaxPositions).value_or(2048);
-    c.tie_word_embeddings = f.flag("tie_word_embeddings", false);
-    c.use_cache = f.flag("use_cache", true);
-    // Qwen2 always has biases on q, k and v; llama's are optional; mistral has none.
-    c.attention_bias = c.model_type == "qwen2" || f.flag("attention_bias", false);
-    c.mlp_bias = f.flag("mlp_bias", false);
-    c.norm_eps = f.real("rms_norm_eps", 1e-6);
-    c.hidden_act = f.text("hidden_act", "silu");
-    c.attention_dropout = f.real("attention_dropout", 0.0);
-  } else if (c.model_type == "gpt2") {
-    c.hidden_size = f.required("n_embd", 1, kMaxWidth);
-    c.num_layers = f.required("n_layer", 1, kMaxLayers);
-    c.num_heads = f.required("n_head", 1, kMaxHeads);
-    c.num_kv_heads = c.num_heads;
-    c.intermediate_size = f.integer("n_inner", 1, kMaxWidth).value_or(4 * c.hidden_size);
-    c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
-    c.max_positions = f.required("n_positions", 1, kMaxPositions);
-    c.tie_word_embeddings = f.flag("tie_word_embeddings", true);  // GPT2Config's default
-    c.use_cache = f.flag("use_cache", true);
-    c.attention_bias = c.mlp_bias = true;
-    c.norm_eps = f.real("layer_norm_epsilon", 1e-5);
-    c.hidden_act = f.text("activation_function", "gelu_new");
-    c.embedding_dropout = f.real("embd_pdrop", 0.1);
-    c.hidden_dropout = f.real("resid_pdrop", 0.1);
-    c.attention_dropout = f.real("attn_pdrop", 0.1);
-  } else if (c.model_type == "bert") {
-    c.hidden_size = f.required("hidden_size", 1, kMaxWidth);
-    c.num_layers = f.required("num_hidden_layers", 1, kMaxLayers);
-    c.num_heads = f.required("num_attention_heads", 1, kMaxHeads);
-    c.num_kv_heads = c.num_heads;
-    c.intermediate_size = f.required("intermediate_size", 1, kMaxWidth);
-    c.vocab_size = f.required("vocab_size", 1, kMaxVocab);
-    c.max_positions = f.integer("max_position_embeddings", 1, kMaxPositions).value_or(512);
-    c.type_vocab_size = f.integer("type_vocab_size", 1, kMaxVocab).value_or(2);
-    c.tie_word_embeddings = f.flag("tie_word_embeddings", true);
-    c.attention_bias = c.mlp_bias = true;
-    c.norm_eps = f.real("layer_norm_eps", 1e-12);
-    c.hidden_act = f.text("hidden_act", "gelu");
-    c.hidden_dropout = c.embedding_dropout = f.real("hidden_dropout_prob", 0.1);
-    c.attention_dropout = f.real("attention_probs_dropout_prob", 0.1);
-  } else {
+  c.family = find_family(c.model_type);
+  if (!c.family)
     throw Error(fmt::format("{}: model_type '{}' is not supported; supported: {}", name,
-                            c.model_type.substr(0, 40), kSupported));
+                            c.model_type.substr(0, 40), family_names()));
+  switch (c.family->module) {
+    case ModuleKind::kLlama:
+      read_llama(f, c);
+      break;
+    case ModuleKind::kGpt2:
+      read_gpt2(f, c);
+      break;
+    case ModuleKind::kBert:
+      read_bert(f, c);
+      break;
   }
-  if (auto built = built_architecture(c.model_type); !built.empty()) {
-    std::string named = architecture_of(j);
-    if (!named.empty() && named != built)
-      throw Error(
-          fmt::format("{}: architectures names {}; the C++ modules build {} (footprint llm "
-                      "--path python builds {} with transformers' own code)",
-                      name, named.substr(0, 60), built, named.substr(0, 60)));
-  }
+  const std::string& built = c.family->architecture;
+  if (std::string named = architecture_of(j); !named.empty() && named != built)
+    throw Error(
+        fmt::format("{}: architectures names {}; the C++ modules build {} (footprint llm "
+                    "--path python builds {} with transformers' own code)",
+                    name, named.substr(0, 60), built, named.substr(0, 60)));
   if (c.head_dim == 0) {
     if (c.hidden_size % c.num_heads != 0)
       throw Error(fmt::format("{}: hidden size {} is not divisible by {} attention heads", name,
@@ -235,7 +277,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
   return c;
 }
 
-std::optional<std::string> python_only(const std::string& path) {
+std::optional<std::string> python_only(const std::string& path, int64_t context) {
   try {
     auto src = detail::open_file(path);
     if (src->size() > kMaxConfigBytes) return std::nullopt;
@@ -246,10 +288,15 @@ std::optional<std::string> python_only(const std::string& path) {
     auto it = j.find("model_type");
     if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
     std::string type = it->get<std::string>();
-    std::string built = built_architecture(type);
-    if (built.empty()) return fmt::format("model_type '{}'", type.substr(0, 40));
+    const Family* family = find_family(type);
+    if (!family) return fmt::format("model_type '{}'", type.substr(0, 40));
     std::string named = architecture_of(j);
-    if (!named.empty() && named != built) return named.substr(0, 60);
+    if (!named.empty() && named != family->architecture) return named.substr(0, 60);
+    TransformerConfig c = parse_hf_config(text, path);
+    int64_t tokens = context > 0 ? context : std::min<int64_t>(c.max_positions, 4096);
+    if (c.sliding_window && tokens > c.sliding_window)
+      return fmt::format("a context of {} tokens beyond its sliding window of {}", tokens,
+                         c.sliding_window);
     return std::nullopt;
   } catch (const std::exception&) {
     return std::nullopt;  // read_hf_config says what is wrong with it

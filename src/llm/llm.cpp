@@ -32,14 +32,12 @@ void retire(Trace&& t, std::shared_ptr<lm::CausalModel>&& model, bool final) {
 }
 
 bool is_decoder(const TransformerConfig& c) {
-  return c.model_type != "bert";
+  return c.family->decoder;
 }
 
 // The path prefix of the layers' tensors, per family, and of layer i's.
-std::string layers_prefix(const TransformerConfig& c) {
-  if (c.model_type == "gpt2") return "transformer.h.";
-  if (c.model_type == "bert") return "encoder.layer.";
-  return "model.layers.";
+const std::string& layers_prefix(const TransformerConfig& c) {
+  return c.family->layers_prefix;
 }
 std::string layer_prefix(const TransformerConfig& c, int64_t i) {
   return fmt::format("{}{}.", layers_prefix(c), i);
@@ -69,7 +67,7 @@ bool quantizable(const TransformerConfig& c, const TensorInfo& t) {
 
 // Input features of a projection weight: nn.Linear is [out, in], GPT-2's Conv1D [in, out].
 std::pair<int64_t, int64_t> rows_cols(const TransformerConfig& c, const TensorInfo& t) {
-  if (c.model_type == "gpt2") return {t.shape[1], t.shape[0]};
+  if (c.family->conv1d) return {t.shape[1], t.shape[0]};
   return {t.shape[0], t.shape[1]};
 }
 
@@ -162,8 +160,13 @@ std::vector<LlmPart> parts_of(const TransformerConfig& c, const Model& m) {
 
 int64_t context_of(const TransformerConfig& c, const LlmScenario& s) {
   int64_t ctx = s.context > 0 ? s.context : std::min<int64_t>(c.max_positions, 4096);
-  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" &&
-      ctx > c.max_positions)
+  if (c.sliding_window && ctx > c.sliding_window)
+    throw Error(fmt::format(
+        "{}: a context of {} tokens is longer than the sliding window of {}: transformers then "
+        "keeps the window in sliding cache layers and masks beyond it, which the C++ modules do "
+        "not build (footprint llm takes the python path for it; --path python)",
+        c.source, ctx, c.sliding_window));
+  if (c.family->learned_positions && ctx > c.max_positions)
     throw Error(
         fmt::format("{}: a context of {} tokens is longer than the {} positions this "
                     "model's position embeddings have (max_position_embeddings)",
@@ -201,18 +204,8 @@ Precision weights_of(const TransformerConfig& c, const LlmScenario& s) {
 }
 
 std::vector<std::string> lora_targets(const TransformerConfig& c, const LlmScenario& s) {
-  std::vector<std::string> known =
-      c.model_type == "gpt2" ? std::vector<std::string>{"c_attn", "c_proj", "c_fc"}
-      : c.model_type == "bert"
-          ? std::vector<std::string>{"query", "key", "value", "dense"}
-          : std::vector<std::string>{"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                     "gate_proj", "up_proj", "down_proj"};
-  if (s.lora_targets.empty()) {
-    // PEFT's defaults per family.
-    if (c.model_type == "gpt2") return {"c_attn"};
-    if (c.model_type == "bert") return {"query", "value"};
-    return {"q_proj", "v_proj"};
-  }
+  const std::vector<std::string>& known = c.family->projections;
+  if (s.lora_targets.empty()) return c.family->lora_default;  // peft's default for the family
   if (s.lora_targets.size() == 1 && s.lora_targets[0] == "all-linear") return known;
   for (const auto& t : s.lora_targets)
     if (std::find(known.begin(), known.end(), t) == known.end())
@@ -431,6 +424,10 @@ void check(const LlmScenario& s) {
     throw Error(
         "training with quantized weights (QLoRA) is not modelled yet; --weights is for "
         "inference, --precision for training");
+  if (s.train && s.weights)  // it would be ignored: a training step builds fp32 parameters
+    throw Error(
+        "--weights is for inference; a training step's parameters are fp32 and --precision sets "
+        "its compute dtype (bf16-amp, the default; bf16 or fp16 for 16-bit parameters)");
   if (s.fit != FitTarget::kNone && !s.memory.gpu && !s.memory.capacity)
     throw Error("--fit needs a device: pass --gpu with a name (h100) or a size (80GiB)");
 }
@@ -524,9 +521,9 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
   if (s.fit != FitTarget::kNone) {
     bool by_batch = s.fit == FitTarget::kBatch;
     int64_t max = by_batch ? s.fit_max
-                           : (c.model_type == "gpt2" || c.model_type == "bert"
-                                  ? c.max_positions
-                                  : std::min<int64_t>(s.fit_max, int64_t(1) << 22));
+                           : (c.family->learned_positions ? c.max_positions
+                              : c.sliding_window          ? std::min(s.fit_max, c.sliding_window)
+                                                 : std::min<int64_t>(s.fit_max, int64_t(1) << 22));
     auto probe = [&](int64_t n) -> std::pair<MemoryReport, MemoryReport>& {
       return by_batch ? at(n, ctx, nullptr) : at(batch, n, nullptr);
     };

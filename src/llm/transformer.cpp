@@ -55,6 +55,11 @@ Tensor python_float(double v) {
   t.unsafeGetTensorImpl()->set_wrapped_number(true);
   return t;
 }
+Tensor python_int(int64_t v) {
+  Tensor t = at::scalar_to_tensor(v);
+  t.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return t;
+}
 
 // F.dropout: aten::dropout, which the engine runs as the target does (a 1-byte mask from CUDA's
 // fused kernel, a mask of the input's dtype on the CPU; src/torch/meta_kernels.cpp). F.dropout
@@ -94,9 +99,15 @@ class ProjImpl : public torch::nn::Module {
       result = at::linear(x, weight_, bias_);
     }
     if (lora_a_) {
-      Tensor update = lora_b_->forward(lora_a_->forward(x));
-      update = update * scaling_;
+      // peft's _cast_input_dtype: the input at the adapters' dtype (an fp32 copy of a bf16 input
+      // under autocast, as at o_proj and down_proj).
+      c10::ScalarType adapter = lora_a_->weight_.scalar_type();
+      Tensor update =
+          lora_b_->forward(lora_a_->forward(x.scalar_type() == adapter ? x : x.to(adapter)));
+      update = update * python_float(scaling_);  // a Python float: MulBackward0
+      c10::ScalarType out = result.scalar_type();
       result = result + update;
+      result = result.to(out);  // peft's result.to(torch_result_dtype): a no-op, still an op
     }
     return result;
   }
@@ -175,7 +186,7 @@ Tensor repeat_kv(const Tensor& x, int64_t n_rep) {
 // (src/torch/meta_kernels.cpp), and the output back in [batch, tokens, heads, dim], contiguous.
 // Without a mask (no padding, no static cache), fewer key/value heads go in as they are
 // (enable_gqa, for head dims up to 256) and the attention is causal when asked and there is more
-// than one query, over as many keys as queries; with a mask (static_cache_mask), keys and values
+// than one query, over as many keys as queries; with a mask (sdpa_mask), keys and values
 // are repeated and the mask does the rest.
 Tensor sdpa(const Tensor& q, Tensor k, Tensor v, bool causal, double dropout_p,
             const Tensor& mask = {}) {
@@ -223,6 +234,7 @@ Dims dims_of(const TransformerConfig& c, int64_t tp) {
 class Layer : public torch::nn::Module {
  public:
   virtual Tensor run(const Tensor& hidden, const Aux& aux) = 0;
+  virtual void begin_cache(const Tensor& /*ids*/) {}  // the forward's DynamicCache is made
 };
 
 // torch.utils.checkpoint (use_reentrant=True, transformers' default): forward without grad keeping
@@ -300,7 +312,13 @@ struct Common {
 struct Cache {
   Tensor k, v, cumulative;
   std::vector<Tensor>* dynamic = nullptr;
+  // A sliding window (mistral): DynamicSlidingWindowLayer and StaticSlidingWindowLayer. The C++
+  // path runs contexts up to the window (llm.cpp), where the static layer's slots are the
+  // context's.
+  int64_t window = 0;
+  Tensor window_host;  // DynamicSlidingWindowLayer._sliding_window_tensor, before its first update
   void make(torch::nn::Module& m, const Common& cm, int64_t kv_heads) {
+    window = cm.c.sliding_window;
     if (cm.o.dynamic_cache) dynamic = cm.dynamic_cache;
     if (cm.o.cache_len <= 0) return;
     auto shape = std::vector<int64_t>{cm.o.cache_batch, kv_heads, cm.o.cache_len, cm.d.head_dim};
@@ -308,6 +326,13 @@ struct Cache {
     v = m.register_buffer("v_cache", at::empty(shape, meta(cm.o.dtype)));
     cumulative = m.register_buffer("cumulative_length", at::empty({}, meta(at::kLong)));
     if (!cm.cache_offset.defined()) cm.cache_offset = cumulative;
+  }
+  // DynamicCache(config=...), which a training forward makes after the embedding: a sliding layer's
+  // torch.tensor(sliding_window, dtype=torch.long), made on the host.
+  void begin(const Tensor& ids) {
+    if (!dynamic || !window) return;
+    Tensor host = at::empty({}, ids.options().dtype(at::kLong).device(at::kCPU));
+    window_host = at::lift_fresh(host.to(at::kCPU)).detach_();
   }
   // Writes this step's keys and values after those already there and returns the whole cache.
   std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value) {
@@ -321,10 +346,19 @@ struct Cache {
       };
       Tensor keys = empty();
       Tensor values = empty();
+      if (window) {  // DynamicSlidingWindowLayer: the window's tensor moved to the device
+        dynamic->push_back(window_host.to(key.device()));  // the host's is rebound, freed
+        window_host = Tensor();
+      }
       keys = at::cat({keys, key}, -2);
       values = at::cat({values, value}, -2);
-      dynamic->push_back(keys);
-      dynamic->push_back(values);
+      if (window) {  // it keeps the last window - 1 tokens: views, which hold the whole states
+        dynamic->push_back(keys.index({Slice(), Slice(), Slice(-window + 1, None), Slice()}));
+        dynamic->push_back(values.index({Slice(), Slice(), Slice(-window + 1, None), Slice()}));
+      } else {
+        dynamic->push_back(keys);
+        dynamic->push_back(values);
+      }
       return {keys, values};
     }
     if (!k.defined()) return {key, value};
@@ -332,31 +366,66 @@ struct Cache {
     // into them. The cache's tensors are made before the run (StaticLayer makes them in the
     // prefill's first update: its zeros are not in this op sequence).
     Tensor slots = at::arange(key.size(2), key.options().dtype(at::kLong)) + cumulative;
-    cumulative.add_(key.size(2));
+    if (!window) cumulative.add_(key.size(2));
     k.index_copy_(2, slots, key);
     v.index_copy_(2, slots, value);
+    if (window) cumulative.add_(key.size(2));  // StaticSlidingWindowLayer adds after the copies
     return {k, v};  // every slot, written or not (the mask, or causal SDPA, hides the rest)
   }
 };
 
-// masking_utils.sdpa_mask as create_causal_mask calls it for a StaticCache's decode step (a
-// compileable cache and one query: the mask is not skipped for is_causal; a prefill without padding
-// skips it, and SDPA is causal over the prompt's keys): bool [batch, 1, queries, cache length],
-// true where a query at cache_position + i may see slot j (j <= position + i).
-Tensor static_cache_mask(int64_t batch, int64_t queries, const Tensor& offset, int64_t cache_len) {
-  auto long_ = offset.options();
-  Tensor q_offset = offset.to(offset.device());  // _preprocess_mask_arguments
+// masking_utils.sdpa_mask, as create_causal_mask calls it: bool [batch, 1, queries, kv_len], true
+// where query q_offset + i may see key j (j <= its position). SDPA gets it for a StaticCache's
+// decode step (a compileable cache and one query: not skipped for is_causal; a prefill without
+// padding skips it, SDPA being causal over the prompt's keys); eager attention always (eager_mask
+// below). `offset`: StaticLayer's cumulative length, which _preprocess_mask_arguments moves to the
+// device; undefined for no cache or a DynamicCache (a Python int, 0 at a training forward).
+// With a sliding window (create_sliding_window_causal_mask; StaticSlidingWindowLayer's offset is a
+// Python int): and_masks(sliding_window_overlay, causal_mask_function).
+Tensor sdpa_mask(int64_t batch, int64_t queries, const Tensor& offset, int64_t kv_len,
+                 int64_t window, const at::TensorOptions& long_) {
+  Tensor q_offset;
+  if (offset.defined()) q_offset = window ? offset : offset.to(offset.device());
   Tensor batch_arange = at::arange(batch, long_);
   Tensor head_arange = at::arange(1, long_);
-  Tensor q_arange = at::arange(queries, long_) + q_offset;
-  Tensor kv_arange = at::arange(cache_len, long_) + 0;
-  // _non_vmap_expansion_sdpa, then causal_mask_function's kv_idx <= q_idx.
+  Tensor q_arange =
+      q_offset.defined() ? at::arange(queries, long_) + q_offset : at::arange(queries, long_) + 0;
+  Tensor kv_arange = at::arange(kv_len, long_) + 0;
+  // _non_vmap_expansion_sdpa, then the mask function.
   Tensor b = batch_arange.index({Slice(), None, None, None});
   Tensor h = head_arange.index({None, Slice(), None, None});
   Tensor q = q_arange.index({None, None, Slice(), None});
   Tensor kv = kv_arange.index({None, None, None, Slice()});
-  Tensor mask = kv <= q;
-  return mask.expand({batch, -1, queries, cache_len});
+  if (window) {
+    Tensor mask = q.new_ones({}, long_.dtype(at::kBool));
+    Tensor seen = kv > q - python_int(window);  // sliding_window_overlay
+    mask = at::__and__(mask, seen.to(mask.device()));
+    seen = kv <= q;  // causal_mask_function
+    mask = at::__and__(mask, seen.to(mask.device()));
+    return mask.expand({batch, -1, queries, kv_len});
+  }
+  Tensor mask = kv <= q;  // causal_mask_function
+  return mask.expand({batch, -1, queries, kv_len});
+}
+
+// masking_utils.eager_mask: sdpa_mask's, never skipped, as an additive mask of `dtype` (the
+// embeddings'): torch.where(mask, torch.tensor(0.0, device=..., dtype=dtype), min_dtype).
+Tensor eager_mask(const Tensor& mask, c10::ScalarType dtype) {
+  Tensor host = at::empty({}, mask.options().dtype(dtype).device(at::kCPU));
+  Tensor zero = at::lift_fresh(host.to(mask.device())).detach_();  // torch.tensor on the host
+  return at::where(mask, zero, lowest(dtype));
+}
+
+// The mask a decoder's forward makes (create_causal_mask, or create_sliding_window_causal_mask):
+// eager's always; SDPA's for a StaticCache's one-query step, else none (is_causal).
+Tensor decoder_mask(const Common& cm, int64_t batch, int64_t S, int64_t position,
+                    c10::ScalarType dtype, const at::TensorOptions& long_) {
+  bool cached = cm.o.cache_len > 0;
+  bool eager = cm.o.attention == AttentionKernel::kEager;
+  if (!eager && !(cached && S == 1)) return Tensor();
+  Tensor mask = sdpa_mask(batch, S, cached ? cm.cache_offset : Tensor(),
+                          cached ? cm.o.cache_len : position + S, cm.c.sliding_window, long_);
+  return eager ? eager_mask(mask, dtype) : mask;
 }
 
 // ---------------------------------------------------------------- llama, mistral, qwen2
@@ -402,9 +471,10 @@ class LlamaAttentionImpl : public torch::nn::Module {
     v_ = register_module("v_proj", cm.proj("v_proj", d.hidden, d.kv_heads * d.head_dim, bias));
     // qwen2 has biases on q, k and v only.
     o_ = register_module("o_proj", cm.proj("o_proj", d.heads * d.head_dim, d.hidden,
-                                           bias && cm.c.model_type != "qwen2"));
+                                           bias && !cm.c.family->qkv_bias));
     cache_.make(*this, cm, d.kv_heads);
   }
+  void begin_cache(const Tensor& ids) { cache_.begin(ids); }
   // LlamaAttention.forward (transformers 4.48 on): returns the output and the attention weights.
   AttentionOut forward(const Tensor& h, const Aux& aux) {
     const Dims& d = cm_.d;
@@ -430,14 +500,12 @@ class LlamaAttentionImpl : public torch::nn::Module {
       a.out = sdpa(q, key, value, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
       return a;
     }
+    // eager_attention_forward (transformers 5): the mask as made, scaling a Python float.
     int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
     Tensor k = repeat_kv(key, n_rep);
     Tensor v = repeat_kv(value, n_rep);
-    Tensor w = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(cm_.d.head_dim)));
-    if (aux.mask.defined()) {
-      Tensor causal = aux.mask.index({Slice(), Slice(), Slice(), Slice(None, k.size(-2))});
-      w = w + causal;
-    }
+    Tensor w = at::matmul(q, k.transpose(2, 3)) * python_float(std::pow(cm_.d.head_dim, -0.5));
+    if (aux.mask.defined()) w = w + aux.mask;
     w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
     w = dropout(w, cm_.c.attention_dropout, aux);  // rebinds: the undropped weights may go
     a.out = at::matmul(w, v);
@@ -483,6 +551,7 @@ class LlamaLayer : public Layer {
     ln2_ = register_module("post_attention_layernorm",
                            std::make_shared<RMSNormImpl>(cm.d.hidden, cm.c.norm_eps, cm.o.dtype));
   }
+  void begin_cache(const Tensor& ids) override { attn_->begin_cache(ids); }
   // LlamaDecoderLayer.forward. `hidden_states, self_attn_weights = self.self_attn(...)` keeps the
   // eager attention weights until the layer returns, through the MLP.
   Tensor run(const Tensor& hidden, const Aux& aux) override {
@@ -558,21 +627,12 @@ class LlamaModel : public CausalModel {
     }
   }
 
-  // _prepare_4d_causal_attention_mask_with_cache_position; its temporaries die when it returns.
-  static Tensor causal_mask(int64_t S, int64_t T, c10::ScalarType dtype,
-                            const Tensor& cache_position, int64_t B) {
-    Tensor mask = at::full({S, T}, lowest(dtype), cache_position.options().dtype(dtype));
-    if (S != 1) mask = at::triu(mask, 1);
-    Tensor positions = at::arange(T, cache_position.options());
-    mask.mul_(positions > cache_position.reshape({-1, 1}));
-    return mask.index({None, None, Slice(), Slice()}).expand({B, 1, -1, -1});
-  }
   // LlamaRotaryEmbedding.forward (transformers 5; default rope, attention_scaling 1.0); its
   // temporaries die when it returns.
   std::pair<Tensor, Tensor> rotary_embedding(const Tensor& x, const Tensor& position_ids) {
     // Qwen2RotaryEmbedding writes its casts apart: .float() before the expand, .to(x.device)
     // after it, and .float() again on both operands of the product.
-    bool qwen2 = cm_.c.model_type == "qwen2";
+    bool qwen2 = cm_.c.family->rotary_float_casts;
     Tensor inv = inv_freq_.index({None, Slice(), None});
     inv = qwen2 ? inv.to(at::kFloat).expand({position_ids.size(0), -1, 1}).to(x.device())
                 : inv.expand({position_ids.size(0), -1, 1}).to(at::kFloat);
@@ -590,7 +650,6 @@ class LlamaModel : public CausalModel {
     Tensor s = sin.to(x.scalar_type());
     return {c, s};
   }
-
   Tensor forward(const std::vector<Tensor>& in, int64_t position) override {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
@@ -598,16 +657,11 @@ class LlamaModel : public CausalModel {
     Aux aux = cm_.aux(is_training());
     output_held.clear();  // each forward makes its own (LlamaModel.forward's DynamicCache)
     Tensor h = embed_->forward(ids);
+    for (auto& layer : layers_) layer->begin_cache(ids);
     auto long_ = ids.options().dtype(at::kLong);
     Tensor cache_position = at::arange(S, long_) + position;
     Tensor position_ids = cache_position.unsqueeze(0);
-    if (cm_.o.attention == AttentionKernel::kEager) {
-      // _update_causal_mask: the static cache's length, else (no cache) past + S + 1.
-      int64_t T = cm_.o.cache_len > 0 ? cm_.o.cache_len : position + S + 1;
-      aux.mask = causal_mask(S, T, h.scalar_type(), cache_position, B);
-    } else if (cm_.o.cache_len > 0 && S == 1) {
-      aux.mask = static_cache_mask(B, S, cm_.cache_offset, cm_.o.cache_len);
-    }
+    aux.mask = decoder_mask(cm_, B, S, position, h.scalar_type(), long_);
     std::tie(aux.cos, aux.sin) = rotary_embedding(h, position_ids);
     // LlamaModel keeps `inputs_embeds` (h here) through the layers: run_layers takes a copy.
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
@@ -661,43 +715,36 @@ class GPT2AttentionImpl : public torch::nn::Module {
     int64_t inner = d.heads * d.head_dim;
     c_attn_ = register_module("c_attn", cm.proj("c_attn", d.hidden, 3 * inner, true, true));
     c_proj_ = register_module("c_proj", cm.proj("c_proj", inner, d.hidden, true, true));
-    // The causal mask buffer (persistent=False), bool [1, 1, n_positions, n_positions].
-    if (cm.o.attention == AttentionKernel::kEager)
-      bias_ = register_buffer(
-          "bias", at::empty({1, 1, cm.c.max_positions, cm.c.max_positions}, meta(at::kBool)));
     cache_.make(*this, cm, d.heads);
   }
-  // GPT2Attention.forward (and GPT2SdpaAttention's)
-  Tensor forward(const Tensor& h, const Aux& aux) {
+  // GPT2Attention.forward (transformers 5): the output, and eager's weights.
+  AttentionOut forward(const Tensor& h, const Aux& aux) {
     const Dims& d = cm_.d;
     int64_t B = h.size(0), S = h.size(1), inner = d.heads * d.head_dim;
     auto qkv = c_attn_->forward(h).split(inner, 2);
     auto heads = [&](const Tensor& t) { return t.view({B, S, -1, d.head_dim}).transpose(1, 2); };
     Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
     std::tie(k, v) = cache_.update(k, v);
-    Tensor out;
+    AttentionOut a;
     if (cm_.o.attention == AttentionKernel::kSdpa) {
-      out = sdpa(q, k, v, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
-    } else {  // _attn
-      Tensor w = at::matmul(q, k.transpose(-1, -2));
-      w = w / at::full({}, std::pow(double(v.size(-1)), 0.5), w.options());
-      int64_t T = k.size(-2);
-      Tensor mask = bias_.index({Slice(), Slice(), Slice(T - S, T), Slice(None, T)});
-      Tensor mask_value = at::full({}, lowest(w.scalar_type()), w.options());
-      w = at::where(mask, w.to(w.scalar_type()), mask_value);
+      a.out = sdpa(q, k, v, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
+    } else {  // modeling_gpt2.eager_attention_forward (scale_attn_weights: head_dim ** -0.5)
+      Tensor w = at::matmul(q, k.transpose(-1, -2)) * python_float(std::pow(d.head_dim, -0.5));
+      if (aux.mask.defined()) w = w + aux.mask;
       w = at::softmax(w, -1);
-      w = w.to(v.scalar_type());
+      w = w.to(v.scalar_type());  // .type(value.dtype)
       w = dropout(w, cm_.c.attention_dropout, aux);
-      out = at::matmul(w, v).transpose(1, 2);
+      a.out = at::matmul(w, v).transpose(1, 2);
+      a.weights = w;
     }
-    out = out.reshape({B, S, -1}).contiguous();
-    return dropout(c_proj_->forward(out), cm_.c.hidden_dropout, aux);
+    a.out = a.out.reshape({B, S, -1}).contiguous();
+    a.out = dropout(c_proj_->forward(a.out), cm_.c.hidden_dropout, aux);
+    return a;
   }
 
  private:
   const Common& cm_;
   std::shared_ptr<ProjImpl> c_attn_, c_proj_;
-  Tensor bias_;
   Cache cache_;
 };
 
@@ -716,8 +763,10 @@ class GPT2Block : public Layer {
   }
   // GPT2Block.forward
   Tensor run(const Tensor& hidden, const Aux& aux) override {
+    // `attn_output, _ = self.attn(...)`: `_` keeps eager's weights until the block returns.
     Tensor residual = hidden;
-    Tensor h = attn_->forward(ln1_->forward(hidden), aux);
+    AttentionOut a = attn_->forward(ln1_->forward(hidden), aux);
+    Tensor h = std::move(a.out);
     h = h + residual;
     residual = h;
     Tensor m = c_proj_->forward(activation(cm_.c.hidden_act, c_fc_->forward(ln2_->forward(h))));
@@ -766,8 +815,8 @@ class GPT2Model : public CausalModel {
     position_ids = position_ids.unsqueeze(0);
     Tensor position_embeds = wpe_->forward(position_ids);
     Tensor h = inputs_embeds + position_embeds.to(inputs_embeds.device());
-    if (cm_.o.attention == AttentionKernel::kSdpa && cm_.o.cache_len > 0 && S == 1)
-      aux.mask = static_cache_mask(ids.size(0), S, cm_.cache_offset, cm_.o.cache_len);
+    aux.mask = decoder_mask(cm_, ids.size(0), S, position, h.scalar_type(),
+                            ids.options().dtype(at::kLong));
     h = dropout(h, cm_.c.embedding_dropout, aux);
     h = run_layers(layers_, h, aux, cm_.o.checkpointing);
     h = ln_f_->forward(h);
@@ -815,8 +864,11 @@ class BertLayer : public Layer {
         "LayerNorm", std::make_shared<LayerNormImpl>(d.hidden, cm.c.norm_eps, cm.o.dtype));
   }
   // BertLayer.forward: BertSelfAttention, BertSelfOutput, BertIntermediate, BertOutput.
+  // BertLayer.forward: `self_attention_output, _ = self.attention(...)` keeps eager's weights
+  // through the feed-forward, until the layer returns.
   Tensor run(const Tensor& hidden, const Aux& aux) override {
-    Tensor a = attention(hidden, aux);
+    AttentionOut attended = attention(hidden, aux);
+    Tensor a = std::move(attended.out);
     Tensor i = activation(cm_.c.hidden_act, inter_->forward(a));
     Tensor o = dropout(out_dense_->forward(i), cm_.c.hidden_dropout, aux);
     return out_ln_->forward(o + a);
@@ -824,32 +876,38 @@ class BertLayer : public Layer {
 
  private:
   // BertAttention.forward: BertSelfAttention, then BertSelfOutput; the attention's output (and
-  // its queries, keys and values before it) die when it returns, as in Python.
-  Tensor attention(const Tensor& hidden, const Aux& aux) {
-    Tensor context = self_attention(hidden, aux);
+  // its queries, keys and values before it) die when it returns, as in Python; eager's weights
+  // are returned.
+  AttentionOut attention(const Tensor& hidden, const Aux& aux) {
+    AttentionOut self = self_attention(hidden, aux);
+    Tensor context = std::move(self.out);
     Tensor a = dropout(attn_dense_->forward(context), cm_.c.hidden_dropout, aux);
-    return attn_ln_->forward(a + hidden);
+    self.out = attn_ln_->forward(a + hidden);
+    return self;
   }
   // BertSelfAttention.forward (transformers 5): the heads as views, then the attention interface.
-  Tensor self_attention(const Tensor& hidden, const Aux& aux) {
+  AttentionOut self_attention(const Tensor& hidden, const Aux& aux) {
     const Dims& d = cm_.d;
     int64_t B = hidden.size(0), S = hidden.size(1);
     auto heads = [&](const Tensor& t) { return t.view({B, S, -1, d.head_dim}).transpose(1, 2); };
     Tensor q = heads(q_->forward(hidden));
     Tensor k = heads(k_->forward(hidden));
     Tensor v = heads(v_->forward(hidden));
-    Tensor context;
+    // BERT's attention is not causal, and a batch without padding has no mask
+    // (create_bidirectional_mask skips it, for SDPA and eager alike).
+    AttentionOut a;
     if (cm_.o.attention == AttentionKernel::kSdpa) {
-      // BERT's attention is not causal; the all-ones mask of a model without padding is dropped.
-      context = sdpa(q, k, v, false, aux.train ? cm_.c.attention_dropout : 0.0);
-    } else {  // eager_attention_forward
-      Tensor scores = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(d.head_dim)));
-      scores = scores + aux.mask;
-      Tensor probs = at::softmax(scores, -1);
-      probs = dropout(probs, cm_.c.attention_dropout, aux);
-      context = at::matmul(probs, v).transpose(1, 2);
+      a.out = sdpa(q, k, v, false, aux.train ? cm_.c.attention_dropout : 0.0);
+    } else {  // modeling_bert.eager_attention_forward (transformers 5)
+      // attn_weights rebound at each step: the scaled scores die once softmax has read them.
+      Tensor w = at::matmul(q, k.transpose(2, 3)) * python_float(std::pow(d.head_dim, -0.5));
+      w = at::softmax(w, -1);
+      w = dropout(w, cm_.c.attention_dropout, aux);
+      a.out = at::matmul(w, v).transpose(1, 2).contiguous();
+      a.weights = w;
     }
-    return context.reshape({B, S, -1}).contiguous();
+    a.out = a.out.reshape({B, S, -1}).contiguous();
+    return a;
   }
 
   const Common& cm_;
@@ -886,13 +944,7 @@ class BertModel : public CausalModel {
   Tensor forward(const std::vector<Tensor>& in, int64_t) override {
     const Tensor& ids = in.at(0);
     bool train = in.size() > 1;
-    int64_t B = ids.size(0), S = ids.size(1);
     Aux aux = cm_.aux(is_training());
-    if (cm_.o.attention == AttentionKernel::kEager) {  // get_extended_attention_mask
-      Tensor mask = at::ones({B, S}, ids.options().dtype(at::kFloat));
-      Tensor ext = mask.index({Slice(), None, None, Slice()}).to(word_->weight.scalar_type());
-      aux.mask = (1.0 - ext) * lowest(word_->weight.scalar_type());
-    }
     Tensor e = embeddings(ids, aux);  // its temporaries die with it, as in Python
     Tensor h = run_layers(layers_, e, aux, cm_.o.checkpointing);
     Tensor first = h.index({Slice(), 0});  // BertPooler
@@ -931,13 +983,18 @@ class BertModel : public CausalModel {
 }  // namespace
 
 std::shared_ptr<CausalModel> build(const TransformerConfig& config, const BuildOptions& options) {
-  if (config.model_type == "llama" || config.model_type == "mistral" ||
-      config.model_type == "qwen2")
-    return std::make_shared<LlamaModel>(config, options);
-  if (config.model_type == "gpt2") return std::make_shared<GPT2Model>(config, options);
-  if (config.model_type == "bert") return std::make_shared<BertModel>(config, options);
-  throw Error(
-      fmt::format("{}: model_type '{}' has no C++ module", config.source, config.model_type));
+  if (!config.family)
+    throw Error(
+        fmt::format("{}: model_type '{}' has no C++ module", config.source, config.model_type));
+  switch (config.family->module) {
+    case ModuleKind::kLlama:
+      return std::make_shared<LlamaModel>(config, options);
+    case ModuleKind::kGpt2:
+      return std::make_shared<GPT2Model>(config, options);
+    case ModuleKind::kBert:
+      break;
+  }
+  return std::make_shared<BertModel>(config, options);
 }
 
 }  // namespace footprint::lm

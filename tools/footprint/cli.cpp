@@ -153,9 +153,11 @@ The config.json of a Hugging Face model is enough: no weights are read or downlo
 mistral, qwen2, gpt2 and bert footprint builds the architecture as C++ modules that follow
 transformers' modeling code op for op (the fast path); any other architecture transformers knows
 (qwen3, gemma2, phi3, mixtral, qwen3_moe, deepseek_v3, t5, BertForMaskedLM, ...) is built by the
-installed transformers itself, in Python (the python path: --path python; docs/llm.md). Either way
-it runs on the meta device: every op, shape and allocation is the real one, and a 70B model costs
-no memory.
+installed transformers itself, in Python (the python path: --path python; docs/llm.md), and so is
+a mistral context longer than its sliding window. Either way it runs on the meta device: every op,
+shape and allocation is the real one, and a 70B model costs no memory. The python path has --lora
+(peft's get_peft_model), --fit, --html and --snapshot too; --weights int8/int4, --group-size and
+--attention are the C++ path's.
 
 Inference: a static KV cache of batch x context tokens; prefill runs a prompt of the whole context
 and keeps the last position's logits (as generate() does); decode runs one token against the full
@@ -890,8 +892,8 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     // A config.json the C++ modules do not build (another family, or another class of theirs:
     // BertForMaskedLM), or --path python: transformers' own code, in Python, told so by --path.
     if (llm->parsed() && !engine &&
-        (la.path == "python" ||
-         (la.path == "auto" && !ends_with(la.config, ".gguf") && python_only(la.config)))) {
+        (la.path == "python" || (la.path == "auto" && !ends_with(la.config, ".gguf") &&
+                                 python_only(la.config, la.context)))) {
       std::vector<std::string> args;
       for (char** a = argv; *a; ++a) args.push_back(*a);
       if (la.path != "python") args.insert(args.end(), {"--path", "python"});
