@@ -539,21 +539,23 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     fitted = None
     if fit is not None:
         probe_options = dict(options, timeline=False)
-        seen = {}
+        seen = {}  # size -> (every run fits, the most any run needs), its traces let go
 
         def at(size):
             if size not in seen:
                 args = (size, context) if fit == "batch" else (batch, size)
-                seen[size] = runs_at(*args, **probe_options)[0].values()
+                probes = runs_at(*args, **probe_options)[0].values()
+                seen[size] = (all(bool(r.fits()) for r in probes),
+                              max(_core.fit_need(r._native) for r in probes),
+                              next(iter(probes))._data.get("capacity") or 0)
             return seen[size]
-        capacity = next(iter(at(1)))._data.get("capacity") or 0
+        capacity = at(1)[2]
         if not capacity:
             raise ValueError("fit needs a GPU: gpu='h100' or a size such as gpu='24GiB'")
         limit = fit_max if fit == "batch" else min(
             fit_max, _first(cfg, ("max_position_embeddings", "n_positions")) or fit_max)
-        largest = _core.largest_fitting(
-            lambda size: all(bool(r.fits()) for r in at(size)),
-            lambda size: max(_core.fit_need(r._native) for r in at(size)), capacity, limit)
+        largest = _core.largest_fitting(lambda size: at(size)[0], lambda size: at(size)[1],
+                                        capacity, limit)
         fitted = {"target": fit, "largest": largest, "estimates": len(seen) + 1}
         if largest:
             batch, context = (largest, context) if fit == "batch" else (batch, largest)

@@ -107,6 +107,9 @@ Table inference_table(const LlmReport& r, bool human) {
   auto row = [&](const char* phase, const MemoryReport& m) {
     int64_t weights = m.peak.by_category[int(Category::kParameters)];
     int64_t cache = m.peak.by_category[int(Category::kBuffers)];
+    // The prefill makes the cache as it goes (StaticLayer's lazy initialization), each layer's
+    // before its attention; its peak, in the last layer or after, holds all of it.
+    if (decoder && &m == &*r.prefill) cache = std::max(cache, r.kv_cache_bytes);
     std::vector<std::string> cells{phase, b(m.allocator.allocated_peak), b(weights), b(cache),
                                    b(m.peak.bytes - weights - cache)};
     if (cuda) cells.push_back(b(m.allocator.reserved_peak));

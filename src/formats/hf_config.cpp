@@ -164,6 +164,11 @@ void read_llama(const Fields& f, TransformerConfig& c) {
   c.attention_dropout = f.real("attention_dropout", 0.0);
   if (c.family->sliding_window && !f.null("sliding_window"))
     c.sliding_window = f.integer("sliding_window", 1, kMaxPositions).value_or(4096);
+  else if (f.flag("use_sliding_window", false))  // Qwen2Config's: sliding layers from a depth on
+    throw Error(
+        fmt::format("{}: use_sliding_window: the C++ modules do not build {}'s sliding-window "
+                    "layers (footprint llm takes the python path for it; --path python)",
+                    c.source, c.model_type));
 }
 
 void read_gpt2(const Fields& f, TransformerConfig& c) {
@@ -292,6 +297,10 @@ std::optional<std::string> python_only(const std::string& path, int64_t context)
     if (!family) return fmt::format("model_type '{}'", type.substr(0, 40));
     std::string named = architecture_of(j);
     if (!named.empty() && named != family->architecture) return named.substr(0, 60);
+    auto sliding = j.find("use_sliding_window");
+    if (!family->sliding_window && sliding != j.end() && sliding->is_boolean() &&
+        sliding->get<bool>())
+      return std::string("use_sliding_window");
     TransformerConfig c = parse_hf_config(text, path);
     int64_t tokens = context > 0 ? context : std::min<int64_t>(c.max_positions, 4096);
     if (c.sliding_window && tokens > c.sliding_window)

@@ -265,6 +265,7 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   if (is_decoder(c)) {
     o.cache_batch = batch;
     o.cache_len = ctx;
+    o.lazy_cache = prefill;  // StaticCache makes its tensors in the prefill's first update
   }
   auto model = lm::build(c, o);
   CaptureOptions co;
@@ -278,10 +279,11 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
       *model, [&](const std::vector<torch::Tensor>& in) { return model->forward(in, position); },
       co);
   Model info = model_from(*model);
-  if (report) {
-    for (const auto& tensor : info.tensors)
-      if (contains(tensor.name, "k_cache") || contains(tensor.name, "v_cache"))
-        report->kv_cache_bytes += tensor.bytes();
+  if (report && is_decoder(c)) {
+    // Each layer's keys and values, [batch, KV heads of this rank, context, head dim] at the
+    // compute dtype, as the prefill made them.
+    report->kv_cache_bytes = 2 * c.num_layers * batch * (c.num_kv_heads / s.tp) * ctx * c.head_dim *
+                             int64_t(c10::elementSize(o.dtype));
     report->kv_bytes_per_token = report->kv_cache_bytes / std::max<int64_t>(1, batch * ctx);
   }
   if (w == Precision::kInt8 || w == Precision::kInt4) info = quantized(c, info, w, s.group_size);

@@ -317,11 +317,18 @@ struct Cache {
   // context's.
   int64_t window = 0;
   Tensor window_host;  // DynamicSlidingWindowLayer._sliding_window_tensor, before its first update
+  std::vector<int64_t> shape;  // a static cache's; empty: none
+  bool lazy = false;
   void make(torch::nn::Module& m, const Common& cm, int64_t kv_heads) {
     window = cm.c.sliding_window;
     if (cm.o.dynamic_cache) dynamic = cm.dynamic_cache;
     if (cm.o.cache_len <= 0) return;
-    auto shape = std::vector<int64_t>{cm.o.cache_batch, kv_heads, cm.o.cache_len, cm.d.head_dim};
+    shape = {cm.o.cache_batch, kv_heads, cm.o.cache_len, cm.d.head_dim};
+    if (cm.o.lazy_cache) {  // StaticLayer.__init__: torch.tensor(0, dtype=int), on the host
+      lazy = true;
+      cumulative = at::zeros({}, at::TensorOptions().dtype(at::kLong));
+      return;
+    }
     k = m.register_buffer("k_cache", at::empty(shape, meta(cm.o.dtype)));
     v = m.register_buffer("v_cache", at::empty(shape, meta(cm.o.dtype)));
     cumulative = m.register_buffer("cumulative_length", at::empty({}, meta(at::kLong)));
@@ -361,10 +368,14 @@ struct Cache {
       }
       return {keys, values};
     }
-    if (!k.defined()) return {key, value};
+    if (shape.empty()) return {key, value};
+    if (lazy && !k.defined()) {  // StaticLayer.lazy_initialization, in the prefill
+      k = at::zeros(shape, key.options());
+      v = at::zeros(shape, key.options());
+      cumulative = cumulative.to(key.device());
+    }
     // StaticLayer.update: the slots written (from the cumulative length on), then index_copy_
-    // into them. The cache's tensors are made before the run (StaticLayer makes them in the
-    // prefill's first update: its zeros are not in this op sequence).
+    // into them.
     Tensor slots = at::arange(key.size(2), key.options().dtype(at::kLong)) + cumulative;
     if (!window) cumulative.add_(key.size(2));
     k.index_copy_(2, slots, key);
@@ -423,7 +434,8 @@ Tensor decoder_mask(const Common& cm, int64_t batch, int64_t S, int64_t position
   bool cached = cm.o.cache_len > 0;
   bool eager = cm.o.attention == AttentionKernel::kEager;
   if (!eager && !(cached && S == 1)) return Tensor();
-  Tensor mask = sdpa_mask(batch, S, cached ? cm.cache_offset : Tensor(),
+  // A StaticCache not yet initialized (the prefill's) has a Python int 0 as its length.
+  Tensor mask = sdpa_mask(batch, S, cached && !cm.o.lazy_cache ? cm.cache_offset : Tensor(),
                           cached ? cm.o.cache_len : position + S, cm.c.sliding_window, long_);
   return eager ? eager_mask(mask, dtype) : mask;
 }

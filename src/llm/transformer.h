@@ -4,8 +4,9 @@
 // are made on the meta device at once, so a 70B model costs no memory.
 //
 // Beyond the reference code, for the questions footprint answers:
-//   - a static KV cache (k_cache, v_cache buffers per attention) for inference, and the
-//     DynamicCache transformers builds in a training forward;
+//   - a static KV cache for inference (StaticCache's: made in the prefill's first update of each
+//     layer; k_cache and v_cache buffers for a decode step), and the DynamicCache transformers
+//     builds in a training forward;
 //   - gradient checkpointing per decoder layer (torch.utils.checkpoint's: forward without grad,
 //     the layer recomputed in backward);
 //   - LoRA adapters on chosen projections (PEFT's: base frozen, A then B, scaled, added);
@@ -38,6 +39,10 @@ struct BuildOptions {
   // A static KV cache of batch x cache_len positions per layer (inference); 0: none.
   int64_t cache_batch = 0;
   int64_t cache_len = 0;
+  // The prefill's StaticCache: made in each layer's first update (StaticLayer.lazy_initialization:
+  // zeros for the keys and the values, the cumulative length moved to the device), not before the
+  // run; held by the model after it, as the caller's cache object holds them. Else buffers.
+  bool lazy_cache = false;
   // Training: the DynamicCache transformers 5's forward builds when use_cache is true (not under
   // gradient checkpointing): each layer's keys and values concatenated onto empty tensors and
   // attended from there, held in CausalModel::output_held until the caller drops the output.

@@ -336,11 +336,11 @@ def test_the_cpp_path_is_held_to_transformers(family, train, tmp_path):
 # (_core.llm_cpp_traces gives the C++ path's traces; the loss is part of BERT's C++ forward, so a
 # run's forward and loss are compared together). Held: every family's training step, forward and
 # backward (mistral's with DynamicSlidingWindowLayer), and the decoders' decode step with a
-# StaticCache (mistral's StaticSlidingWindowLayer and sliding mask); BERT's forward. Not yet: a
-# decoder's prefill, where StaticCache makes its tensors in the first update (zeros, zeros, to per
-# layer; the C++ cache is made before the run).
-OP_RUNS = [(f, "train") for f in ("llama", "mistral", "qwen2", "gpt2", "bert")] + \
-    [(f, "decode") for f in ("llama", "mistral", "qwen2", "gpt2")] + [("bert", "prefill")]
+# StaticCache (mistral's StaticSlidingWindowLayer and sliding mask), and every family's prefill (a
+# decoder's StaticCache made in each layer's first update: zeros, zeros, to).
+OP_RUNS = [(f, r) for f in ("llama", "mistral", "qwen2", "gpt2") for r in ("train", "decode",
+                                                                         "prefill")] + \
+    [("bert", "train"), ("bert", "prefill")]
 
 
 def _as_on_meta(ops):
@@ -627,8 +627,8 @@ def test_mistral_beyond_its_sliding_window_takes_the_python_path(tmp_path):
 # attn_implementation "eager"): eager_attention_forward (its weights held by the caller until the
 # layer returns) and eager_mask (sdpa_mask's boolean mask, never skipped, made additive by a
 # where), with mistral's sliding mask; BERT's without a mask. Allocated peaks within 0.1% for
-# prefill, decode and a bf16-amp AdamW step at batch 2 x 64 on an H100, and the same op sequence
-# but for a decoder's prefill (its StaticCache, above). Measured 2026-12-06: every run within
+# prefill, decode and a bf16-amp AdamW step at batch 2 x 64 on an H100, and the same op sequence.
+# Measured 2026-12-06: every run within
 # 0.003%, BERT's forward exact; before transformers 5's code, GPT-2's decode was +1.34% (4.x's
 # n_positions x n_positions bias buffer per layer) and BERT's forward +0.17% (4.x's extended
 # mask, and the scaled scores kept through the softmax).
@@ -652,11 +652,23 @@ def test_the_cpp_eager_attention_is_held_to_transformers(family, run, tmp_path):
     mine = ours.runs[run].allocated_peak
     print(f"{family} eager {run}: C++ {cpp:,} transformers {mine:,} {100 * (cpp - mine) / mine:+.4f}%")
     assert abs(cpp - mine) <= 0.001 * mine
-    if run == "prefill" and family != "bert":
-        return
     traces = footprint._core.llm_cpp_traces(str(path), 2, 64, train, "" if train else "bf16",
                                             "h100", attention="eager")
     theirs = ours.runs[run]._capture[1]
     for names in ([["forward", "loss"], ["backward"]] if train else [["forward"]]):
         ops = _as_on_meta([op for p in names for op in traces[run].top_level_ops(p, 0)])
         assert ops == [op for p in names for op in theirs.top_level_ops(p, 0)], f"{names}"
+
+
+def test_qwen2_sliding_window_layers_take_the_python_path(tmp_path):
+    """Qwen2Config's use_sliding_window makes the layers from max_window_layers on sliding ones,
+    which the C++ modules do not build: the command hands the config to transformers' code."""
+    config = dict(_small_family("qwen2", tmp_path)[0], use_sliding_window=True, sliding_window=16,
+                  max_window_layers=1)
+    path = tmp_path / "qwen2-sliding.json"
+    path.write_text(json.dumps(config))
+    rc, out, err = _cli(str(path), "--context", "32", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["path"] == "python"
+    rc, out, err = _cli(str(path), "--context", "32", "--path", "cpp")
+    assert rc == 1 and "use_sliding_window: the C++ modules do not build qwen2's" in err
