@@ -269,6 +269,23 @@ TEST(Llm, FitBracketsTheBatch) {
   EXPECT_FALSE(over.prefill->fits.value_or(true) && over.decode->fits.value_or(true));
 }
 
+// Mistral-7B's sliding window (4,096 in its config.json) bounds --fit context on the C++ path:
+// transformers keeps only the window beyond it, which the C++ modules do not build. An int4
+// Mistral-7B fits an RTX 4090 at the window (4.83 GiB at its prefill), so the search ends there
+// and says so, instead of claiming that 4,097 does not fit.
+TEST(Llm, FitContextStopsAtTheSlidingWindow) {
+  fp::LlmScenario s;
+  s.weights = fp::Precision::kInt4;
+  s.memory.gpu = fp::device_parse("rtx4090");
+  s.fit = fp::FitTarget::kContext;
+  fp::LlmReport r = fp::llm(config("mistral-7b"), s);
+  ASSERT_TRUE(r.fit);
+  EXPECT_EQ(*r.fit, 4096);
+  EXPECT_EQ(r.fit_bound, 4096);
+  EXPECT_NE(fp::print_llm(r, fp::Format::kTable).find("4,096, its sliding window"),
+            std::string::npos);
+}
+
 // Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", eq. 2:
 // a GPT layer in 16-bit with dropout, no recomputation and no tensor parallelism keeps
 // sbh(34 + 5as/h) bytes for backward. GPT-2's shape (h = 768, a = 12) at s = 1024, b = 1, with

@@ -118,9 +118,12 @@ struct LlmReport {
   std::optional<MemoryReport> train;
   int64_t sharded_working_set = 0;  // ZeRO-3/FSDP gathered parameters and unsharded gradients
 
-  // --fit: the largest batch (or context) that fits: `fit` fits and `fit` + 1 does not.
+  // --fit: the largest batch (or context) that fits: `fit` fits and `fit` + 1 does not, unless
+  // `fit` is the search's bound (fit_bound: the positions a model has, a sliding window the C++
+  // path goes no further than, or --fit's maximum), where `fit` + 1 is not tried.
   FitTarget fit_target = FitTarget::kNone;
   std::optional<int64_t> fit;
+  int64_t fit_bound = 0;
   int captures = 0;
   std::vector<std::string> notes;
 };

@@ -368,9 +368,13 @@ class LlmReport(Report):
         if d.get("fit"):
             f = d["fit"]
             lines.append("")
-            lines.append(f"Largest {f['target']} that fits: {f['largest']:,} ({f['largest']:,} + 1 "
-                         f"does not; {f['estimates']} estimates)" if f["largest"] else
-                         f"Not even {f['target']} 1 fits ({f['estimates']} estimates).")
+            bound = "the search's bound (max_position_embeddings, else fit_max; + 1 not tried)"
+            lines.append(f"Not even {f['target']} 1 fits ({f['estimates']} estimates)." if not
+                         f["largest"] else
+                         f"Largest {f['target']} that fits: {f['largest']:,}, {bound} "
+                         f"({f['estimates']} estimates)" if f["largest"] == f["bound"] else
+                         f"Largest {f['target']} that fits: {f['largest']:,} ({f['largest']:,} + 1 "
+                         f"does not; {f['estimates']} estimates)")
         for phase, title in (("prefill", f"Prefill of {d['context']} tokens"),
                              ("decode", f"Decode: one token after {d['context'] - 1}"),
                              ("train", f"Training step on {d['context']}-token sequences")):
@@ -556,7 +560,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
             fit_max, _first(cfg, ("max_position_embeddings", "n_positions")) or fit_max)
         largest = _core.largest_fitting(lambda size: at(size)[0], lambda size: at(size)[1],
                                         capacity, limit)
-        fitted = {"target": fit, "largest": largest, "estimates": len(seen) + 1}
+        fitted = {"target": fit, "largest": largest, "bound": limit, "estimates": len(seen) + 1}
         if largest:
             batch, context = (largest, context) if fit == "batch" else (batch, largest)
     runs, kv_bytes, router = runs_at(batch, context, **options)

@@ -104,20 +104,20 @@ Table inference_table(const LlmReport& r, bool human) {
   if (r.prefill->fits) t.columns.push_back(human ? "on the device" : "fits");
   t.numeric = {false, true, true, true, true, true, false};
   auto b = [&](int64_t v) { return human ? human_bytes(v) : std::to_string(v); };
-  auto row = [&](const char* phase, const MemoryReport& m) {
+  auto row = [&](const char* phase, const MemoryReport& m, bool prefill) {
     int64_t weights = m.peak.by_category[int(Category::kParameters)];
     int64_t cache = m.peak.by_category[int(Category::kBuffers)];
     // The prefill makes the cache as it goes (StaticLayer's lazy initialization), each layer's
     // before its attention; its peak, in the last layer or after, holds all of it.
-    if (decoder && &m == &*r.prefill) cache = std::max(cache, r.kv_cache_bytes);
+    if (decoder && prefill) cache = std::max(cache, r.kv_cache_bytes);
     std::vector<std::string> cells{phase, b(m.allocator.allocated_peak), b(weights), b(cache),
                                    b(m.peak.bytes - weights - cache)};
     if (cuda) cells.push_back(b(m.allocator.reserved_peak));
     if (m.fits) cells.push_back(human ? verdict(m) : (*m.fits ? "true" : "false"));
     t.rows.push_back(cells);
   };
-  row(r.decode ? "prefill" : "forward", *r.prefill);
-  if (r.decode) row("decode", *r.decode);
+  row(r.decode ? "prefill" : "forward", *r.prefill, true);
+  if (r.decode) row("decode", *r.decode, false);
   return t;
 }
 
@@ -127,6 +127,18 @@ std::string fit_text(const LlmReport& r) {
   if (*r.fit == 0)
     return fmt::format("Not even {} 1 fits.\n",
                        r.fit_target == FitTarget::kBatch ? "batch" : "a context of");
+  if (*r.fit == r.fit_bound) {  // n + 1 was not tried: say what bounds the search
+    const auto& c = r.config;
+    std::string bound =
+        r.fit_target == FitTarget::kBatch         ? "the search's maximum batch"
+        : c.family && c.family->learned_positions ? "the model's max_position_embeddings"
+        : c.sliding_window == *r.fit
+            ? "its sliding window, beyond which the C++ path does not go; --path python models "
+              "longer contexts"
+            : "the search's maximum context";
+    return fmt::format("Largest {} that fits: {}, {} ({} estimates captured)\n", what,
+                       with_commas(*r.fit), bound, r.captures);
+  }
   return fmt::format("Largest {} that fits: {} ({} + 1 does not; {} estimates captured)\n", what,
                      with_commas(*r.fit), with_commas(*r.fit), r.captures);
 }
@@ -231,6 +243,7 @@ ordered_json json(const LlmReport& r) {
   if (r.fit) {
     j["fit"] = {{"target", r.fit_target == FitTarget::kBatch ? "batch" : "context"},
                 {"largest", *r.fit},
+                {"bound", r.fit_bound},
                 {"captures", r.captures}};
   }
   j["notes"] = r.notes;

@@ -534,6 +534,7 @@ LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
                                 [&](int64_t k) { return need(probe(k)); }, capacity, max);
     r.fit_target = s.fit;
     r.fit = n;
+    r.fit_bound = max;
     if (n > 0) (by_batch ? batch : ctx) = n;
     r.batch = batch;
     r.context = ctx;

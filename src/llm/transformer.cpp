@@ -48,17 +48,19 @@ struct Aux {
   bool cuda = true;
 };
 
-// A Python float in a tensor expression: PyTorch passes it as a wrapped-number tensor, so that
+// A Python number in a tensor expression: PyTorch passes it as a wrapped-number tensor, so that
 // `x * 0.5` is mul.Tensor (MulBackward0), not mul.Scalar (MulBackward1) as C++'s `x * 0.5` is.
-Tensor python_float(double v) {
+Tensor python_number(const c10::Scalar& v) {
   Tensor t = at::scalar_to_tensor(v);
   t.unsafeGetTensorImpl()->set_wrapped_number(true);
   return t;
 }
-Tensor python_int(int64_t v) {
-  Tensor t = at::scalar_to_tensor(v);
-  t.unsafeGetTensorImpl()->set_wrapped_number(true);
-  return t;
+
+// torch.tensor(data, dtype=..., device=...): made on the host, moved to the device (a no-op `to`
+// when it is the host), lifted and detached: empty, to, lift_fresh, detach_.
+Tensor python_tensor(at::IntArrayRef shape, c10::ScalarType dtype, c10::Device device) {
+  Tensor host = at::empty(shape, at::TensorOptions().dtype(dtype).device(at::kCPU));
+  return at::lift_fresh(host.to(device)).detach_();
 }
 
 // F.dropout: aten::dropout, which the engine runs as the target does (a 1-byte mask from CUDA's
@@ -104,7 +106,7 @@ class ProjImpl : public torch::nn::Module {
       c10::ScalarType adapter = lora_a_->weight_.scalar_type();
       Tensor update =
           lora_b_->forward(lora_a_->forward(x.scalar_type() == adapter ? x : x.to(adapter)));
-      update = update * python_float(scaling_);  // a Python float: MulBackward0
+      update = update * python_number(scaling_);  // a Python float: MulBackward0
       c10::ScalarType out = result.scalar_type();
       result = result + update;
       result = result.to(out);  // peft's result.to(torch_result_dtype): a no-op, still an op
@@ -143,7 +145,7 @@ class RMSNormImpl : public torch::nn::Module {
     // read.
     Tensor inv;
     {
-      Tensor shifted = variance + python_float(eps_);
+      Tensor shifted = variance + python_number(eps_);
       inv = at::rsqrt(shifted);
     }
     Tensor scaled = h * inv;
@@ -234,7 +236,7 @@ Dims dims_of(const TransformerConfig& c, int64_t tp) {
 class Layer : public torch::nn::Module {
  public:
   virtual Tensor run(const Tensor& hidden, const Aux& aux) = 0;
-  virtual void begin_cache(const Tensor& /*ids*/) {}  // the forward's DynamicCache is made
+  virtual void begin_cache() {}  // the forward's DynamicCache is made
 };
 
 // torch.utils.checkpoint (use_reentrant=True, transformers' default): forward without grad keeping
@@ -336,23 +338,18 @@ struct Cache {
   }
   // DynamicCache(config=...), which a training forward makes after the embedding: a sliding layer's
   // torch.tensor(sliding_window, dtype=torch.long), made on the host.
-  void begin(const Tensor& ids) {
+  void begin() {
     if (!dynamic || !window) return;
-    Tensor host = at::empty({}, ids.options().dtype(at::kLong).device(at::kCPU));
-    window_host = at::lift_fresh(host.to(at::kCPU)).detach_();
+    window_host = python_tensor({}, at::kLong, at::kCPU);
   }
   // Writes this step's keys and values after those already there and returns the whole cache.
   std::pair<Tensor, Tensor> update(const Tensor& key, const Tensor& value) {
     if (dynamic) {  // DynamicLayer.lazy_initialization, then update
       // Both at the keys' dtype: values of another dtype (bf16 from an autocast projection, where
       // the rotated keys are fp32) are promoted to it by the cat.
-      // torch.tensor([], dtype, device): made on the host, moved, lifted, detached.
-      auto empty = [&] {
-        Tensor host = at::empty({0}, key.options().device(at::kCPU));
-        return at::lift_fresh(host.to(key.device())).detach_();
-      };
-      Tensor keys = empty();
-      Tensor values = empty();
+      // torch.tensor([], dtype=key_states.dtype, device=key_states.device), twice.
+      Tensor keys = python_tensor({0}, key.scalar_type(), key.device());
+      Tensor values = python_tensor({0}, key.scalar_type(), key.device());
       if (window) {  // DynamicSlidingWindowLayer: the window's tensor moved to the device
         dynamic->push_back(window_host.to(key.device()));  // the host's is rebound, freed
         window_host = Tensor();
@@ -409,7 +406,7 @@ Tensor sdpa_mask(int64_t batch, int64_t queries, const Tensor& offset, int64_t k
   Tensor kv = kv_arange.index({None, None, None, Slice()});
   if (window) {
     Tensor mask = q.new_ones({}, long_.dtype(at::kBool));
-    Tensor seen = kv > q - python_int(window);  // sliding_window_overlay
+    Tensor seen = kv > q - python_number(window);  // sliding_window_overlay
     mask = at::__and__(mask, seen.to(mask.device()));
     seen = kv <= q;  // causal_mask_function
     mask = at::__and__(mask, seen.to(mask.device()));
@@ -422,9 +419,7 @@ Tensor sdpa_mask(int64_t batch, int64_t queries, const Tensor& offset, int64_t k
 // masking_utils.eager_mask: sdpa_mask's, never skipped, as an additive mask of `dtype` (the
 // embeddings'): torch.where(mask, torch.tensor(0.0, device=..., dtype=dtype), min_dtype).
 Tensor eager_mask(const Tensor& mask, c10::ScalarType dtype) {
-  Tensor host = at::empty({}, mask.options().dtype(dtype).device(at::kCPU));
-  Tensor zero = at::lift_fresh(host.to(mask.device())).detach_();  // torch.tensor on the host
-  return at::where(mask, zero, lowest(dtype));
+  return at::where(mask, python_tensor({}, dtype, mask.device()), lowest(dtype));
 }
 
 // The mask a decoder's forward makes (create_causal_mask, or create_sliding_window_causal_mask):
@@ -486,7 +481,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
                                            bias && !cm.c.family->qkv_bias));
     cache_.make(*this, cm, d.kv_heads);
   }
-  void begin_cache(const Tensor& ids) { cache_.begin(ids); }
+  void begin_cache() { cache_.begin(); }
   // LlamaAttention.forward (transformers 4.48 on): returns the output and the attention weights.
   AttentionOut forward(const Tensor& h, const Aux& aux) {
     const Dims& d = cm_.d;
@@ -516,7 +511,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
     int64_t n_rep = cm_.d.heads / cm_.d.kv_heads;
     Tensor k = repeat_kv(key, n_rep);
     Tensor v = repeat_kv(value, n_rep);
-    Tensor w = at::matmul(q, k.transpose(2, 3)) * python_float(std::pow(cm_.d.head_dim, -0.5));
+    Tensor w = at::matmul(q, k.transpose(2, 3)) * python_number(std::pow(cm_.d.head_dim, -0.5));
     if (aux.mask.defined()) w = w + aux.mask;
     w = at::softmax(w, -1, at::kFloat).to(q.scalar_type());
     w = dropout(w, cm_.c.attention_dropout, aux);  // rebinds: the undropped weights may go
@@ -563,7 +558,7 @@ class LlamaLayer : public Layer {
     ln2_ = register_module("post_attention_layernorm",
                            std::make_shared<RMSNormImpl>(cm.d.hidden, cm.c.norm_eps, cm.o.dtype));
   }
-  void begin_cache(const Tensor& ids) override { attn_->begin_cache(ids); }
+  void begin_cache() override { attn_->begin_cache(); }
   // LlamaDecoderLayer.forward. `hidden_states, self_attn_weights = self.self_attn(...)` keeps the
   // eager attention weights until the layer returns, through the MLP.
   Tensor run(const Tensor& hidden, const Aux& aux) override {
@@ -669,7 +664,7 @@ class LlamaModel : public CausalModel {
     Aux aux = cm_.aux(is_training());
     output_held.clear();  // each forward makes its own (LlamaModel.forward's DynamicCache)
     Tensor h = embed_->forward(ids);
-    for (auto& layer : layers_) layer->begin_cache(ids);
+    for (auto& layer : layers_) layer->begin_cache();
     auto long_ = ids.options().dtype(at::kLong);
     Tensor cache_position = at::arange(S, long_) + position;
     Tensor position_ids = cache_position.unsqueeze(0);
@@ -701,13 +696,13 @@ class LlamaModel : public CausalModel {
 Tensor activation(const std::string& name, const Tensor& x) {
   if (name == "gelu_new") {  // NewGELUActivation, written out in Python ops
     constexpr double kPi = 3.14159265358979323846;
-    Tensor half = python_float(0.5) * x;
+    Tensor half = python_number(0.5) * x;
     Tensor t = at::pow(x, 3.0);
-    t = python_float(0.044715) * t;
+    t = python_number(0.044715) * t;
     t = x + t;
-    t = python_float(std::sqrt(2.0 / kPi)) * t;
+    t = python_number(std::sqrt(2.0 / kPi)) * t;
     t = at::tanh(t);
-    t = python_float(1.0) + t;
+    t = python_number(1.0) + t;
     return half * t;
   }
   if (name == "gelu") return at::gelu(x);
@@ -741,7 +736,7 @@ class GPT2AttentionImpl : public torch::nn::Module {
     if (cm_.o.attention == AttentionKernel::kSdpa) {
       a.out = sdpa(q, k, v, true, aux.train ? cm_.c.attention_dropout : 0.0, aux.mask);
     } else {  // modeling_gpt2.eager_attention_forward (scale_attn_weights: head_dim ** -0.5)
-      Tensor w = at::matmul(q, k.transpose(-1, -2)) * python_float(std::pow(d.head_dim, -0.5));
+      Tensor w = at::matmul(q, k.transpose(-1, -2)) * python_number(std::pow(d.head_dim, -0.5));
       if (aux.mask.defined()) w = w + aux.mask;
       w = at::softmax(w, -1);
       w = w.to(v.scalar_type());  // .type(value.dtype)
@@ -912,7 +907,7 @@ class BertLayer : public Layer {
       a.out = sdpa(q, k, v, false, aux.train ? cm_.c.attention_dropout : 0.0);
     } else {  // modeling_bert.eager_attention_forward (transformers 5)
       // attn_weights rebound at each step: the scaled scores die once softmax has read them.
-      Tensor w = at::matmul(q, k.transpose(2, 3)) * python_float(std::pow(d.head_dim, -0.5));
+      Tensor w = at::matmul(q, k.transpose(2, 3)) * python_number(std::pow(d.head_dim, -0.5));
       w = at::softmax(w, -1);
       w = dropout(w, cm_.c.attention_dropout, aux);
       a.out = at::matmul(w, v).transpose(1, 2).contiguous();
