@@ -88,7 +88,9 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
 // transformers' own code: "model_type 'qwen3_moe'", or the class `architectures` names when its
 // family's module is another class (BertForMaskedLM: the C++ module is BertModel). nullopt for a
 // config they build, or a file read_hf_config refuses for another reason (it then says why).
-// `context` (0: the default, min(max_position_embeddings, 4096)) goes to transformers' code when it
+// The context footprint llm takes when none is given: min(max_position_embeddings, 4096).
+int64_t default_context(const TransformerConfig& c);
+// `context` (0: default_context) goes to transformers' code when it
 // is longer than a sliding window, whose cache layers and masks the C++ modules do not build.
 std::optional<std::string> python_only(const std::string& path, int64_t context = 0);
 

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include <map>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "footprint/error.h"
@@ -214,6 +214,10 @@ const Family* find_family(std::string_view model_type) {
   return nullptr;
 }
 
+int64_t default_context(const TransformerConfig& c) {
+  return std::min<int64_t>(c.max_positions, 4096);
+}
+
 std::string family_names() {
   std::string names;
   for (const Family& f : kFamilies) names += (names.empty() ? "" : ", ") + f.model_type;
@@ -302,7 +306,7 @@ std::optional<std::string> python_only(const std::string& path, int64_t context)
         sliding->get<bool>())
       return std::string("use_sliding_window");
     TransformerConfig c = parse_hf_config(text, path);
-    int64_t tokens = context > 0 ? context : std::min<int64_t>(c.max_positions, 4096);
+    int64_t tokens = context > 0 ? context : default_context(c);
     if (c.sliding_window && tokens > c.sliding_window)
       return fmt::format("a context of {} tokens beyond its sliding window of {}", tokens,
                          c.sliding_window);

@@ -159,7 +159,7 @@ std::vector<LlmPart> parts_of(const TransformerConfig& c, const Model& m) {
 }
 
 int64_t context_of(const TransformerConfig& c, const LlmScenario& s) {
-  int64_t ctx = s.context > 0 ? s.context : std::min<int64_t>(c.max_positions, 4096);
+  int64_t ctx = s.context > 0 ? s.context : default_context(c);
   if (c.sliding_window && ctx > c.sliding_window)
     throw Error(fmt::format(
         "{}: a context of {} tokens is longer than the sliding window of {}: transformers then "

@@ -482,7 +482,7 @@ class LlamaAttentionImpl : public torch::nn::Module {
     cache_.make(*this, cm, d.kv_heads);
   }
   void begin_cache() { cache_.begin(); }
-  // LlamaAttention.forward (transformers 4.48 on): returns the output and the attention weights.
+  // LlamaAttention.forward (transformers 5): returns the output and eager's attention weights.
   AttentionOut forward(const Tensor& h, const Aux& aux) {
     const Dims& d = cm_.d;
     int64_t B = h.size(0), S = h.size(1);
