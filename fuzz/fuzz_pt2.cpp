@@ -1,6 +1,7 @@
-// libFuzzer target: a torch.export program's JSON (src/formats/pt2.cpp), parameters and graph.
-// The zip around it is faked (as fuzz_checkpoint does for pickles): the input is the archive's
-// m/models/model.json.
+// libFuzzer target: a torch.export program's JSON (src/formats/pt2.cpp): the parameters and the
+// graph as summary reads them (read_pt2_archive), and as the Python runner reads them
+// (pt2_document, the JSON memory and fit run op by op). The zip around it is faked (as
+// fuzz_checkpoint does for pickles): the input is the archive's m/models/model.json.
 #include "footprint/error.h"
 #include "formats/readers.h"
 
@@ -35,6 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FakeArchive archive(std::string(reinterpret_cast<const char*>(data), size));
   try {
     fd::read_pt2_archive(archive, "fuzz.pt2");
+  } catch (const footprint::Error&) {
+  }
+  try {
+    fd::pt2_document(archive, "fuzz.pt2");
   } catch (const footprint::Error&) {
   }
   return 0;

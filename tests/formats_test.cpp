@@ -216,6 +216,95 @@ TEST(Pt2, GraphBecomesATrace) {
   std::filesystem::remove_all(dir);
 }
 
+// What memory and fit run (python/footprint/_pt2.py): the program as footprint's reader writes it
+// out. relu in module act reads x and makes relu; view reads relu with a literal size.
+TEST(Pt2, DocumentNamesEachOpAndItsValues) {
+  std::string dir = footprint_test::make_temp_dir();
+  auto src = fd::open_file(pt2_file(dir, kProgram));
+  auto zip = fd::open_zip(*src);
+  auto doc = nlohmann::json::parse(fd::pt2_document(*zip, "m.pt2"));
+  ASSERT_EQ(doc["nodes"].size(), 2u);
+  EXPECT_EQ(doc["nodes"][0]["target"], "aten::relu.default");
+  EXPECT_EQ(doc["nodes"][0]["kwargs"], nlohmann::json::parse(R"({"self": {"ref": "x"}})"));
+  EXPECT_EQ(doc["nodes"][0]["outputs"], nlohmann::json::parse(R"([{"ref": "relu"}])"));
+  EXPECT_EQ(doc["nodes"][1]["kwargs"],
+            nlohmann::json::parse(R"({"self": {"ref": "relu"}, "size": [8]})"));
+  EXPECT_EQ(doc["calls"][doc["nodes"][0]["call"].get<int>()]["path"], "act");
+  EXPECT_EQ(doc["calls"][0]["type"], "Net");
+  ASSERT_EQ(doc["inputs"].size(), 1u);
+  EXPECT_EQ(doc["inputs"][0]["shape"], nlohmann::json::parse("[2, 4]"));
+  EXPECT_EQ(doc["inputs"][0]["dtype"], "float32");
+  ASSERT_EQ(doc["parameters"].size(), 2u);
+  EXPECT_EQ(doc["parameters"][0]["name"], "w");
+  EXPECT_EQ(doc["buffers"][0]["dtype"], "int64");
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// kProgram with x's first size replaced by `size` (a SymInt's JSON).
+std::string with_x_size(const std::string& size) {
+  std::string p = kProgram;
+  std::string x = R"("x": {"dtype": 7, "sizes": [{"as_int": 2}, )";
+  p.replace(p.find(x), x.size(), R"("x": {"dtype": 7, "sizes": [)" + size + ", ");
+  return p;
+}
+
+nlohmann::json document(const std::string& dir, const std::string& program) {
+  auto src = fd::open_file(pt2_file(dir, program));
+  auto zip = fd::open_zip(*src);
+  return nlohmann::json::parse(fd::pt2_document(*zip, "m.pt2"));
+}
+
+}  // namespace
+
+// A symbolic size is read as data: a symbol's name (sympy's srepr of it, as torch 2.11 writes it),
+// or an expression footprint does not read, whose hint stands. torch.export.load evals it.
+TEST(Pt2, SymbolicSizesAreReadAsDataNeverEvaluated) {
+  std::string dir = footprint_test::make_temp_dir();
+  auto sym = document(dir, with_x_size(R"j({"as_expr": {"expr_str": "Symbol('s77', positive=True, integer=True)", "hint": {"as_int": 2}}})j"));
+  EXPECT_EQ(sym["inputs"][0]["shape"][0], nlohmann::json::parse(R"({"symbol": "s77", "hint": 2})"));
+  auto evil = document(dir, with_x_size(R"j({"as_expr": {"expr_str": "__import__('os').system('x') or 2", "hint": {"as_int": 2}}})j"));
+  EXPECT_EQ(evil["inputs"][0]["shape"][0],
+            nlohmann::json::parse(R"({"expression": true, "hint": 2})"));
+  std::filesystem::remove_all(dir);
+}
+
+// Every graph tensor's size, in 128 bits: 2^62 x 4 elements, or 2^31 x 2^31 floats (2^64 bytes),
+// are refused, where 64-bit products wrapped to 0 B.
+TEST(Pt2, GraphTensorSizesAreCheckedIn128Bits) {
+  std::string dir = footprint_test::make_temp_dir();
+  for (const char* sizes : {R"([{"as_int": 4611686018427387904}, {"as_int": 4}])",
+                            R"([{"as_int": 2147483648}, {"as_int": 2147483648}])"}) {
+    std::string p = kProgram;
+    std::string relu = R"("relu": {"dtype": 7, "sizes": [{"as_int": 2}, {"as_int": 4}]})";
+    p.replace(p.find(relu), relu.size(), std::string(R"("relu": {"dtype": 7, "sizes": )") + sizes + "}");
+    EXPECT_NE(footprint_test::error_of([&] { fd::read_pt2_program(pt2_file(dir, p)); })
+                  .find("too large to model"),
+              std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// An op outside aten (a higher-order op, a custom op) or one the sandbox refuses is refused
+// before anything runs, on summary's path and the runner's alike.
+TEST(Pt2, ForeignAndRefusedOpsAreRefusedBeforeAnythingRuns) {
+  std::string dir = footprint_test::make_temp_dir();
+  for (auto [target, says] : {std::pair{"torch.ops.higher_order.cond", "does not run"},
+                              std::pair{"torch.ops.mylib.evil.default", "does not run"},
+                              std::pair{"torch.ops.aten.from_file.default", "reads or writes a file"},
+                              std::pair{"builtins.eval", "does not run"}}) {
+    std::string p = kProgram;
+    p.replace(p.find("torch.ops.aten.relu.default"), 27, target);
+    EXPECT_NE(footprint_test::error_of([&] { fd::read_pt2_program(pt2_file(dir, p)); }).find(says),
+              std::string::npos)
+        << target;
+    EXPECT_NE(footprint_test::error_of([&] { document(dir, p); }).find(says), std::string::npos)
+        << target;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // The tables of the gguf package (GGML_QUANT_SIZES: ggml type id, block size, bytes per block),
 // written by tests/gen/make_formats.py: footprint's table must hold each, the same.
 TEST(Gguf, BlockTableEqualsTheGgufPackages) {

@@ -25,7 +25,10 @@ namespace footprint {
 struct EngineLimits {
   int64_t cpu_bytes = int64_t{256} << 20;  // real CPU memory its tensors hold at once
   int64_t ops = 2'000'000;                 // aten ops dispatched (those ops call included)
-  double seconds = 600;                    // wall time of one capture
+  double seconds = 40;                     // wall time of one capture
+  // Resident memory of the whole process (its trace grows about 800 B an op), looked at every
+  // 1,024 ops; 0: not bounded. The command line's supervisor also watches it from outside.
+  int64_t memory_bytes = 0;
   enum class Prints { kStderr, kDrop } prints = Prints::kStderr;  // the model's print()s
 };
 

@@ -192,8 +192,9 @@ int64_t precision_bytes(Precision p, DType stored, int64_t numel) {
     for (const auto& i : kPrecisions)
       if (i.p == p) bits = i.bits;
   }
-  // Round up per tensor: int4 stores two elements a byte, an odd count wastes half of one.
-  return (numel * bits + 7) / 8;
+  // Round up per tensor: int4 stores two elements a byte, an odd count wastes half of one. In
+  // 128 bits: numel * bits overflows 64 long before the bytes do.
+  return int64_t((__int128(numel) * bits + 7) / 8);
 }
 
 }  // namespace footprint

@@ -31,6 +31,8 @@ constexpr uint64_t kMaxOnnxString = 64ull << 20;  // bytes of one ONNX name or a
 constexpr int kMaxOnnxNesting = 64;               // subgraphs inside subgraphs
 constexpr uint64_t kMaxPt2Json = 64ull << 20;     // bytes of a .pt2's model or weights JSON
 constexpr int kMaxPt2Nesting = 128;               // JSON arrays/objects inside each other
+constexpr int64_t kMaxPt2Nodes = 1 << 20;          // nodes of a program's graph
+constexpr int kMaxModuleDepth = 64;                // modules in one node's nn_module_stack
 
 Model read_safetensors(const ByteSource& src);
 Model read_onnx(const ByteSource& src);  // onnx.cpp
@@ -93,8 +95,19 @@ struct Pt2Program {
   std::vector<InputSpec> inputs;  // the user's inputs, as exported
   bool dynamic = false;
 };
-Pt2Program read_pt2_program(const std::string& path);
-Pt2Program read_pt2_archive(const Archive& archive, const std::string& source);
+// `seconds` > 0: the reading stops with footprint::Error past that many seconds (--time-limit).
+Pt2Program read_pt2_program(const std::string& path, double seconds = 0);
+Pt2Program read_pt2_archive(const Archive& archive, const std::string& source,
+                            double seconds = 0);
+// The program as the Python package's runner reads it (python/footprint/_pt2.py), as JSON that
+// footprint wrote itself from the checked fields: its parameters, buffers and constants
+// (name, graph value, shape, torch dtype, strides, storage), its inputs (dims: a number, or
+// {"symbol", "hint"}), its range constraints ("symbols"), its module calls ("calls": path, type,
+// parent, from the nodes' nn_module_stack), its nodes (target "aten::op.overload" or a Python
+// operator on sizes; args, kwargs and outputs, with {"ref": value} for what the graph made) and
+// its outputs and mutations. Throws footprint::Error for anything the runner could not run.
+std::string pt2_document(const Archive& archive, const std::string& source, double seconds = 0);
+std::string pt2_document_file(const std::string& path, double seconds = 0);
 
 // Rejects JSON that nests deeper than `limit` before it is parsed: a scan of the brackets
 // outside strings (hf_config.cpp).

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <torch/csrc/jit/runtime/print_handler.h>
 #include <torch/library.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -24,6 +25,7 @@
 
 #include "footprint/engine.h"
 #include "footprint/error.h"
+#include "footprint/report.h"
 #include "torch/meta.h"
 
 namespace footprint::detail {
@@ -60,6 +62,16 @@ std::string seconds_text(double s) {
   return fmt::format("{:g} s", s);
 }
 
+// This process's resident bytes (/proc/self/statm's second field, in pages), or 0.
+int64_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lld %lld", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? int64_t(resident) * sysconf(_SC_PAGESIZE) : 0;
+}
+
 void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
   const auto& name = op.operator_name().name;
   post_status(name.c_str());
@@ -72,6 +84,15 @@ void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit:
       stop(*s, fmt::format("the model's code ran longer than {}, the limit (--time-limit); it "
                            "was running {}",
                            seconds_text(s->limits.seconds), name));
+    // A margin below the limit, so that the run stops and reports here before the supervisor,
+    // which kills at the limit itself, has to (supervise.cpp).
+    if ((s->ops & 1023) == 0 && s->limits.memory_bytes > 0 &&
+        resident_bytes() > s->limits.memory_bytes - std::min<int64_t>(
+                                                       s->limits.memory_bytes / 16, 64 << 20))
+      stop(*s, fmt::format("the engine's memory came within {} of {}, the limit (--max-memory), "
+                           "after {} aten ops (the trace of each op is kept); the last was {}",
+                           human_bytes(std::min<int64_t>(s->limits.memory_bytes / 16, 64 << 20)),
+                           human_bytes(s->limits.memory_bytes), s->ops, name));
     if (auto why = refused_op(name))
       stop(*s,
            fmt::format("the model's code calls {}, which {}: footprint refuses it", name, *why));
@@ -107,19 +128,6 @@ class WarningLines final : public c10::WarningHandler {
 };
 
 }  // namespace
-
-std::optional<std::string> refused_op(std::string_view name) {
-  auto in = [&](std::string_view ns) { return name.rfind(ns, 0) == 0; };
-  if (name == "aten::from_file" || name == "aten::save" || name == "debugprims::load_tensor")
-    return "reads or writes a file";
-  if (in("prim::rpc_") || in("c10d::") || in("_c10d_functional") || in("symm_mem::") ||
-      in("_dtensor::"))
-    return "talks to other processes";
-  if (name == "prim::fork" || name == "aten::wait" || in("prim::awaitable"))
-    return "runs code on another thread";
-  if (in("cuda::")) return "controls a CUDA device";
-  return std::nullopt;
-}
 
 void report_ops_to(char* page, size_t size) {
   g_status = size > 0 ? page : nullptr;

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/refused.h"
 #include "footprint/summary.h"
 #include "torch/meta.h"
 
@@ -41,10 +42,8 @@ class SandboxScope {
   bool cpu_limited_ = false;
 };
 
-// Why footprint refuses an op (a file, another process, another thread, a CUDA device), or
-// nullopt. The same list serves the check of a module's code before it runs (sandbox_code) and
-// the kernel that sees every op while it runs.
-std::optional<std::string> refused_op(std::string_view name);
+// refused_op (core/refused.h): the same list serves the check of a module's code before it runs
+// (sandbox_code), the kernel that sees every op while it runs, and the .pt2 reader.
 
 // Before a TorchScript module runs on meta: throws footprint::Error naming the first refused op
 // in its code and where the code calls it, and makes the factory ops that name no device
