@@ -347,6 +347,7 @@ TEST(CliMemory, BadInputGetsOneLine) {
   // Usage errors (exit 2), caught before any model runs.
   auto usage = [](const footprint_test::RunResult& r, const std::string& what) {
     EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
   };
   usage(run_footprint("memory " + model + " --input 1x1x28x28 --gpu h1000"),
@@ -354,8 +355,8 @@ TEST(CliMemory, BadInputGetsOneLine) {
   usage(run_footprint("memory " + model + " --input 1x1x28x28 --train --optimizer lamb"),
         "--optimizer 'lamb': expected sgd, momentum");
   usage(run_footprint("fit " + model + " --input 1x28x28"), "--gpu is required");
-  one_line(run_footprint("memory " + model + " --input 1x1x28x28 --alloc-conf foo:1"),
-           "allocator option 'foo'");
+  usage(run_footprint("memory " + model + " --input 1x1x28x28 --alloc-conf foo:1"),
+        "allocator option 'foo'");
   one_line(
       run_footprint("memory " + shell_quote(kModels + "/resnet18.pth") + " --input 1x3x224x224"),
       "needs TorchScript");

@@ -22,15 +22,12 @@ import zipfile
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_harness import Cli, check, clean_line, finish, parses  # noqa: E402
+
 CLI, MODELS, EXAMPLES, WORK = sys.argv[1:5]
 os.makedirs(WORK, exist_ok=True)
-failures = []
-
-
-def check(ok, what):
-    print(("ok    " if ok else "FAIL  ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+footprint = Cli(CLI, WORK)
 
 
 class Net(torch.nn.Module):
@@ -62,45 +59,6 @@ def edited(name, body, debug_pkl=None):
                 data = (text[: text.index("    fc = self.fc")] + body).encode()
             out.writestr(zipfile.ZipInfo(info.filename, info.date_time), data)
     return path
-
-
-def clean_line(err):
-    """stderr is one line, printable, with no C++ stack."""
-    lines = err.splitlines()
-    return (len(lines) == 1 and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", err)
-            and "frame #" not in err and "Traceback" not in err)
-
-
-def parses(text):
-    try:
-        json.loads(text)
-        return True
-    except ValueError:
-        return False
-
-
-# Peak RSS: a wrapper forks footprint and reports the rusage of what it waited for (ru_maxrss of
-# footprint and of the engine it waited for, the larger).
-WRAP = os.path.join(WORK, "rss.py")
-with open(WRAP, "w") as f:
-    f.write("import os, sys, resource\n"
-            "pid = os.fork()\n"
-            "if pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n"
-            "_, status, usage = os.wait4(pid, 0)\n"
-            "sys.stderr.write(f'\\nRSS_KIB {usage.ru_maxrss}\\n')\n"
-            "sys.exit(os.waitstatus_to_exitcode(status) % 256)\n")
-
-
-def footprint(*args, env=None, timeout=120):
-    start = time.monotonic()
-    p = subprocess.run([sys.executable, WRAP, CLI, *args], capture_output=True, text=True,
-                       env={**os.environ, **(env or {})}, timeout=timeout, errors="replace")
-    seconds = time.monotonic() - start
-    err, rss = p.stderr, 0
-    m = re.search(r"\nRSS_KIB (\d+)\n$", err)
-    if m:
-        rss, err = int(m.group(1)) / 1024, err[: m.start()]
-    return p.returncode, p.stdout, err, seconds, rss
 
 
 def case(name, path, args, status, line=None, json_out=True, max_seconds=60, max_rss_mib=1500,
@@ -159,18 +117,22 @@ case("hang", edited("hang", "    while True:\n      pass\n    return x\n"),
 case("adds", edited("adds", "    y = x\n    for i in range(100000000):\n"
                             "      y = torch.add(y, 1)\n    return y\n"),
      ["--max-ops", "100000"], 1, r"more than 100000 aten ops.*aten::add", max_rss_mib=BOUND)
-# ... and by the default limits: the default op count bounds the trace's memory too.
-case("adds_default", os.path.join(WORK, "adds.pt"), [], 1, r"--max-ops", max_seconds=120,
-     max_rss_mib=base_rss + 2048)
+# ... and by the default limits: the engine's memory (its trace grows about 800 B an op) stops
+# it under 1 GiB of resident memory, the default --max-memory, before the 2,000,000 ops.
+case("adds_default", os.path.join(WORK, "adds.pt"), [], 1,
+     r"the engine's memory came within 64.00 MiB of 1.00 GiB, the limit \(--max-memory\).*aten::add",
+     max_seconds=60, max_rss_mib=1024 + 16)
 # The same loop, stopped by the in-engine clock (it runs ops, so it need not be killed).
-case("adds_time", os.path.join(WORK, "adds.pt"), ["--time-limit", "2", "--max-ops", "1000000000"],
-     1, r"ran longer than 2 s, the limit \(--time-limit\)", max_seconds=30, max_rss_mib=base_rss + 2048)
+case("adds_time", os.path.join(WORK, "adds.pt"), ["--time-limit", "2", "--max-ops", "1000000000",
+                                                  "--max-memory", "4GiB"],
+     1, r"ran longer than 2 s, the limit \(--time-limit\)", max_seconds=30, max_rss_mib=4096)
 
-# A list too big for the engine's address space (--max-memory): one line, not a crash.
+# A list that doubles 40 times in the interpreter (no aten op): the supervisor watches the
+# engine's resident memory and stops it at --max-memory, one line, not a crash.
 case("list_bomb", edited("list_bomb", "    y = [0]\n    for i in range(40):\n      y = y + y\n"
                                       "    return (self.fc).forward(x, )\n"),
-     ["--max-memory", "4GiB"], 1, r"ran out of memory.*--max-memory", max_seconds=60,
-     max_rss_mib=4096)
+     ["--max-memory", "2GiB"], 1, r"the engine's memory passed 2GiB, the limit \(--max-memory\)",
+     max_seconds=60, max_rss_mib=2048 + 256)
 
 # print(): escape codes shown escaped, on stderr; stdout stays the JSON report.
 esc = edited("print", '    print(chr(27) + "[2J" + chr(27) + "[31mowned\\nnext")\n'
@@ -346,7 +308,26 @@ for cmd in ([], ["params"], ["summary"], ["memory"], ["fit"], ["llm"]):
                                       for n in named) and "../" not in out,
           f"footprint {' '.join(cmd)} --help names only shipped files: {sorted(named)}")
 
-if failures:
-    print(f"\n{len(failures)} failed")
-    sys.exit(1)
-print("\nall passed")
+# Ten hostile TorchScript files, as a user would receive them, with the default flags: each is
+# refused or summarized within 60 s and 1.5 GiB of resident memory (--time-limit 40 s and 5 s of
+# grace; --max-memory 1 GiB, watched every 20 ms).
+ten = [
+    ("from_file", 1), ("save", 1), ("zeros_cpu", 0), ("hang", 1), ("adds", 1), ("list_bomb", 1),
+    ("print", 0), ("raise", 1), ("debug_pkl", 1), ("fork", 1),
+]
+named = {"fork": r"prim::fork .*runs code on another thread", "list_bomb": r"--max-memory",
+         "adds": r"--max-memory", "hang": r"--time-limit", "from_file": r"aten::from_file"}
+
+
+class Forks(torch.nn.Module):
+    def forward(self, x):
+        fut = torch.jit.fork(torch.add, x, 1)
+        return torch.jit.wait(fut)
+
+
+torch.jit.script(Forks()).save(os.path.join(WORK, "fork.pt"))
+for name, status in ten:
+    case(f"default flags: {name}", os.path.join(WORK, name + ".pt"), [], status, named.get(name),
+         max_seconds=60, max_rss_mib=1536)
+
+finish()

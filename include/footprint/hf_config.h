@@ -82,6 +82,9 @@ constexpr int kMaxConfigNesting = 64;              // JSON arrays/objects inside
 // Reads and checks a config.json. Throws footprint::Error naming the file, the field and the
 // expected range.
 TransformerConfig read_hf_config(const std::string& path);
+// The text of a config.json, read under the same limits (kMaxConfigBytes, kMaxConfigNesting):
+// what the python path parses, so that a config is bounded the same on both paths.
+std::string read_config_text(const std::string& path);
 // The same from text in memory; `name` is used in messages.
 TransformerConfig parse_hf_config(std::string_view text, const std::string& name);
 // What in a readable config.json the C++ modules do not build, so that `footprint llm` hands it to

@@ -15,6 +15,7 @@ PyTorch's CUDA caching allocator. The model is never changed or copied to real m
 - fit(model, sample_size, gpu=...): the largest batch that fits.
 """
 import json as _json
+import os as _os
 
 import torch as _torch
 
@@ -23,7 +24,8 @@ from ._reports import FitReport, MemoryReport, ParamsReport, Record, SummaryRepo
 from ._run import ModelError
 
 __version__ = _core.version
-__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "register_meta", "ModelError",
+__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "program", "register_meta",
+           "ModelError",
            "ParamsReport", "SummaryReport", "MemoryReport", "FitReport", "__version__"]
 
 _BUILT_FOR = _core.torch_version
@@ -74,12 +76,13 @@ def _target(device, gpu):
 
 
 def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode="eval",
-            device="cuda", source=None, guess=None, **kwargs):
+            device="cuda", source=None, guess=None, precision="fp32", **kwargs):
     """torchinfo's summary: one row per module call (a module called twice has two rows), with
     output shapes, parameters, MACs, FLOPs and activation bytes. mode="train" runs forward, a
     loss and backward, and counts backward's FLOPs apart. Extra keyword arguments go to the
     model's forward. guess=["ns::op", ...] runs ops that have no meta implementation with an
-    output shaped like their first input, and says so in the report's gaps."""
+    output shaped like their first input, and says so in the report's gaps. precision="fp16"
+    or "bf16" runs with the floating parameters and inputs cast, as memory() does."""
     from . import _run
     _module(model)
     gaps = _guess(guess)
@@ -88,8 +91,9 @@ def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode=
     args, kw = _run.normalize_inputs(input_size, input_data, dtypes, None)
     kw.update(kwargs)
     train = mode == "train"
-    trace, _ = _run.run(model, args, kw, train=train, target=device, sm=_target(device, None))
-    m = _run.model_data(model, _source(model, source))
+    trace, _ = _run.run(model, args, kw, train=train, target=device, sm=_target(device, None),
+                        precision=precision)
+    m = _run.model_data(model, _source(model, source), _run.precision_dtype(precision))
     native = _core.summarize(m, trace, _run.input_specs(args, kw), train, _source(model, source))
     data = _json.loads(native.print(format="json", depth=-1))
     data["gaps"] = data.get("gaps", []) + gaps
@@ -100,7 +104,7 @@ def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode=
 def memory(model, input_size=None, input_data=None, *, train=False, optimizer="adamw",
            impl="auto", precision="fp32", gpu=None, device="cuda", loss_fn=None,
            alloc_conf=None, dtypes=None, set_to_none=True, iterations=None, timeline=False,
-           source=None, guess=None, **kwargs):
+           source=None, guess=None, context_mib=None, **kwargs):
     """The peak memory of inference (train=False) or of a training step (train=True): zero_grad,
     forward, loss, backward and the optimizer's step, twice (the optimizer's state appears inside
     the first step; the second is the steady state), as PyTorch 2.11 would run it on `device`.
@@ -111,7 +115,9 @@ def memory(model, input_size=None, input_data=None, *, train=False, optimizer="a
     precision: "fp32", "fp16", "bf16" (the parameters cast) or "bf16-amp", "fp16-amp"
     (torch.autocast around forward and loss). gpu: "h100", "a100-40gb", ... or a size ("24GiB").
     alloc_conf: PYTORCH_CUDA_ALLOC_CONF ("expandable_segments:True"). loss_fn(output, labels):
-    the loss; by default cross-entropy for a 2-D output, else output.float().square().mean().
+    the loss; by default ("auto") cross-entropy for a 2-D output, else
+    output.float().square().mean(); "cross-entropy" or "mean-square" chooses one. context_mib:
+    the CUDA context's MiB outside the allocator (default: the GPU profile's).
     guess=["ns::op", ...]: ops with no meta implementation run with an output shaped like their
     first input, and the report says so. Extra keyword arguments go to the model's forward."""
     from . import _run
@@ -122,7 +128,7 @@ def memory(model, input_size=None, input_data=None, *, train=False, optimizer="a
     report = _memory(model, args, kw, train=train, optimizer=optimizer, impl=impl,
                    precision=precision, gpu=gpu, device=device, loss_fn=loss_fn,
                    alloc_conf=alloc_conf, set_to_none=set_to_none, iterations=iterations,
-                   timeline=timeline, source=_source(model, source))
+                   timeline=timeline, source=_source(model, source), context_mib=context_mib)
     if gaps:
         report._data["gaps"] = report._data.get("gaps", []) + gaps
         report._table += "".join(f"Gap: {g}\n" for g in gaps)
@@ -130,12 +136,13 @@ def memory(model, input_size=None, input_data=None, *, train=False, optimizer="a
 
 
 def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, loss_fn,
-            alloc_conf, set_to_none, iterations, timeline, source, shard=None):
+            alloc_conf, set_to_none, iterations, timeline, source, shard=None, context_mib=None):
     from . import _run
     sm = _target(device, gpu)
     trace, info = _run.run(model, args, kw, train=train, optimizer=optimizer if train else None,
                            impl=impl, precision=precision, target=device, sm=sm,
-                           loss_fn=loss_fn, iterations=iterations, set_to_none=set_to_none)
+                           loss_fn=_run.loss_function(loss_fn), iterations=iterations,
+                           set_to_none=set_to_none)
     cast = _run.precision_dtype(precision)
     m = _run.model_data(model, source, cast)
     gpu_key, capacity = None, None
@@ -147,13 +154,13 @@ def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, 
     kwargs = dict(target=device, gpu=gpu_key, capacity=capacity, alloc_conf=alloc_conf or "",
                   timeline=timeline, inputs=_run.input_specs(args, kw, cast), precision=precision,
                   optimizer=info["optimizer"], set_to_none=set_to_none, source=source,
-                  **(shard or {}))
+                  context=-1.0 if context_mib is None else float(context_mib), **(shard or {}))
     native = _core.analyze(m, trace, **kwargs)
     return MemoryReport(native, (m, trace, kwargs), native.print(format="table"))
 
 
 def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer="adamw",
-        max_batch=1 << 20, **kwargs):
+        max_batch=1 << 20, timeline=False, **kwargs):
     """The largest batch that fits `gpu`: sample_size is one sample's shape, (3, 224, 224)
     (or input_data, whose first dimension is varied). Each batch tried is a full estimate, as
     memory() makes it; the search aims along the estimates and closes the bracket so that the
@@ -168,10 +175,10 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
         args, kw = _run.normalize_inputs(None, input_data, None, None)
     forward_kwargs = {k: kwargs.pop(k) for k in list(kwargs)
                       if k not in ("impl", "precision", "device", "loss_fn", "alloc_conf",
-                                   "set_to_none", "iterations", "source")}
+                                   "set_to_none", "iterations", "source", "context_mib")}
     kw.update(forward_kwargs)
     options = dict(impl="auto", precision="fp32", device="cuda", loss_fn=None, alloc_conf=None,
-                   set_to_none=True, iterations=None, source=None)
+                   set_to_none=True, iterations=None, source=None, context_mib=None)
     options.update(kwargs)
     options["source"] = _source(model, options["source"])
     seen = {}
@@ -188,7 +195,13 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
         raise ValueError("fit needs a GPU: gpu='h100' or a size such as gpu='24GiB'")
     batch = _core.largest_fitting(lambda n: bool(at(n).fits()),
                                   lambda n: _core.fit_need(at(n)._native), capacity, max_batch)
-    return FitReport(batch, at(max(1, batch)), at(batch + 1), len(seen))
+    captures = len(seen)
+    fits = at(max(1, batch))
+    if timeline:  # the run at the batch found, again, with what save_html draws
+        a, k = _run.with_batch(args, kw, max(1, batch))
+        fits = _memory(model, a, k, train=train, optimizer=optimizer, gpu=gpu, timeline=True,
+                       **options)
+    return FitReport(batch, fits, at(batch + 1), captures)
 
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
@@ -215,6 +228,17 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                 checkpointing=checkpointing, shard=shard, gpus=gpus, tp=tp, lora=lora,
                 lora_alpha=lora_alpha, lora_targets=lora_targets, fit=fit, fit_max=fit_max,
                 memory=memory)
+
+
+def program(path):
+    """A torch.export program (.pt2) as an nn.Module that memory(), fit() and summary() run: read
+    by footprint's own reader, never unpickled or evaluated (torch.export.load runs what a file
+    holds); its graph runs op by op on meta, its modules as the nodes' nn_module_stack names them.
+    program.inputs: the exported inputs' (shape, dtype)."""
+    from . import _pt2
+    if not isinstance(path, (str, _os.PathLike)) or not _os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    return _pt2.load(_os.fspath(path))
 
 
 def gpus():

@@ -11,6 +11,7 @@ import re
 
 import torch
 
+from . import _core
 from ._reports import Report, _human, _html_table
 
 # The fields transformers' MoE configs name their experts by (routed, per token).
@@ -31,9 +32,8 @@ def load_config(config):
             where = os.path.join(where, "config.json")
         if not os.path.exists(where):
             raise FileNotFoundError(f"{where}: no such file")
-        try:
-            with open(where) as f:
-                data = json.load(f)
+        try:  # read under the C++ path's limits: its size and nesting
+            data = json.loads(_core.read_config_text(where))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{where}: not a JSON config ({e})") from None
         if not isinstance(data, dict):

@@ -296,6 +296,7 @@ class FitReport(Report):
         self.at_batch = fits
         self.past_batch = next_
         self.captures = captures
+        self.gaps = (fits or next_)._data.get("gaps", [])
         gpu = (fits or next_)._data.get("gpu", {}).get("name", "the device")
         self._table = (f"largest batch that fits {gpu}: {batch}\n"
                        + (f"  at {batch}: reserved peak {_human(fits.reserved_peak or fits.allocated_peak)}, "
@@ -304,3 +305,8 @@ class FitReport(Report):
 
     def _repr_html_(self):
         return f"<pre>{html.escape(self._table)}</pre>"
+
+    def print(self, format="table"):
+        """The report as `footprint fit --format FORMAT` prints it: table, json, csv or md."""
+        return _core.print_fit(self.batch, self.at_batch._native, self.past_batch._native,
+                               self.captures, format)

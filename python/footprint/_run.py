@@ -431,6 +431,21 @@ def default_loss(y, labels):
     return t.float().square().mean()
 
 
+def loss_function(loss_fn):
+    """loss_fn as given (a function, or None for default_loss), or by name: "auto",
+    "cross-entropy" (of the output's first tensor against the labels), "mean-square"."""
+    if loss_fn is None or callable(loss_fn):
+        return loss_fn
+    if loss_fn == "auto":
+        return None
+    if loss_fn == "cross-entropy":
+        return lambda y, labels: F.cross_entropy(output_tensor(y), labels)
+    if loss_fn == "mean-square":
+        return lambda y, labels: output_tensor(y).float().square().mean()
+    raise ValueError(f"loss_fn={loss_fn!r}: expected a function, 'auto', 'cross-entropy' or "
+                     "'mean-square'")
+
+
 class _Hooks:
     """Module calls, as the global module hooks see them: one call per forward."""
 
@@ -510,13 +525,19 @@ def _meta_state(model, dtype):
     return state, params
 
 
+# The sandbox's limits for every capture of this process: none for a user's own process (its CPU
+# allocator left alone); the command line's engine sets --time-limit, --max-ops and
+# --max-cpu-memory here (cli.engine).
+LIMITS = {}
+
+
 def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="fp32",
         target="cuda", sm=90, loss_fn=None, iterations=None, set_to_none=True, limits=None,
         default_dtype=torch.float32):
     """Captures one run: inference, a forward/loss/backward pass (train without an optimizer), or
     `iterations` training steps. sm: the CUDA target's compute capability x 10, or (that, its
     streaming multiprocessors). Returns (trace, info)."""
-    limits = limits or {}
+    limits = limits or LIMITS
     dtype = precision_dtype(precision)
     autocast = {"bf16-amp": "torch.bfloat16", "fp16-amp": "torch.float16"}.get(precision, "")
     if precision not in ("fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"):
@@ -534,6 +555,7 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
     session = _core.Session(train=train, target=target, sm=sm, autocast=autocast,
                             multiprocessors=multiprocessors,
                             seconds=float(limits.get("seconds", 600)),
+                            memory_bytes=int(limits.get("memory_bytes", 0)),
                             ops=int(limits.get("ops", 2_000_000)),
                             # The user's process: its CPU allocator is left alone.
                             cpu_bytes=int(limits.get("cpu_bytes", 0)),

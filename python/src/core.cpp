@@ -22,6 +22,7 @@
 #include "footprint/memory_viz.h"
 #include "footprint/report.h"
 #include "footprint/version.h"
+#include "formats/readers.h"
 
 namespace nb = nanobind;
 using namespace footprint;
@@ -81,13 +82,14 @@ Model make_model(const std::string& source, const std::vector<TensorTuple>& tens
 
 MemoryOptions memory_options(const std::string& target, const std::optional<std::string>& gpu,
                              const std::optional<int64_t>& capacity, const std::string& alloc_conf,
-                             bool timeline) {
+                             bool timeline, double context_mib) {
   MemoryOptions o;
   if (target == "cpu")
     o.target = Target::kCpu;
   else if (target != "cuda")
     throw Error("device must be cuda or cpu, not " + target);
   if (gpu) o.gpu = device_parse(*gpu);
+  if (o.gpu && context_mib >= 0) o.gpu->context = int64_t(context_mib * 1024 * 1024);
   o.capacity = capacity;
   if (!alloc_conf.empty()) o.allocator = parse_allocator_config(alloc_conf);
   o.timeline = timeline;
@@ -232,7 +234,7 @@ NB_MODULE(_core, m) {
           "__init__",
           [](CaptureSession* self, bool train, const std::string& target, int sm,
              const std::string& autocast, double seconds, int64_t ops, int64_t cpu_bytes,
-             const std::string& root_type, int multiprocessors) {
+             const std::string& root_type, int multiprocessors, int64_t memory_bytes) {
             CaptureOptions o;
             o.train = train;
             o.target = target == "cpu" ? Target::kCpu : Target::kCuda;
@@ -242,11 +244,12 @@ NB_MODULE(_core, m) {
             o.limits.seconds = seconds;
             o.limits.ops = ops;
             o.limits.cpu_bytes = cpu_bytes;
+            o.limits.memory_bytes = memory_bytes;
             new (self) CaptureSession(o, root_type);
           },
           nb::arg("train"), nb::arg("target"), nb::arg("sm"), nb::arg("autocast"),
           nb::arg("seconds"), nb::arg("ops"), nb::arg("cpu_bytes"), nb::arg("root_type"),
-          nb::arg("multiprocessors") = 132)
+          nb::arg("multiprocessors") = 132, nb::arg("memory_bytes") = 0)
       .def("phase", [](CaptureSession& s, const std::string& name,
                        int iteration) { s.phase(phase_from(name), iteration); })
       .def("enter_module", &CaptureSession::enter_module)
@@ -321,7 +324,7 @@ NB_MODULE(_core, m) {
          const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs,
          const std::string& precision, const std::string& optimizer, bool set_to_none,
          const std::string& source, const std::vector<int64_t>& shard_divisor,
-         int64_t shard_gathered, bool drop_weight_casts) {
+         int64_t shard_gathered, bool drop_weight_casts, double context_mib) {
         // The sharding pass's plan (ZeRO/FSDP as one rank sees it; footprint.llm makes it).
         ShardPlan plan;
         for (size_t i = 0; i < shard_divisor.size() && i < plan.divisor.size(); ++i)
@@ -329,7 +332,8 @@ NB_MODULE(_core, m) {
         plan.gathered = shard_gathered;
         plan.drop_weight_casts = drop_weight_casts;
         MemoryReport r = analyze_memory(
-            model, trace, memory_options(target, gpu, capacity, alloc_conf, timeline), plan);
+            model, trace, memory_options(target, gpu, capacity, alloc_conf, timeline, context_mib),
+            plan);
         r.inputs = inputs_from(inputs);
         r.precision = precision;
         r.optimizer = optimizer;
@@ -341,7 +345,7 @@ NB_MODULE(_core, m) {
       nb::arg("capacity").none(), nb::arg("alloc_conf"), nb::arg("timeline"), nb::arg("inputs"),
       nb::arg("precision"), nb::arg("optimizer"), nb::arg("set_to_none"), nb::arg("source"),
       nb::arg("shard_divisor") = std::vector<int64_t>{}, nb::arg("shard_gathered") = 0,
-      nb::arg("drop_weight_casts") = false);
+      nb::arg("drop_weight_casts") = false, nb::arg("context") = -1.0);
   m.def("fit_need", &fit_need);
   m.def("largest_fitting", &largest_fitting, nb::arg("fits"), nb::arg("need"), nb::arg("capacity"),
         nb::arg("max"));
@@ -357,4 +361,25 @@ NB_MODULE(_core, m) {
     return std::make_tuple(d.key, d.name, d.total, d.context, d.sm, d.multiprocessors);
   });
   m.def("size_parse", [](const std::string& text) { return size_parse(text); });
+  // A torch.export program's graph as footprint's own reader writes it out (formats/readers.h,
+  // pt2_document): JSON footprint made from checked fields, for _pt2.py's runner.
+  m.def(
+      "read_pt2",
+      [](const std::string& path, double seconds) {
+        return footprint::detail::pt2_document_file(path, seconds);
+      },
+      nb::arg("path"), nb::arg("seconds") = 0.0);
+  m.def("read_config_text", &read_config_text, nb::arg("path"));
+  // `footprint fit`'s report in any of the command's formats, from the python path's reports.
+  m.def(
+      "print_fit",
+      [](int64_t batch, const MemoryReport& fits, const MemoryReport& next, int captures,
+         const std::string& format) {
+        FitResult f{batch, fits, next, captures};
+        return print_fit(f, *format_parse(format));
+      },
+      nb::arg("batch"), nb::arg("fits"), nb::arg("next"), nb::arg("captures"),
+      nb::arg("format"));
+  // Text from a model or a file, as one line a terminal shows safely (footprint/error.h).
+  m.def("escape_text", [](const std::string& text) { return escape_text(text); });
 }

@@ -1,16 +1,43 @@
 // Aligned text, Markdown and RFC 4180 CSV renderings of a Table.
 #include "core/table.h"
 
+#include <locale.h>
+#include <wchar.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 #include "footprint/error.h"
 
 namespace footprint::detail {
 namespace {
 
-// Display width: count UTF-8 code points, not bytes, so names with non-ASCII characters align.
+// Display width, in terminal columns: glibc's wcwidth under C.UTF-8, so that a CJK character
+// takes two columns and a combining accent none (a byte or code point count misaligns such
+// names). Where the locale is missing, or a character has no width, each code point counts one.
 size_t width(const std::string& s) {
-  return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+  static locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(0));
+  size_t code_points =
+      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+  if (!utf8) return code_points;
+  locale_t previous = uselocale(utf8);
+  size_t columns = 0;
+  mbstate_t state{};
+  for (size_t i = 0; i < s.size();) {
+    wchar_t wc = 0;
+    size_t n = mbrtowc(&wc, s.data() + i, s.size() - i, &state);
+    if (n == size_t(-1) || n == size_t(-2) || n == 0) {  // not UTF-8 here: one column a byte
+      state = mbstate_t{};
+      ++columns;
+      ++i;
+      continue;
+    }
+    int w = wcwidth(wc);
+    columns += w < 0 ? 1 : size_t(w);
+    i += n;
+  }
+  uselocale(previous);
+  return columns;
 }
 
 std::string pad(const std::string& s, size_t w, bool right) {
@@ -20,6 +47,18 @@ std::string pad(const std::string& s, size_t w, bool right) {
 
 bool is_numeric(const Table& t, size_t c) {
   return c < t.numeric.size() && t.numeric[c];
+}
+
+// A text cell that a spreadsheet would take for a formula (=, +, -, @ first: OWASP's CSV
+// injection list) gets a leading apostrophe, which shows it as the text it is.
+std::string neutralized(const std::string& s) {
+  if (s.empty() || std::string_view("=+-@\t\r").find(s[0]) == std::string_view::npos) return s;
+  if (s[0] == '-' || s[0] == '+') {
+    char* end = nullptr;
+    std::strtod(s.c_str(), &end);
+    if (end && *end == '\0' && end != s.c_str() + 1) return s;  // a number such as -5 or +0.3
+  }
+  return "'" + s;
 }
 
 std::string csv_field(const std::string& s) {
@@ -90,13 +129,15 @@ std::string render_markdown(const Table& table) {
 
 std::string render_csv(const Table& table) {
   const Table t = escaped(table);
-  auto line = [](const std::vector<std::string>& cells) {
+  auto line = [&](const std::vector<std::string>& cells, bool header) {
     std::string out;
-    for (size_t c = 0; c < cells.size(); ++c) out += (c ? "," : "") + csv_field(cells[c]);
+    for (size_t c = 0; c < cells.size(); ++c)
+      out += (c ? "," : "") +
+             csv_field(header || is_numeric(t, c) ? cells[c] : neutralized(cells[c]));
     return out + "\n";
   };
-  std::string out = line(t.columns);
-  for (const auto& row : t.rows) out += line(row);
+  std::string out = line(t.columns, true);
+  for (const auto& row : t.rows) out += line(row, false);
   return out;
 }
 

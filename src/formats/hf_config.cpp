@@ -288,10 +288,7 @@ TransformerConfig parse_hf_config(std::string_view text, const std::string& name
 
 std::optional<std::string> python_only(const std::string& path, int64_t context) {
   try {
-    auto src = detail::open_file(path);
-    if (src->size() > kMaxConfigBytes) return std::nullopt;
-    std::string text = src->read_string(0, static_cast<size_t>(src->size()));
-    detail::check_json_nesting(text, path, kMaxConfigNesting);
+    std::string text = read_config_text(path);
     json j = json::parse(text);
     if (!j.is_object()) return std::nullopt;
     auto it = j.find("model_type");
@@ -316,12 +313,18 @@ std::optional<std::string> python_only(const std::string& path, int64_t context)
   }
 }
 
-TransformerConfig read_hf_config(const std::string& path) {
+std::string read_config_text(const std::string& path) {
   auto src = detail::open_file(path);
   if (src->size() > kMaxConfigBytes)
     throw Error(fmt::format("{}: config is {} bytes, over the config-size limit of {}", path,
                             src->size(), kMaxConfigBytes));
-  return parse_hf_config(src->read_string(0, static_cast<size_t>(src->size())), path);
+  std::string text = src->read_string(0, static_cast<size_t>(src->size()));
+  detail::check_json_nesting(text, path, kMaxConfigNesting);
+  return text;
+}
+
+TransformerConfig read_hf_config(const std::string& path) {
+  return parse_hf_config(read_config_text(path), path);
 }
 
 }  // namespace footprint

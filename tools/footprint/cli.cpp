@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,7 @@
 #include <thread>
 
 #include "footprint/footprint.h"
+#include "supervise.h"
 
 namespace footprint::cli {
 namespace {
@@ -40,12 +43,16 @@ constexpr int kExitDoesNotFit = 4;
 
 // The part of every help that runs a model: the sandbox, its limits and the exit status.
 constexpr const char* kSandboxHelp =
-    R"(The model's code runs in a sandbox, in a child process (docs/engine.md, "The sandbox"):
-every tensor it makes is a meta tensor, whatever device its code names; ops that read or write
-files or talk to other processes are refused; --max-cpu-memory, --max-ops, --time-limit and
---max-memory bound the rest, and a crash inside LibTorch becomes one line. The model's print()s go
-to stderr as "footprint: the model prints: ..." (--model-output drop: nowhere), so that stdout
-holds only the report; with --format json, a failure is reported on stdout as {"error": ...} too.)";
+    R"(The model runs in a sandbox, in a child process (docs/engine.md, "The sandbox"): every
+tensor it makes is a meta tensor, whatever device its code names; ops that read or write files or
+talk to other processes are refused; --max-cpu-memory, --max-ops, --time-limit and --max-memory
+bound the rest, and a crash inside LibTorch becomes one line. A file is data: a TorchScript
+file's code and a .pt2's graph run only as ops in the sandbox, and nothing in a file is unpickled
+or evaluated. A FILE.py:NAME is your own Python code: footprint imports and runs it as Python
+does, with your rights (its module code and factory run outside the op sandbox, and its forward
+can call anything Python can): run only files you would run yourself. The model's print()s go to
+stderr as "footprint: the model prints: ..." (--model-output drop: nowhere), so that stdout holds
+only the report; with --format json, a failure is reported on stdout as {"error": ...} instead.)";
 
 constexpr const char* kParamsHelp = R"(Examples:
   footprint params model.pt                      TorchScript (torch.jit.save)
@@ -175,6 +182,24 @@ at a time). docs/llm.md explains every number and compares them with the publish
 Exit status: 0; 1 when the config cannot be read or the model cannot be built (one line on stderr);
 2 for a usage error; 4 with --check when a phase does not fit (or --fit finds nothing that fits).)";
 
+// A usage error found after parsing (exit 2, one line, no JSON).
+struct UsageError : Error {
+  using Error::Error;
+};
+
+// A float option's check: a finite number in [lo, hi] (CLI::Range lets NaN through).
+CLI::Validator finite_in(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& text) -> std::string {
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+          return fmt::format("'{}': expected a number from {:g} to {:g}", text, lo, hi);
+        return {};
+      },
+      fmt::format("FLOAT in [{:g} - {:g}]", lo, hi));
+}
+
 // --gpu (a profile or a size: on CPU, the memory to fit in), --context/--cuda-context (MiB) and
 // --alloc-conf, into the memory options of a run whose target is already set.
 void device_options(MemoryOptions& m, const std::string& gpu, double context_mib,
@@ -221,8 +246,14 @@ void write_file(const std::string& option, const std::string& path, const std::s
 
 // Before the run, so that a path that cannot be written costs no capture: its directory must be
 // there and writable.
-void check_writable(const std::string& option, const std::string& path) {
+void check_writable(const std::string& option, const std::string& path,
+                    const std::string& model) {
   if (path.empty()) return;
+  struct stat a, b;
+  if (stat(path.c_str(), &a) == 0 && stat(model.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
+      a.st_ino == b.st_ino)
+    throw UsageError(fmt::format("{} {}: that is the model's file; give the page another name",
+                                 option, path));
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   if (access(dir.c_str(), W_OK) != 0)
@@ -255,36 +286,42 @@ const auto check_inputs = parses_with([](const std::string& text) { parse_inputs
 const auto check_gpu = parses_with([](const std::string& text) { device_parse(text); });
 const auto check_optimizer =
     parses_with([](const std::string& text) { plan_optimizer(Target::kCuda, text, "auto"); });
-
-#ifndef FOOTPRINT_PYTHON_EXE
-#define FOOTPRINT_PYTHON_EXE ""
-#endif
+const auto check_alloc_conf =
+    parses_with([](const std::string& text) { parse_allocator_config(text); });
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::string directory_of_this_program() {
-  char buf[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string path(buf, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/'));
-}
 
 // The sandbox's options, shared by the commands that run a model (kSandboxHelp).
+// Defaults: --time-limit 40 s, several times what the largest models footprint knows take
+// (DeepSeek-V3's training step on the python path: 5.6 s, whole process); --max-memory 1 GiB of
+// resident memory for the engines that run files (TorchScript and .pt2; a Llama-2-70B training
+// step with the for-loop AdamW peaks at 490 MiB), 2 GiB where Python code and transformers run
+// (DeepSeek-V3's training step: 1.0 GiB).
+constexpr double kDefaultSeconds = 40;
+constexpr const char* kDefaultMemory = "1GiB";
+constexpr const char* kDefaultPythonMemory = "2GiB";
+constexpr int64_t kLeastMemory = int64_t(512) << 20;  // the engine alone: about 450 MiB
+
 struct EngineArgs {
-  double seconds = 600;
+  double seconds = kDefaultSeconds;
   int64_t ops = 2'000'000;
-  std::string cpu_memory = "256MiB", memory = "8GiB", prints = "stderr";
+  std::string cpu_memory = "256MiB", memory, prints = "stderr";  // memory "": the path's default
   bool check = false;
   std::vector<std::string> guess;  // Python models: ops to run with a guessed output
+  std::string memory_for(bool python_code) const {
+    return !memory.empty() ? memory : python_code ? kDefaultPythonMemory : kDefaultMemory;
+  }
+  // The limits inside footprint-engine (a TorchScript file, a .pt2 summary, the C++ llm path).
   EngineLimits limits() const {
     EngineLimits l;
     l.seconds = seconds;
     l.ops = ops;
     l.cpu_bytes = *size_parse(cpu_memory);
+    l.memory_bytes = *size_parse(memory_for(false));
     l.prints = prints == "drop" ? EngineLimits::Prints::kDrop : EngineLimits::Prints::kStderr;
     return l;
   }
@@ -297,6 +334,16 @@ std::string check_size(const std::string& text) {
   return {};
 }
 
+std::string check_memory(const std::string& text) {
+  std::string bad = check_size(text);
+  if (!bad.empty()) return bad;
+  if (*size_parse(text) < kLeastMemory)
+    return fmt::format("'{}': the engine needs about 450 MiB to load LibTorch; give at least "
+                       "512MiB",
+                       text);
+  return {};
+}
+
 void add_engine_options(CLI::App* c, EngineArgs& e, bool fits) {
   c->add_option("--guess", e.guess,
                 "Python models (FILE.py:NAME, .pt2): run OP (ns::op), which has no meta "
@@ -305,8 +352,8 @@ void add_engine_options(CLI::App* c, EngineArgs& e, bool fits) {
       ->type_name("OP");
   c->add_option("--time-limit", e.seconds,
                 "Seconds the run may take, in all (the engine is stopped past it)")
-      ->default_val(600)
-      ->check(CLI::Range(0.1, 1e6));
+      ->default_val(kDefaultSeconds)
+      ->check(finite_in(0.1, 1e6));
   c->add_option("--max-ops", e.ops, "aten ops one capture of the model may run")
       ->default_val(2'000'000)
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
@@ -316,9 +363,10 @@ void add_engine_options(CLI::App* c, EngineArgs& e, bool fits) {
       ->default_val("256MiB")
       ->check(check_size);
   c->add_option("--max-memory", e.memory,
-                "Address space of the engine process (LibTorch itself maps about 2.6 GiB)")
-      ->default_val("8GiB")
-      ->check(check_size);
+                fmt::format("Resident memory of the engine process, trace included (about 800 B "
+                            "an op); default {}, {} for Python code and the llm python path",
+                            kDefaultMemory, kDefaultPythonMemory))
+      ->check(check_memory);
   c->add_option("--model-output", e.prints,
                 "Where the model's print()s go: stderr, one line each, or drop")
       ->default_val("stderr")
@@ -328,170 +376,24 @@ void add_engine_options(CLI::App* c, EngineArgs& e, bool fits) {
                 "Exit with status 4 when the run does not fit the device (for CI jobs)");
 }
 
-// How a child engine ended, for the parent's one line.
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
-}
-
-// `footprint` runs footprint-engine for the commands that need LibTorch, with the same
-// arguments, as a child process under limits: its address space (--max-memory), its CPU time, no
-// core dump, and the wall time (--time-limit), past which it is killed. Each op the engine starts
-// names itself on a shared page (report_ops_to), so a death is reported as one line with the op it
-// was running. The child's stdout is held until it exits well: a report cut short by a crash is
-// never printed. Returns the exit status to leave with.
-//
-// A model that is Python code (model.py:Class, or a torch.export .pt2 for memory and fit) runs in
-// Python instead: `python -m footprint.cli` with the same arguments, under the same limits. The
-// Python is FOOTPRINT_PYTHON's (the console script of the pip package sets it), else the one
-// footprint was built with; the package is the build tree's (python/ beside this program) or the
-// one installed in that Python.
-int run_engine(char** argv, const EngineArgs& limits, const std::string& file, bool json, FILE* out,
+// Runs the engine for this command (supervise.h): footprint-engine with the same arguments, or
+// for Python code `python -I` with them and the limits the engine is to apply itself.
+int run_engine(char** argv, const EngineArgs& ea, const std::string& file, bool json, FILE* out,
                bool python = false) {
-  std::vector<std::string> tried;
-  std::string dir = directory_of_this_program();
-  std::vector<std::string> python_argv;
-  if (python) {
-    if (const char* env = std::getenv("FOOTPRINT_PYTHON")) tried.push_back(env);
-    if (std::strlen(FOOTPRINT_PYTHON_EXE) > 0) tried.push_back(FOOTPRINT_PYTHON_EXE);
-    if (access((dir + "/python/footprint/__init__.py").c_str(), R_OK) == 0) {
-      const char* old = std::getenv("PYTHONPATH");
-      std::string path = dir + "/python" + (old && *old ? std::string(":") + old : "");
-      setenv("PYTHONPATH", path.c_str(), 1);
-    }
-  } else {
-    if (const char* env = std::getenv("FOOTPRINT_ENGINE")) tried.push_back(env);
-    tried.push_back(dir + "/footprint-engine");
-    tried.push_back(dir + "/../libexec/footprint/footprint-engine");
-  }
-  std::string path;
-  for (const auto& p : tried)
-    if (path.empty() && access(p.c_str(), X_OK) == 0) path = p;
-  auto fail = [&](const std::string& message) {
-    fmt::print(stderr, "footprint: {}\n", message);
-    if (json)
-      fmt::print(out, "{}\n",
-                 nlohmann::json{{"error", message}, {"exit_status", kExitError}}.dump(2));
-    return kExitError;
-  };
-  if (path.empty())
-    return fail(
-        python ? fmt::format("{} runs in Python, which needs a Python with torch and footprint's "
-                             "package (pip install .): set FOOTPRINT_PYTHON to it (looked for {})",
-                             escape_text(file), fmt::join(tried, ", "))
-               : fmt::format("this command needs footprint-engine (the part built with "
-                             "LibTorch), which is not installed: looked for {}",
-                             fmt::join(tried, ", ")));
-  std::vector<char*> child_argv;
-  if (python) {
-    python_argv = {path, "-m", "footprint.cli"};
-    for (char** a = argv + 1; *a; ++a) python_argv.push_back(*a);
-    for (auto& a : python_argv) child_argv.push_back(a.data());
-    child_argv.push_back(nullptr);
-    argv = child_argv.data();
-  }
-
-  constexpr size_t kPage = 4096;
-  int page_fd = memfd_create("footprint-engine-status", 0);  // inherited by the child
-  char* page = nullptr;
-  if (page_fd >= 0 && ftruncate(page_fd, kPage) == 0) {
-    void* p = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, page_fd, 0);
-    if (p != MAP_FAILED) page = static_cast<char*>(p);
-  }
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0)
-    return fail(fmt::format("cannot run {}: {}", path, std::strerror(errno)));
-  auto start = std::chrono::steady_clock::now();
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) return fail(fmt::format("cannot run {}: {}", path, std::strerror(errno)));
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // the engine does not outlive a footprint killed outright
-    if (getppid() != parent) _exit(kExitError);  // it died before prctl took effect
-    dup2(pipe_fds[1], STDOUT_FILENO);
-    if (page) setenv("FOOTPRINT_STATUS_FD", std::to_string(page_fd).c_str(), 1);
-    rlimit core{0, 0};
-    setrlimit(RLIMIT_CORE, &core);
-    rlim_t space = rlim_t(*size_parse(limits.memory));
-    rlimit as{space, space};
-    setrlimit(RLIMIT_AS, &as);
-    // CPU time as a backstop to the wall time, for every core the engine may use.
-    rlim_t cpu = rlim_t(limits.seconds * std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))) + 10;
-    rlimit cpu_limit{cpu, cpu + 5};
-    setrlimit(RLIMIT_CPU, &cpu_limit);
-    execv(path.c_str(), argv);
-    fmt::print(stderr, "footprint: cannot run {}: {}\n", path, std::strerror(errno));
-    _exit(kExitError);
-  }
-  close(pipe_fds[1]);
-  auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                              std::chrono::duration<double>(limits.seconds + 5));
-  auto left_ms = [&] {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    return int(std::clamp<int64_t>(left.count(), 0, 1000));
-  };
-  std::string report;
-  bool timed_out = false, open = true;
-  int status = 0;
-  while (true) {
-    if (open) {
-      pollfd fd{pipe_fds[0], POLLIN, 0};
-      if (poll(&fd, 1, left_ms()) > 0) {
-        char buf[65536];
-        ssize_t n = read(pipe_fds[0], buf, sizeof buf);
-        if (n > 0) report.append(buf, size_t(n));
-        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) open = false;
-      }
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(10, left_ms())));
-    }
-    pid_t done = waitpid(pid, &status, WNOHANG);
-    if (done == pid && !open) break;
-    if (done == pid) {  // exited: drain what is left in the pipe
-      char buf[65536];
-      ssize_t n;
-      while ((n = read(pipe_fds[0], buf, sizeof buf)) > 0) report.append(buf, size_t(n));
-      break;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      timed_out = true;
-      break;
-    }
-  }
-  close(pipe_fds[0]);
-  std::string running;
-  if (page) {
-    running = std::string(page, strnlen(page, kPage));
-    munmap(page, kPage);
-  }
-  if (page_fd >= 0) close(page_fd);
-  if (!timed_out && WIFEXITED(status)) {
-    std::fwrite(report.data(), 1, report.size(), out);
-    return WEXITSTATUS(status);
-  }
-  int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
-  if (!timed_out && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)) return 128 + sig;
-  std::string at = running.empty() ? "" : " while running " + escape_text(running);
-  std::string what;
-  if (timed_out)
-    what = fmt::format("the engine ran past the time limit of {:g} s (--time-limit){}; stopped",
-                       limits.seconds, at);
-  else if (sig == SIGXCPU)
-    what = fmt::format(
-        "the engine used up its CPU time ({:g} s of wall time on every core, from "
-        "--time-limit){}",
-        limits.seconds, at);
-  else if (sig == SIGKILL)
-    what = fmt::format(
-        "the engine was killed by SIGKILL{} (the system's out-of-memory killer, or "
-        "a kill from outside)",
-        at);
-  else
-    what = fmt::format("the engine was killed by {}{}", signal_name(sig), at);
-  return fail(file.empty() ? what : escape_text(file) + ": " + what);
+  std::vector<std::string> args;
+  for (char** a = argv + 1; *a; ++a) args.push_back(*a);
+  Supervision s;
+  s.seconds = ea.seconds;
+  s.python = python;
+  s.memory_text = ea.memory_for(python && !ends_with(file, ".pt2"));
+  s.memory_bytes = *size_parse(s.memory_text);
+  s.file = file;
+  s.json = json;
+  if (python)
+    args.insert(args.end(), {"--time-limit", fmt::format("{:g}", ea.seconds), "--max-memory",
+                             s.memory_text, "--max-ops", std::to_string(ea.ops),
+                             "--max-cpu-memory", ea.cpu_memory});
+  return supervise(args, s, out);
 }
 
 // The first line of a message, for an exception that should not have reached the command (a
@@ -506,6 +408,10 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
   CLI::App app{"footprint: what a PyTorch model is made of, and whether it will fit.", "footprint"};
   app.set_version_flag("--version", std::string("footprint ") + FOOTPRINT_VERSION);
   app.require_subcommand(1);
+  // A usage error is one line, as every other error (CLI11's default adds a second).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return fmt::format("footprint: {} (footprint --help)\n", escape_text(e.what()));
+  });
   app.footer(
       "Run 'footprint COMMAND --help' for a command's options and examples. The docs/ files the "
       "helps name are in the source tree and, installed, in share/doc/footprint/. Exit status: "
@@ -598,8 +504,8 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
                   fit ? "One sample's shape, without the batch: 3x224x224, or 128:int64; "
                         "';' between several inputs"
                       : "Input shape with the batch, as 8x3x224x224 (128:int64 for integer "
-                        "inputs; ';' between several)")
-        ->required()
+                        "inputs; ';' between several). Required, except for a torch.export "
+                        "program (.pt2): its exported shapes")
         ->check(check_inputs);
     CLI::Option* train =
         c->add_flag("--train", ma.train,
@@ -646,10 +552,11 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     c->add_option("--context", ma.context_mib,
                   "MiB the CUDA context and libraries take outside the allocator (default: the "
                   "GPU profile's)")
-        ->check(CLI::Range(0.0, 1e9));
+        ->check(finite_in(0.0, 1e9));
     c->add_option("--alloc-conf", ma.alloc_conf,
                   "PYTORCH_CUDA_ALLOC_CONF: max_split_size_mb, roundup_power2_divisions, "
-                  "expandable_segments");
+                  "expandable_segments")
+        ->check(check_alloc_conf);
     c->add_option("--format", ma.format, "Output format")
         ->default_val("table")
         ->check(CLI::IsMember({"table", "json", "csv", "md"}));
@@ -736,6 +643,7 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       ->needs(train_llm);
   llm->add_option("--lora-alpha", la.lora_alpha, "LoRA's alpha (scaling = alpha / rank)")
       ->default_val(16)
+      ->check(finite_in(-1e9, 1e9))
       ->needs(train_llm);
   llm->add_option("--lora-targets", la.lora_targets,
                   "Projections with adapters, comma-separated (q_proj,v_proj), or all-linear; "
@@ -765,8 +673,9 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       ->check(CLI::IsMember({"cuda", "cpu"}));
   llm->add_option("--cuda-context", la.cuda_context_mib,
                   "MiB the CUDA context and libraries take (default: the GPU profile's)")
-      ->check(CLI::Range(0.0, 1e9));
-  llm->add_option("--alloc-conf", la.alloc_conf, "PYTORCH_CUDA_ALLOC_CONF settings");
+      ->check(finite_in(0.0, 1e9));
+  llm->add_option("--alloc-conf", la.alloc_conf, "PYTORCH_CUDA_ALLOC_CONF settings")
+      ->check(check_alloc_conf);
   llm->add_option("--path", la.path,
                   "auto: the C++ modules for their families, else transformers' own code run "
                   "in Python (a Python with torch, transformers and footprint's package); "
@@ -808,6 +717,7 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     s.set_to_none = ma.zero_grad == "none";
     device_options(s.memory, ma.gpu, ma.context_mib, ma.alloc_conf);
     s.memory.timeline = pictures.any();
+    s.limits = ea.limits();
     return s;
   };
 
@@ -837,6 +747,11 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     return kExitUsage;
   }
 
+  if ((memory->parsed() || fit->parsed()) && ma.inputs.empty() && !ends_with(ma.file, ".pt2")) {
+    fmt::print(stderr, "footprint {}: --input is required (the shapes to run {} on)\n",
+               memory->parsed() ? "memory" : "fit", escape_text(ma.file));
+    return kExitUsage;
+  }
   const std::string& model_file = llm->parsed() ? la.config : summary->parsed() ? file : ma.file;
   bool json = (params->parsed()    ? format
                : summary->parsed() ? format
@@ -868,8 +783,8 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
   };
 
   try {
-    check_writable("--snapshot", pictures.snapshot);
-    check_writable("--html", pictures.html);
+    check_writable("--snapshot", pictures.snapshot, model_file);
+    check_writable("--html", pictures.html, model_file);
     bool program =
         summary->parsed() && file.size() > 4 && file.compare(file.size() - 4, 4, ".pt2") == 0;
     if (summary->parsed() && !program && input_texts.empty()) {
@@ -942,7 +857,7 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       s.memory.timeline = pictures.any();
       s.limits = ea.limits();
       LlmReport r = engine->llm(la.config, s);
-      fmt::print(out, "{}", print_llm(r, *format_parse(la.format)));
+      // The pictures before the report: a picture that cannot be written is the one error.
       if (pictures.any()) {
         const MemoryReport* pictured = r.train ? &*r.train : nullptr;
         for (const auto* phase : {&r.prefill, &r.decode})
@@ -953,6 +868,7 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
               fmt::format("{}: --snapshot/--html: this model has no run to picture", la.config));
         write_pictures(pictures, *pictured);
       }
+      fmt::print(out, "{}", print_llm(r, *format_parse(la.format)));
       std::vector<std::string> lines;
       bool does_not_fit = r.fit_target != FitTarget::kNone && r.fit.value_or(0) == 0;
       for (const auto* run : {&r.prefill, &r.decode, &r.train})
@@ -969,16 +885,16 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
       print.modules = ma.modules;
       if (ma.method == "seed") print.seed = engine->seed(ma.file, s.inputs);
       MemoryReport r = engine->memory(ma.file, s);
-      fmt::print(out, "{}", print_memory(r, print));
       write_pictures(pictures, r);
+      fmt::print(out, "{}", print_memory(r, print));
       warn(r.warnings);
       return with_check(gaps(r.gaps), !fits(r));
     }
     if (fit->parsed()) {
       MemoryScenario s = scenario(true);
       FitResult r = engine->fit(ma.file, s);
-      fmt::print(out, "{}", print_fit(r, *format_parse(ma.format)));
       write_pictures(pictures, r.fits);
+      fmt::print(out, "{}", print_fit(r, *format_parse(ma.format)));
       warn(r.fits.warnings);
       return with_check(gaps(r.fits.gaps), r.batch == 0);
     }
@@ -1011,17 +927,24 @@ int run(int argc, char** argv, const Engine* engine, FILE* out) {
     print.format = *format_parse(format);
     print.tensors = tensors;
     std::vector<ParamReport> reports;
-    int status = 0;
+    std::string first_error;
     for (const auto& f : files) {
       try {
         reports.push_back(footprint::params(read_model(f), options));
       } catch (const Error& e) {
         fmt::print(stderr, "footprint: {}\n", escape_text(e.what()));
-        status = kExitError;
+        if (first_error.empty()) first_error = escape_text(e.what());
       }
     }
-    if (!reports.empty()) fmt::print(out, "{}", print_params(reports, print));
-    return status;
+    if (!reports.empty())
+      fmt::print(out, "{}", print_params(reports, print));
+    else if (json)  // nothing to report: the error, as the other commands give it
+      fmt::print(out, "{}\n",
+                 nlohmann::json{{"error", first_error}, {"exit_status", kExitError}}.dump(2));
+    return first_error.empty() ? 0 : kExitError;
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "footprint: {}\n", escape_text(e.what()));
+    return kExitUsage;
   } catch (const Error& e) {
     return fail(e.what());
   } catch (const std::bad_alloc&) {
