@@ -81,10 +81,9 @@ def places(o, trail=()):
 
 def mutate(program, rng):
     j = copy.deepcopy(program)
-    spots = list(places(j))
-    names = [v for c, k in spots if isinstance(c[k], str) for v in [c[k]]]
+    names = [c[k] for c, k in places(j) if isinstance(c[k], str)]
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
-        c, k = rng.choice(spots)
+        c, k = rng.choice(list(places(j)))  # anew: a mutation before may have moved things
         v = c[k]
         kind = rng.random()
         if isinstance(v, bool) or v is None:
@@ -145,12 +144,13 @@ def worker(batch_dir, out_path):
     def alarm(*_):
         raise TimeoutError("more than 10 s")
     signal.signal(signal.SIGALRM, alarm)
-    findings = []
+    findings, counts = [], {"loaded": 0, "ran": 0}
     for i, name in enumerate(sorted(os.listdir(batch_dir))):
         path = os.path.join(batch_dir, name)
         signal.alarm(10)
         try:
             p = _pt2.load(path)
+            counts["loaded"] += 1
             shapes = [tuple(s) for s, _ in p.inputs]
             dtypes = [d for _, d in p.inputs]
             if i % 10 == 0:
@@ -159,6 +159,7 @@ def worker(batch_dir, out_path):
                 inputs = [torch.empty(s, dtype=d, device="meta") for s, d in zip(shapes, dtypes)]
                 with torch.no_grad():
                     p(*inputs)
+            counts["ran"] += 1
         except BaseException as e:  # noqa: B902: a fuzzer keeps every kind
             if type(e).__name__ not in CLEAN or isinstance(e, TimeoutError):
                 findings.append({"file": name, "error": type(e).__name__, "message": str(e)[:300],
@@ -166,7 +167,7 @@ def worker(batch_dir, out_path):
         finally:
             signal.alarm(0)
     with open(out_path, "w") as f:
-        json.dump(findings, f)
+        json.dump({"findings": findings, "counts": counts}, f)
 
 
 def main():
@@ -183,7 +184,7 @@ def main():
         entries = archive(path)
         program = json.loads(next(d for n, d in entries if n.endswith("/models/model.json")))
         bases.append((entries, program))
-    batch, done, found, start = 500, 0, 0, time.monotonic()
+    batch, done, found, start, totals = 500, 0, 0, time.monotonic(), {}
     while done < files:
         batch_dir = os.path.join(work, "batch")
         shutil.rmtree(batch_dir, ignore_errors=True)
@@ -204,13 +205,17 @@ def main():
             print(f"finding: a worker ended with status {proc.returncode}: {proc.stderr[-500:]}"
                   f" (batch kept in {kept})", flush=True)
         else:
-            for f in json.load(open(out)):
+            result = json.load(open(out))
+            for k, v in result["counts"].items():
+                totals[k] = totals.get(k, 0) + v
+            for f in result["findings"]:
                 found += 1
                 shutil.copy(os.path.join(batch_dir, f["file"]), findings_dir)
                 print(f"finding: {f['file']}: {f['error']}: {f['message']}\n{f['trace']}",
                       flush=True)
         done += n
-        print(f"{done} files, {found} findings, {time.monotonic() - start:.0f} s", flush=True)
+        print(f"{done} files ({totals.get('loaded', 0)} read, {totals.get('ran', 0)} ran to the "
+              f"end), {found} findings, {time.monotonic() - start:.0f} s", flush=True)
     sys.exit(1 if found else 0)
 
 

@@ -323,7 +323,9 @@ def _inputs(args, model):
         own = [str(d).replace("torch.", "") for _, d in exported]
         inputs = [(s, d or (own[k] if k < len(own) and own[k] != "float32" else None))
                   for k, (s, d) in enumerate(inputs)]
-        full = [((2,) + s if args.command == "fit" else s) for s, _ in inputs]
+        # fit's samples at the exported batch, for the check of the other dimensions
+        full = [((exported[k][0][0],) + s if args.command == "fit" and k < len(exported) else s)
+                for k, (s, _) in enumerate(inputs)]
         try:
             model.check_inputs(full)
         except ValueError as e:
@@ -492,7 +494,10 @@ def engine(argv=None):
         _run.LIMITS = limits
         status = main(argv, out, err)
     except BaseException as e:  # noqa: B902: torch or the package did not import
-        err.write(f"footprint: {escape(_message(e))}\n")
+        message = escape(_message(e))
+        err.write(f"footprint: {message}\n")
+        if _flag(argv, "--format") == "json":
+            out.write(json.dumps({"error": message, "exit_status": status}, indent=2) + "\n")
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:

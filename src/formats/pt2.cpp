@@ -484,6 +484,7 @@ class Pt2 {
         if (auto pers = s->find("persistent"))
           persistent = pers->raw().is_boolean() && pers->raw().get<bool>();
         fqn_of_[arg] = fqn;
+        bound_.insert(arg);
         const Meta& m = meta(arg, s->where());
         if (m.symbolic())
           throw Error(fmt::format("{}: {} '{}' has a symbolic size", s->where(), kind, fqn));
@@ -541,6 +542,7 @@ class Pt2 {
         }
         inputs.push_back({{"value", name}, {"shape", dims}, {"dtype", m.type.torch}});
         user_inputs_.insert(name);
+        bound_.insert(name);
       }
       if (auto c = spec.find("constant_input")) {
         known = true;
@@ -558,7 +560,7 @@ class Pt2 {
         else if (!v.find("as_none") && !v.raw().is_null() && !v.raw().contains("as_none"))
           unrunnable_ = fmt::format("{} is a constant footprint does not read", v.where());
         graph_constants[name] = value;
-        constants_made_.insert(name);
+        bound_.insert(name);
       }
       if (!known)
         unrunnable_ = fmt::format("{}: an input of a kind footprint does not run ({}); it runs "
@@ -695,12 +697,10 @@ class Pt2 {
     t.device = "its exported graph";  // summary's header: "(inference, on its exported graph)"
     t.calls.push_back({"", "", -1});
     std::vector<std::pair<std::string, int>> open;  // module path, call
-    // Values the graph has: its inputs, then each node's outputs.
-    std::unordered_set<std::string> known;
-    for (const Json& in : graph.at("inputs").items()) {
-      if (auto tensor = in.find("as_tensor")) known.insert(tensor->at("name").text());
-    }
-    for (const auto& c : constants_made_) known.insert(c);
+    // Values the graph has: those its signature binds (parameters, buffers, constants, the
+    // user's inputs), then each node's outputs. A graph input the signature does not bind has
+    // no value to run with.
+    std::unordered_set<std::string> known(bound_.begin(), bound_.end());
     auto check_known = [&](const std::vector<std::string>& reads, const std::string& where) {
       for (const auto& r : reads)
         if (!known.count(r))
@@ -986,7 +986,8 @@ class Pt2 {
   std::map<std::string, std::string> storage_;  // fqn -> path_name
   std::unordered_map<std::string, Meta> metas_;
   std::map<std::string, std::string> fqn_of_;   // graph input name -> parameter/buffer name
-  std::set<std::string> user_inputs_, constants_made_;
+  std::set<std::string> user_inputs_;
+  std::set<std::string> bound_;  // the values the signature binds: what the graph starts with
   const json* output_specs_ = nullptr;  // the signature's, inside the program read() holds
   std::string output_specs_where_;
   std::vector<std::string> outputs_of_graph_;   // what the graph returns (never freed)

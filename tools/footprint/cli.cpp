@@ -2,33 +2,23 @@
 // back as footprint::Error and leave as one line on stderr with exit status 1; usage errors exit 2;
 // a report printed with gaps (an op not counted or not run exactly) exits 3; with --check, a run
 // that does not fit exits 4. The commands that run a model do it in a child process, the engine,
-// under limits (run_engine).
+// under limits (run_engine, supervise.h).
 #include "cli.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "footprint/footprint.h"
 #include "supervise.h"
