@@ -139,6 +139,18 @@ def _value(v, env):
     return v
 
 
+def _check_sizes(target, args):
+    """A Python operator works on sizes: numbers (getitem: a sequence and an index), never on
+    other values a hostile program could hand it (a list times 10^9)."""
+    numbers = args[1:] if target == "_operator.getitem" else args
+    ok = all(isinstance(a, (int, float, bool)) for a in numbers)
+    if target == "_operator.getitem":
+        ok = ok and len(args) == 2 and isinstance(args[0], (list, tuple))
+    if not ok:
+        raise ValueError(f"{target} is given {', '.join(type(a).__name__ for a in args)}; "
+                         "footprint runs it on sizes only")
+
+
 class _Node:
     __slots__ = ("fn", "target", "args", "kwargs", "outputs", "dynamic", "free")
 
@@ -159,8 +171,7 @@ class _Node:
             # Factory and conversion ops make their outputs on meta, whatever the program says
             # (a factory given no device would make real CPU memory).
             names = {a.name for a in self.fn._schema.arguments}
-            if "device" in names and not any(a.name == "device" and not a.kwarg_only
-                                             for a in self.fn._schema.arguments):
+            if "device" in names:
                 kwargs["device"] = {"device": "meta"}
             if "pin_memory" in names and "pin_memory" in kwargs:
                 kwargs["pin_memory"] = False
@@ -177,6 +188,8 @@ class _Node:
             kwargs = {k: _value(v, env) for k, v in self.kwargs.items()}
         else:
             args, kwargs = self.args, self.kwargs
+        if self.target in _BUILTINS:
+            _check_sizes(self.target, args)
         result = self.fn(*args, **kwargs)
         if self.target in _BUILTINS and isinstance(result, int) and abs(result) >= _LARGEST:
             raise ValueError(f"{self.target} computed a size of {result}, too large to model")
