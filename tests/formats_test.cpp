@@ -262,9 +262,15 @@ nlohmann::json document(const std::string& dir, const std::string& program) {
 // or an expression footprint does not read, whose hint stands. torch.export.load evals it.
 TEST(Pt2, SymbolicSizesAreReadAsDataNeverEvaluated) {
   std::string dir = footprint_test::make_temp_dir();
-  auto sym = document(dir, with_x_size(R"j({"as_expr": {"expr_str": "Symbol('s77', positive=True, integer=True)", "hint": {"as_int": 2}}})j"));
+  auto sym = document(
+      dir,
+      with_x_size(
+          R"j({"as_expr": {"expr_str": "Symbol('s77', positive=True, integer=True)", "hint": {"as_int": 2}}})j"));
   EXPECT_EQ(sym["inputs"][0]["shape"][0], nlohmann::json::parse(R"({"symbol": "s77", "hint": 2})"));
-  auto evil = document(dir, with_x_size(R"j({"as_expr": {"expr_str": "__import__('os').system('x') or 2", "hint": {"as_int": 2}}})j"));
+  auto evil = document(
+      dir,
+      with_x_size(
+          R"j({"as_expr": {"expr_str": "__import__('os').system('x') or 2", "hint": {"as_int": 2}}})j"));
   EXPECT_EQ(evil["inputs"][0]["shape"][0],
             nlohmann::json::parse(R"({"expression": true, "hint": 2})"));
   std::filesystem::remove_all(dir);
@@ -278,9 +284,11 @@ TEST(Pt2, GraphTensorSizesAreCheckedIn128Bits) {
                             R"([{"as_int": 2147483648}, {"as_int": 2147483648}])"}) {
     std::string p = kProgram;
     std::string relu = R"("relu": {"dtype": 7, "sizes": [{"as_int": 2}, {"as_int": 4}]})";
-    p.replace(p.find(relu), relu.size(), std::string(R"("relu": {"dtype": 7, "sizes": )") + sizes + "}");
-    EXPECT_NE(footprint_test::error_of([&] { fd::read_pt2_program(pt2_file(dir, p)); })
-                  .find("too large to model"),
+    p.replace(p.find(relu), relu.size(),
+              std::string(R"("relu": {"dtype": 7, "sizes": )") + sizes + "}");
+    EXPECT_NE(footprint_test::error_of([&] {
+                fd::read_pt2_program(pt2_file(dir, p));
+              }).find("too large to model"),
               std::string::npos);
   }
   std::filesystem::remove_all(dir);
@@ -290,10 +298,11 @@ TEST(Pt2, GraphTensorSizesAreCheckedIn128Bits) {
 // before anything runs, on summary's path and the runner's alike.
 TEST(Pt2, ForeignAndRefusedOpsAreRefusedBeforeAnythingRuns) {
   std::string dir = footprint_test::make_temp_dir();
-  for (auto [target, says] : {std::pair{"torch.ops.higher_order.cond", "does not run"},
-                              std::pair{"torch.ops.mylib.evil.default", "does not run"},
-                              std::pair{"torch.ops.aten.from_file.default", "reads or writes a file"},
-                              std::pair{"builtins.eval", "does not run"}}) {
+  for (auto [target, says] :
+       {std::pair{"torch.ops.higher_order.cond", "does not run"},
+        std::pair{"torch.ops.mylib.evil.default", "does not run"},
+        std::pair{"torch.ops.aten.from_file.default", "reads or writes a file"},
+        std::pair{"builtins.eval", "does not run"}}) {
     std::string p = kProgram;
     p.replace(p.find("torch.ops.aten.relu.default"), 27, target);
     EXPECT_NE(footprint_test::error_of([&] { fd::read_pt2_program(pt2_file(dir, p)); }).find(says),

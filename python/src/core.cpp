@@ -378,8 +378,7 @@ NB_MODULE(_core, m) {
         FitResult f{batch, fits, next, captures};
         return print_fit(f, *format_parse(format));
       },
-      nb::arg("batch"), nb::arg("fits"), nb::arg("next"), nb::arg("captures"),
-      nb::arg("format"));
+      nb::arg("batch"), nb::arg("fits"), nb::arg("next"), nb::arg("captures"), nb::arg("format"));
   // Text from a model or a file, as one line a terminal shows safely (footprint/error.h).
   m.def("escape_text", [](const std::string& text) { return escape_text(text); });
 }

@@ -17,8 +17,7 @@ namespace {
 // names). Where the locale is missing, or a character has no width, each code point counts one.
 size_t width(const std::string& s) {
   static locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(0));
-  size_t code_points =
-      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+  size_t code_points = std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
   if (!utf8) return code_points;
   locale_t previous = uselocale(utf8);
   size_t columns = 0;
@@ -132,8 +131,8 @@ std::string render_csv(const Table& table) {
   auto line = [&](const std::vector<std::string>& cells, bool header) {
     std::string out;
     for (size_t c = 0; c < cells.size(); ++c)
-      out += (c ? "," : "") +
-             csv_field(header || is_numeric(t, c) ? cells[c] : neutralized(cells[c]));
+      out +=
+          (c ? "," : "") + csv_field(header || is_numeric(t, c) ? cells[c] : neutralized(cells[c]));
     return out + "\n";
   };
   std::string out = line(t.columns, true);

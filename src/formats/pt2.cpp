@@ -153,7 +153,8 @@ class Json {
     return j_.get<int64_t>();
   }
   bool boolean() const {
-    if (!j_.is_boolean()) throw Error(fmt::format("{} is {}; expected true or false", where_, brief()));
+    if (!j_.is_boolean())
+      throw Error(fmt::format("{} is {}; expected true or false", where_, brief()));
     return j_.get<bool>();
   }
   // A float as schema.py writes one: a number, or "Infinity", "-Infinity", "NaN".
@@ -260,7 +261,8 @@ Meta read_meta(const Json& m) {
     Dim d;
     if (auto n = s.find("as_int")) {
       d.size = n->integer();
-      if (d.size < 0) throw Error(fmt::format("{} is {}; expected a size >= 0", n->where(), d.size));
+      if (d.size < 0)
+        throw Error(fmt::format("{} is {}; expected a size >= 0", n->where(), d.size));
     } else if (auto e = s.find("as_expr")) {
       d.symbolic = true;
       d.symbol = symbol_of(e->at("expr_str").text());
@@ -276,9 +278,10 @@ Meta read_meta(const Json& m) {
   if (overflow || (numel * dtype_bits(t.type.dtype) + 7) / 8 > INT64_MAX) {
     std::string shape;
     for (const auto& d : t.dims) shape += (shape.empty() ? "" : ", ") + std::to_string(d.size);
-    throw Error(fmt::format("{}: a tensor of shape [{}] is too large to model (more than 2^63 "
-                            "bytes)",
-                            m.where(), shape));
+    throw Error(
+        fmt::format("{}: a tensor of shape [{}] is too large to model (more than 2^63 "
+                    "bytes)",
+                    m.where(), shape));
   }
   if (auto st = m.find("strides"))
     for (const Json& s : st->items())
@@ -307,12 +310,12 @@ std::pair<std::string, std::string> op_name(const std::string& target) {
 // the runner applies to the numbers.
 const std::set<std::string>& builtins() {
   static const std::set<std::string> names = {
-      "_operator.getitem", "_operator.add",      "_operator.sub", "_operator.mul",
+      "_operator.getitem",  "_operator.add",     "_operator.sub", "_operator.mul",
       "_operator.floordiv", "_operator.truediv", "_operator.mod", "_operator.neg",
-      "_operator.pow",     "_operator.eq",       "_operator.ne",  "_operator.lt",
-      "_operator.le",      "_operator.gt",       "_operator.ge",  "torch.sym_max",
-      "torch.sym_min",     "torch.sym_float",    "torch.sym_int", "torch.sym_not",
-      "math.ceil",         "math.floor"};
+      "_operator.pow",      "_operator.eq",      "_operator.ne",  "_operator.lt",
+      "_operator.le",       "_operator.gt",      "_operator.ge",  "torch.sym_max",
+      "torch.sym_min",      "torch.sym_float",   "torch.sym_int", "torch.sym_not",
+      "math.ceil",          "math.floor"};
   return names;
 }
 
@@ -360,8 +363,7 @@ struct Program {
 
 class Pt2 {
  public:
-  Pt2(const Archive& a, std::string source, double seconds)
-      : a_(a), source_(std::move(source)) {
+  Pt2(const Archive& a, std::string source, double seconds) : a_(a), source_(std::move(source)) {
     if (seconds > 0)
       deadline_ = std::chrono::steady_clock::now() +
                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -400,9 +402,10 @@ class Pt2 {
  private:
   void tick(size_t i) {
     if ((i & 255) == 0 && deadline_ && std::chrono::steady_clock::now() > *deadline_)
-      throw Error(fmt::format("{}: reading the program took longer than {:g} s, the limit "
-                              "(--time-limit)",
-                              source_, seconds_));
+      throw Error(
+          fmt::format("{}: reading the program took longer than {:g} s, the limit "
+                      "(--time-limit)",
+                      source_, seconds_));
   }
 
   const Meta& meta(const std::string& name, const std::string& where) const {
@@ -499,7 +502,7 @@ class Pt2 {
         auto w = storage_.find(fqn);
         t.storage = w != storage_.end() ? w->second : fqn;
         if (!persistent) ++non_persistent;
-        json entry = {{"name", fqn},        {"value", arg},         {"shape", t.shape},
+        json entry = {{"name", fqn},           {"value", arg},         {"shape", t.shape},
                       {"dtype", m.type.torch}, {"strides", m.strides}, {"offset", m.storage_offset},
                       {"storage", t.storage}};
         if (t.role == TensorRole::kParameter) {
@@ -519,9 +522,10 @@ class Pt2 {
         Json arg = u->at("arg");
         auto tensor = arg.find("as_tensor");
         if (!tensor) {
-          unrunnable_ = fmt::format("{}: the program takes an input that is not a tensor ({}); "
-                                    "footprint runs programs whose inputs are tensors",
-                                    u->where(), arg.raw().dump().substr(0, 60));
+          unrunnable_ = fmt::format(
+              "{}: the program takes an input that is not a tensor ({}); "
+              "footprint runs programs whose inputs are tensors",
+              u->where(), arg.raw().dump().substr(0, 60));
           continue;
         }
         std::string name = tensor->at("name").text();
@@ -563,17 +567,22 @@ class Pt2 {
         bound_.insert(name);
       }
       if (!known)
-        unrunnable_ = fmt::format("{}: an input of a kind footprint does not run ({}); it runs "
-                                  "parameters, buffers, constants and tensor inputs",
-                                  spec.where(), spec.raw().dump().substr(0, 60));
+        unrunnable_ = fmt::format(
+            "{}: an input of a kind footprint does not run ({}); it runs "
+            "parameters, buffers, constants and tensor inputs",
+            spec.where(), spec.raw().dump().substr(0, 60));
     }
     if (non_persistent || tensor_constants)
       p.model.notes.push_back(fmt::format(
           "{} non-persistent buffers and {} tensor constants are counted as buffers (they are "
           "not in the program's state_dict)",
           non_persistent, tensor_constants));
-    doc_ = {{"format_version", 1},    {"source", source_},      {"parameters", params},
-            {"buffers", buffers},     {"constants", constants}, {"inputs", inputs},
+    doc_ = {{"format_version", 1},
+            {"source", source_},
+            {"parameters", params},
+            {"buffers", buffers},
+            {"constants", constants},
+            {"inputs", inputs},
             {"constant_inputs", graph_constants}};
     if (auto outs = signature.find("output_specs")) {
       output_specs_ = &outs->raw();
@@ -618,8 +627,7 @@ class Pt2 {
       if (auto f = s.find("as_float")) return number(f->real());
       throw Error(fmt::format("{} is not a symbolic value", s.where()));
     };
-    if (arg.find("as_none") || arg.raw().is_null() || arg.raw().contains("as_none"))
-      return nullptr;
+    if (arg.find("as_none") || arg.raw().is_null() || arg.raw().contains("as_none")) return nullptr;
     if (auto t = arg.find("as_tensor")) return ref(t->at("name").text());
     if (auto l = arg.find("as_tensors")) {
       json names = json::array();
@@ -673,21 +681,24 @@ class Pt2 {
     }
     if (auto f = arg.find("as_memory_format")) {
       const char* name = memory_format_name(f->integer());
-      if (!name) throw Error(fmt::format("{} is a memory format footprint does not know", f->where()));
+      if (!name)
+        throw Error(fmt::format("{} is a memory format footprint does not know", f->where()));
       return json{{"memory_format", name}};
     }
     if (auto l = arg.find("as_layout")) {
       if (l->integer() != 7)
-        throw Error(fmt::format("{}: a layout other than strided (sparse, mkldnn) footprint does "
-                                "not run",
-                                l->where()));
+        throw Error(
+            fmt::format("{}: a layout other than strided (sparse, mkldnn) footprint does "
+                        "not run",
+                        l->where()));
       return json{{"layout", "strided"}};
     }
     // Every tensor runs on meta, whatever device the program names.
     if (arg.find("as_device")) return json{{"device", "meta"}};
-    throw Error(fmt::format("{}: an argument footprint does not run ({}): graphs, custom objects "
-                            "and operators as arguments belong to higher-order ops",
-                            arg.where(), arg.raw().dump().substr(0, 60)));
+    throw Error(
+        fmt::format("{}: an argument footprint does not run ({}): graphs, custom objects "
+                    "and operators as arguments belong to higher-order ops",
+                    arg.where(), arg.raw().dump().substr(0, 60)));
   }
 
   // The nodes, in one pass: their module calls, what each reads and makes, and either the
@@ -709,8 +720,8 @@ class Pt2 {
 
     std::vector<Json> nodes = graph.at("nodes").items();
     if (nodes.size() > size_t(kMaxPt2Nodes))
-      throw Error(fmt::format("{}: {} nodes; footprint reads programs of at most {}",
-                              graph.where(), nodes.size(), kMaxPt2Nodes));
+      throw Error(fmt::format("{}: {} nodes; footprint reads programs of at most {}", graph.where(),
+                              nodes.size(), kMaxPt2Nodes));
     std::vector<std::vector<std::string>> reads(nodes.size()), makes(nodes.size());
     json doc_nodes = json::array();
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -724,12 +735,13 @@ class Pt2 {
         bool aten = sep != std::string::npos && op.substr(0, sep) == "aten" &&
                     identifier(op.substr(sep + 2)) && identifier(overload);
         if (!aten)
-          throw Error(fmt::format("{} calls {}, which footprint does not run: it runs programs "
-                                  "of aten ops (not higher-order or custom ops)",
-                                  node.where(), target.substr(0, 200)));
+          throw Error(
+              fmt::format("{} calls {}, which footprint does not run: it runs programs "
+                          "of aten ops (not higher-order or custom ops)",
+                          node.where(), target.substr(0, 200)));
         if (auto why = refused_op(op))
-          throw Error(fmt::format("{} calls {}, which {}: footprint refuses it", node.where(), op,
-                                  *why));
+          throw Error(
+              fmt::format("{} calls {}, which {}: footprint refuses it", node.where(), op, *why));
       }
       int call = call_of(node, t, open);
       json args = json::array(), kwargs = json::object();
@@ -760,8 +772,11 @@ class Pt2 {
         if (!known.insert(m).second)
           throw Error(fmt::format("{} makes '{}', which the graph already has", node.where(), m));
       if (want == Want::kDocument) {
-        json n = {{"target", builtin ? target : op + "." + overload}, {"args", std::move(args)},
-                  {"kwargs", std::move(kwargs)}, {"outputs", std::move(outs)}, {"call", call}};
+        json n = {{"target", builtin ? target : op + "." + overload},
+                  {"args", std::move(args)},
+                  {"kwargs", std::move(kwargs)},
+                  {"outputs", std::move(outs)},
+                  {"call", call}};
         doc_nodes.push_back(std::move(n));
       } else {
         trace_op.name = op;
@@ -780,8 +795,8 @@ class Pt2 {
           json v = argument(u->at("arg"), used);
           if (want == Want::kDocument) outputs.push_back(std::move(v));
         } else if (auto b = spec.find("buffer_mutation")) {
-          mutations.push_back({{"target", b->at("buffer_name").text()},
-                               {"value", b->at("arg").at("name").text()}});
+          mutations.push_back(
+              {{"target", b->at("buffer_name").text()}, {"value", b->at("arg").at("name").text()}});
           used.push_back(b->at("arg").at("name").text());
         } else if (auto m = spec.find("user_input_mutation")) {
           mutations.push_back({{"input", m->at("user_input_name").text()},
@@ -792,9 +807,10 @@ class Pt2 {
                                {"value", pm->at("arg").at("name").text()}});
           used.push_back(pm->at("arg").at("name").text());
         } else {
-          throw Error(fmt::format("{}: an output of a kind footprint does not run ({}); it runs "
-                                  "forward programs (user outputs and mutations)",
-                                  spec.where(), spec.raw().dump().substr(0, 60)));
+          throw Error(
+              fmt::format("{}: an output of a kind footprint does not run ({}); it runs "
+                          "forward programs (user outputs and mutations)",
+                          spec.where(), spec.raw().dump().substr(0, 60)));
         }
         check_known(used, spec.where());
         for (auto& u : used) outputs_of_graph_.push_back(std::move(u));
@@ -846,7 +862,8 @@ class Pt2 {
                     const std::vector<std::vector<std::string>>& makes, Program& p) {
     Trace& t = p.trace;
     for (const Json& out : graph.at("outputs").items())  // as the signature's outputs say too
-      if (auto tensor = out.find("as_tensor")) outputs_of_graph_.push_back(tensor->at("name").text());
+      if (auto tensor = out.find("as_tensor"))
+        outputs_of_graph_.push_back(tensor->at("name").text());
     std::unordered_map<std::string, std::string> root;  // a view's output -> the tensor it views
     auto root_of = [&](const std::string& n) -> const std::string& {
       auto it = root.find(n);
@@ -985,12 +1002,12 @@ class Pt2 {
   std::string program_entry_;
   std::map<std::string, std::string> storage_;  // fqn -> path_name
   std::unordered_map<std::string, Meta> metas_;
-  std::map<std::string, std::string> fqn_of_;   // graph input name -> parameter/buffer name
+  std::map<std::string, std::string> fqn_of_;  // graph input name -> parameter/buffer name
   std::set<std::string> user_inputs_;
   std::set<std::string> bound_;  // the values the signature binds: what the graph starts with
   const json* output_specs_ = nullptr;  // the signature's, inside the program read() holds
   std::string output_specs_where_;
-  std::vector<std::string> outputs_of_graph_;   // what the graph returns (never freed)
+  std::vector<std::string> outputs_of_graph_;  // what the graph returns (never freed)
   std::string unrunnable_;  // why the runner cannot run the program (params still reads it)
   json doc_;
 };

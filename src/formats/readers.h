@@ -31,8 +31,8 @@ constexpr uint64_t kMaxOnnxString = 64ull << 20;  // bytes of one ONNX name or a
 constexpr int kMaxOnnxNesting = 64;               // subgraphs inside subgraphs
 constexpr uint64_t kMaxPt2Json = 64ull << 20;     // bytes of a .pt2's model or weights JSON
 constexpr int kMaxPt2Nesting = 128;               // JSON arrays/objects inside each other
-constexpr int64_t kMaxPt2Nodes = 1 << 20;          // nodes of a program's graph
-constexpr int kMaxModuleDepth = 64;                // modules in one node's nn_module_stack
+constexpr int64_t kMaxPt2Nodes = 1 << 20;         // nodes of a program's graph
+constexpr int kMaxModuleDepth = 64;               // modules in one node's nn_module_stack
 
 Model read_safetensors(const ByteSource& src);
 Model read_onnx(const ByteSource& src);  // onnx.cpp
@@ -97,8 +97,7 @@ struct Pt2Program {
 };
 // `seconds` > 0: the reading stops with footprint::Error past that many seconds (--time-limit).
 Pt2Program read_pt2_program(const std::string& path, double seconds = 0);
-Pt2Program read_pt2_archive(const Archive& archive, const std::string& source,
-                            double seconds = 0);
+Pt2Program read_pt2_archive(const Archive& archive, const std::string& source, double seconds = 0);
 // The program as the Python package's runner reads it (python/footprint/_pt2.py), as JSON that
 // footprint wrote itself from the checked fields: its parameters, buffers and constants
 // (name, graph value, shape, torch dtype, strides, storage), its inputs (dims: a number, or

@@ -87,8 +87,8 @@ void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit:
     // A margin below the limit, so that the run stops and reports here before the supervisor,
     // which kills at the limit itself, has to (supervise.cpp).
     if ((s->ops & 1023) == 0 && s->limits.memory_bytes > 0 &&
-        resident_bytes() > s->limits.memory_bytes - std::min<int64_t>(
-                                                       s->limits.memory_bytes / 16, 64 << 20))
+        resident_bytes() >
+            s->limits.memory_bytes - std::min<int64_t>(s->limits.memory_bytes / 16, 64 << 20))
       stop(*s, fmt::format("the engine's memory came within {} of {}, the limit (--max-memory), "
                            "after {} aten ops (the trace of each op is kept); the last was {}",
                            human_bytes(std::min<int64_t>(s->limits.memory_bytes / 16, 64 << 20)),

@@ -236,14 +236,13 @@ void write_file(const std::string& option, const std::string& path, const std::s
 
 // Before the run, so that a path that cannot be written costs no capture: its directory must be
 // there and writable.
-void check_writable(const std::string& option, const std::string& path,
-                    const std::string& model) {
+void check_writable(const std::string& option, const std::string& path, const std::string& model) {
   if (path.empty()) return;
   struct stat a, b;
   if (stat(path.c_str(), &a) == 0 && stat(model.c_str(), &b) == 0 && a.st_dev == b.st_dev &&
       a.st_ino == b.st_ino)
-    throw UsageError(fmt::format("{} {}: that is the model's file; give the page another name",
-                                 option, path));
+    throw UsageError(
+        fmt::format("{} {}: that is the model's file; give the page another name", option, path));
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   if (access(dir.c_str(), W_OK) != 0)
@@ -283,7 +282,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-
 
 // The sandbox's options, shared by the commands that run a model (kSandboxHelp).
 // Defaults: --time-limit 40 s, several times what the largest models footprint knows take
@@ -328,9 +326,10 @@ std::string check_memory(const std::string& text) {
   std::string bad = check_size(text);
   if (!bad.empty()) return bad;
   if (*size_parse(text) < kLeastMemory)
-    return fmt::format("'{}': the engine needs about 450 MiB to load LibTorch; give at least "
-                       "512MiB",
-                       text);
+    return fmt::format(
+        "'{}': the engine needs about 450 MiB to load LibTorch; give at least "
+        "512MiB",
+        text);
   return {};
 }
 
@@ -380,9 +379,9 @@ int run_engine(char** argv, const EngineArgs& ea, const std::string& file, bool 
   s.file = file;
   s.json = json;
   if (python)
-    args.insert(args.end(), {"--time-limit", fmt::format("{:g}", ea.seconds), "--max-memory",
-                             s.memory_text, "--max-ops", std::to_string(ea.ops),
-                             "--max-cpu-memory", ea.cpu_memory});
+    args.insert(args.end(),
+                {"--time-limit", fmt::format("{:g}", ea.seconds), "--max-memory", s.memory_text,
+                 "--max-ops", std::to_string(ea.ops), "--max-cpu-memory", ea.cpu_memory});
   return supervise(args, s, out);
 }
 

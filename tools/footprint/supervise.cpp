@@ -37,7 +37,7 @@ namespace {
 constexpr int kExitError = 1;
 constexpr double kGraceSeconds = 5;  // past --time-limit, for the engine's own clock to stop it
 constexpr int kPollMs = 10;          // how often the engine's memory is looked at
-constexpr size_t kLongestLine = 64 << 10;  // bytes of one stderr line passed on at once
+constexpr size_t kLongestLine = 64 << 10;             // bytes of one stderr line passed on at once
 constexpr int64_t kAddressSpace = int64_t(16) << 30;  // the backstop: LibTorch maps 2.6 GiB,
                                                       // Python with the CUDA wheel about 3 GiB
 // What `python -I -c` runs: the package's folder first on the path when one is given (the build
@@ -161,8 +161,7 @@ int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* 
     std::string line = s.file.empty() ? message : escape_text(s.file) + ": " + message;
     fmt::print(stderr, "footprint: {}\n", line);
     if (s.json)
-      fmt::print(out, "{}\n",
-                 nlohmann::json{{"error", line}, {"exit_status", kExitError}}.dump(2));
+      fmt::print(out, "{}\n", nlohmann::json{{"error", line}, {"exit_status", kExitError}}.dump(2));
     return kExitError;
   };
   if (path.empty())
@@ -280,9 +279,10 @@ int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* 
       if (end != tail.c_str() && v >= 0 && v < 256) own = int(v);
     }
     if (own < 0)
-      return fail(fmt::format("the engine ended (exit status {}){} before footprint's report was "
-                              "done: the model's code ended the process",
-                              WEXITSTATUS(status), at));
+      return fail(
+          fmt::format("the engine ended (exit status {}){} before footprint's report was "
+                      "done: the model's code ended the process",
+                      WEXITSTATUS(status), at));
     std::fwrite(report.data(), 1, mark, out);
     return own;
   }
@@ -291,9 +291,10 @@ int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* 
     return 128 + sig;
   std::string what;
   if (too_big)
-    what = fmt::format("the engine's memory came within {} of {}, the limit (--max-memory){}; "
-                       "stopped",
-                       human_bytes(s.memory_bytes / 32), s.memory_text, at);
+    what = fmt::format(
+        "the engine's memory came within {} of {}, the limit (--max-memory){}; "
+        "stopped",
+        human_bytes(s.memory_bytes / 32), s.memory_text, at);
   else if (timed_out)
     what = fmt::format("the engine ran past the time limit of {:g} s (--time-limit){}; stopped",
                        s.seconds, at);

@@ -10,12 +10,12 @@
 namespace footprint::cli {
 
 struct Supervision {
-  double seconds = 40;          // wall time, past which (plus a grace) the engine is killed
-  int64_t memory_bytes = 0;     // resident memory of the engine, past which it is killed
-  std::string memory_text;      // the --max-memory value as given, for the messages
-  bool python = false;          // the engine is Python code (cli.engine), not footprint-engine
-  std::string file;             // the model file, which the one-line messages name
-  bool json = false;            // on failure, write {"error": ...} on `out` too
+  double seconds = 40;       // wall time, past which (plus a grace) the engine is killed
+  int64_t memory_bytes = 0;  // resident memory of the engine, past which it is killed
+  std::string memory_text;   // the --max-memory value as given, for the messages
+  bool python = false;       // the engine is Python code (cli.engine), not footprint-engine
+  std::string file;          // the model file, which the one-line messages name
+  bool json = false;         // on failure, write {"error": ...} on `out` too
 };
 
 // Runs the engine with `args` (the command line after the program's name) and returns the exit
