@@ -370,6 +370,23 @@ code, out, err = expect(footprint, "FILE.py --model-output drop", ["memory", pri
                                                                    "--model-output", "drop"], 0)
 check("chatty" not in err + out, f"FILE.py --model-output drop: nothing printed ({err!r})")
 
+
+class Chatty(torch.nn.Module):
+    def forward(self, x):
+        print("chatty")
+        return x * 2
+
+
+chatty_ts = os.path.join(WORK, "chatty.pt")
+torch.jit.script(Chatty()).save(chatty_ts)
+for command, shape in (("memory", "2x4"), ("fit", "4")):
+    for prints, says in (("stderr", True), ("drop", False)):
+        code, out, err = expect(footprint, f"TorchScript {command} --model-output {prints}",
+                                [command, chatty_ts, "--input", shape, "--gpu", "1GiB",
+                                 "--model-output", prints], 0)
+        check(("footprint: the model prints: chatty" in err) == says,
+              f"TorchScript {command} --model-output {prints}: the prints go where asked ({err!r})")
+
 # ------------------------------------------------------------------------ the small promises
 usage = [
     (["memory", plain + ":make", "--input", "2x4", "--time-limit", "nan"], "nan"),
