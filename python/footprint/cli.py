@@ -342,12 +342,16 @@ def _inputs(args, model):
 
 def run_python(args, out, err):
     import footprint
+    # Usage errors first, before the model's own code runs.
+    if getattr(args, "dtype", None) == "fp64":
+        raise Usage("--dtype fp64: the python path runs fp32, fp16 or bf16")
+    if getattr(args, "method", "footprint") == "seed":
+        raise Usage("--method seed: the seeds' formulas are computed for TorchScript files; a "
+                    "Python model gets footprint's estimate alone")
     seconds = float(args.time_limit or 0)
     model, source = load_model(args.model, seconds)
     shapes, dtypes = _inputs(args, model)
     if args.command == "summary":
-        if args.dtype == "fp64":
-            raise Usage("--dtype fp64: the python path runs fp32, fp16 or bf16")
         precision = {"fp16": "fp16", "bf16": "bf16"}.get(args.dtype, "fp32")
         r = footprint.summary(model, input_size=shapes, dtypes=dtypes, depth=args.depth,
                               mode="train" if args.train else "eval", source=source,
@@ -362,9 +366,6 @@ def run_python(args, out, err):
                 text += "".join(f"Gap: {g}\n" for g in r.gaps if g not in native)
         out.write(text.rstrip("\n") + "\n")
         return EXIT_INEXACT if r.gaps else EXIT_OK
-    if getattr(args, "method", "footprint") == "seed":
-        raise Usage("--method seed: the seeds' formulas are computed for TorchScript files; a "
-                    "Python model gets footprint's estimate alone")
     common = dict(optimizer=args.optimizer, impl=args.impl, precision=args.precision,
                   device=args.device, alloc_conf=args.alloc_conf or None, source=source,
                   loss_fn=args.loss, set_to_none=args.zero_grad == "none",
