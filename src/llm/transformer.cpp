@@ -205,7 +205,12 @@ Tensor sdpa(const Tensor& q, Tensor k, Tensor v, bool causal, double dropout_p,
     v = v.index({Slice(), Slice(), Slice(None, q_len), Slice()});
   }
   double scale = 1.0 / std::sqrt(double(q.size(-1)));
-  Tensor out = at::scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal, scale, gqa);
+  // No mask is None, as the Python call passes it: an undefined tensor in the optional would
+  // reach the kernel's dtype check (the memory-efficient backend's, for fp32 at head dim 32).
+  std::optional<Tensor> attn_mask;
+  if (mask.defined()) attn_mask = mask;
+  Tensor out =
+      at::scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, gqa);
   return out.transpose(1, 2).contiguous();
 }
 
