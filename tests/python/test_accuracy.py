@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import footprint
+from figures import record
 import real
 import zoo
 
@@ -90,6 +91,7 @@ def test_peak_and_ops_match_a_real_cpu_run(name, train, request):
     else:
         ours = trace.top_level_ops("forward", 0)
         assert _as_on_meta(_setitem_as_on_cpu(ours)) == _as_on_meta(ops["inference"])
+    record(f"{name} {train}", report.allocated_peak)
     error = (report.allocated_peak - measured) / measured
     print(f"{name} {'adamw' if train else 'inference'}: footprint {report.allocated_peak:,} "
           f"real {measured:,} error {100 * error:+.3f}%")

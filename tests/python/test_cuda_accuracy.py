@@ -27,6 +27,7 @@ import footprint
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench", "cuda"))
 import measure  # noqa: E402  the harness's table of models and input shapes
+from figures import record  # noqa: E402
 
 # The sequence plan, and the held-out shapes measured the next day for the rules fitted to it.
 REFERENCES = [os.path.join(HERE, "..", "reference", "cuda", name)
@@ -95,6 +96,8 @@ def test_peaks_match_an_h200(model):
             m, input_size=[size], dtypes=[torch.int64] if kind == "tokens" else None,
             train=spec["mode"] == "train", optimizer=spec["optimizer"] or "adamw",
             impl=spec["impl"] or "auto", precision=spec["precision"], gpu="h200")
+        record(f"{model} {spec['mode']} {spec['optimizer']} {spec['impl']} {spec['precision']} "
+               f"{spec['batch']}", report.allocated_peak, report.reserved_peak)
         for what, ours, real in (("allocated", report.allocated_peak, measured["allocated_peak"]),
                                  ("reserved", report.reserved_peak, measured["reserved_peak"])):
             error = (ours - real) / real
