@@ -353,7 +353,7 @@ TEST(CliMemory, BadInputGetsOneLine) {
   usage(run_footprint("memory " + model + " --input 1x1x28x28 --gpu h1000"),
         "--gpu 'h1000': not a GPU footprint knows (h100, h200");
   usage(run_footprint("memory " + model + " --input 1x1x28x28 --train --optimizer lamb"),
-        "--optimizer 'lamb': expected sgd, momentum");
+        "--optimizer: 'lamb': expected sgd, momentum");
   usage(run_footprint("fit " + model + " --input 1x28x28"), "--gpu is required");
   usage(run_footprint("memory " + model + " --input 1x1x28x28 --alloc-conf foo:1"),
         "allocator option 'foo'");

@@ -222,6 +222,113 @@ TEST(Planner, RunPolicy) {
   EXPECT_TRUE(fp::plan_training(fp::Target::kCpu, std::nullopt).counters_on_device);
 }
 
+// The vocabularies (footprint/plan.h): each table parses its own names to its enum, in order, and a
+// name it lacks is an OptionError that names the option neutrally and lists the choices.
+TEST(Planner, VocabulariesParseTheirOwnNames) {
+  for (fp::Vocabulary v : fp::kVocabularies) {
+    const auto& cs = fp::choices(v);
+    ASSERT_FALSE(cs.empty());
+    for (size_t i = 0; i < cs.size(); ++i) {
+      EXPECT_EQ(fp::choose(v, cs[i].name), int(i)) << cs[i].name;
+      EXPECT_FALSE(cs[i].help.empty()) << cs[i].name;
+    }
+  }
+  EXPECT_EQ(fp::choice_list(fp::Vocabulary::kPrecision), "fp32, fp16, bf16, bf16-amp or fp16-amp");
+  EXPECT_EQ(fp::precision_mode_parse("bf16-amp"), fp::PrecisionMode::kBf16Amp);
+  EXPECT_EQ(fp::precision_mode_name(fp::PrecisionMode::kFp16Amp), "fp16-amp");
+  EXPECT_EQ(fp::sharding_parse("fsdp"), fp::Sharding::kFsdp);
+  EXPECT_EQ(fp::attention_parse("sdpa"), fp::AttentionImpl::kSdpa);
+  EXPECT_EQ(fp::loss_parse("mean-square"), fp::LossKind::kMeanSquare);
+  EXPECT_FALSE(fp::precision_mode_parse("fp8"));
+  try {
+    fp::choose(fp::Vocabulary::kPrecision, "fp8");
+    FAIL() << "fp8 is not a training precision";
+  } catch (const fp::OptionError& e) {
+    EXPECT_STREQ(e.what(), "`precision` 'fp8': expected fp32, fp16, bf16, bf16-amp or fp16-amp");
+  }
+  EXPECT_THROW(fp::parse_optimizer("rmsprop", "fused"), fp::OptionError);
+}
+
+// Library messages name options between backquotes; each front end words them its own way.
+TEST(Planner, OptionsAreWordedPerFrontEnd) {
+  const std::string m = "`gpu` 'h1000': not a GPU footprint knows";
+  EXPECT_EQ(fp::word_options(m, fp::FrontEnd::kCommandLine),
+            "--gpu 'h1000': not a GPU footprint knows");
+  EXPECT_EQ(fp::word_options(m, fp::FrontEnd::kPython), "gpu='h1000': not a GPU footprint knows");
+  const std::string n = "`gpus` 8 cannot hold groups of `tp` 3; pass `gpu`";
+  EXPECT_EQ(fp::word_options(n, fp::FrontEnd::kCommandLine),
+            "--gpus 8 cannot hold groups of --tp 3; pass --gpu");
+  EXPECT_EQ(fp::word_options(n, fp::FrontEnd::kPython),
+            "gpus=8 cannot hold groups of tp=3; pass gpu=");
+  // A name the table does not know, and an unpaired backquote, stay as they are.
+  EXPECT_EQ(fp::word_options("`foo` and `bar", fp::FrontEnd::kPython), "`foo` and `bar");
+}
+
+// The sharding plan of one rank, by hand. A layer of 1,000 bf16 parameters, all trainable (2,000
+// B), under ZeRO-3 over 8 GPUs in tensor-parallel groups of 2: 4 data-parallel ranks divide the
+// parameters, gradients and optimizer state; the gathered working set is the layer's gradients
+// before the reduce-scatter (2,000 B) and two layers of parameters (the one computed and the one
+// prefetched: 2 x 2,000 B), 6,000 B. Under autocast the layer is fp32 (4,000 B) and gathered in
+// 16 bits: 4,000 + 2 x 2 x 1,000 = 8,000 B, and the weight casts are dropped.
+TEST(Planner, ShardingPlanByHand) {
+  fp::LayerTensors bf16{1000, 2000, 2000}, fp32{1000, 4000, 4000};
+  auto p = fp::plan_sharding(fp::Sharding::kZero3, 8, 2, false, bf16);
+  EXPECT_EQ(p.divisor[int(fp::Category::kParameters)], 4);
+  EXPECT_EQ(p.divisor[int(fp::Category::kGradients)], 4);
+  EXPECT_EQ(p.divisor[int(fp::Category::kOptimizerState)], 4);
+  EXPECT_EQ(p.divisor[int(fp::Category::kActivations)], 1);
+  EXPECT_EQ(p.gathered, 6000);
+  EXPECT_FALSE(p.drop_weight_casts);
+  auto amp = fp::plan_sharding(fp::Sharding::kFsdp, 8, 2, true, fp32);
+  EXPECT_EQ(amp.gathered, 8000);
+  EXPECT_TRUE(amp.drop_weight_casts);
+  // ZeRO-1 divides the optimizer's state only and gathers nothing; ZeRO-2 holds the gradients.
+  auto z1 = fp::plan_sharding(fp::Sharding::kZero1, 8, 1, false, bf16);
+  EXPECT_EQ(z1.divisor[int(fp::Category::kOptimizerState)], 8);
+  EXPECT_EQ(z1.divisor[int(fp::Category::kGradients)], 1);
+  EXPECT_EQ(z1.gathered, 0);
+  EXPECT_EQ(fp::plan_sharding(fp::Sharding::kZero2, 8, 1, false, bf16).gathered, 2000);
+  // One data-parallel rank shards nothing.
+  EXPECT_EQ(fp::plan_sharding(fp::Sharding::kZero3, 2, 2, false, bf16).gathered, 0);
+}
+
+// One RunPlan out: names to the run, and the options' mistakes as OptionError.
+TEST(Planner, RunPlan) {
+  fp::RunRequest q;
+  q.train = true;
+  q.precision = "bf16-amp";
+  q.gpu = "a100-40gb";
+  fp::RunPlan p = fp::plan_run(q);
+  EXPECT_EQ(p.target, fp::Target::kCuda);
+  EXPECT_EQ(p.cuda.sm, 80);  // an A100: compute capability 8.0
+  EXPECT_EQ(p.precision.autocast, fp::DType::kBFloat16);
+  EXPECT_FALSE(p.precision.parameters);
+  ASSERT_TRUE(p.training);
+  EXPECT_EQ(p.training->optimizer.impl, fp::OptimizerImpl::kForeach);
+  EXPECT_EQ(fp::plan_precision(fp::PrecisionMode::kFp16).parameters, fp::DType::kFloat16);
+  // On the CPU a size is the memory to fit in; a GPU's name is a mistake.
+  q.device = "cpu";
+  q.gpu = "64GiB";
+  EXPECT_EQ(fp::plan_run(q).memory.capacity, int64_t(64) << 30);
+  EXPECT_EQ(fp::plan_run(q).training->optimizer.impl, fp::OptimizerImpl::kForLoop);
+  q.gpu = "h100";
+  EXPECT_THROW(fp::plan_run(q), fp::OptionError);
+  // The loss policy: cross-entropy for a 2-D floating output with labels, else mean-square.
+  EXPECT_EQ(fp::resolve_loss(fp::LossKind::kAuto, 2, true, true), fp::LossKind::kCrossEntropy);
+  EXPECT_EQ(fp::resolve_loss(fp::LossKind::kAuto, 3, true, true), fp::LossKind::kMeanSquare);
+  EXPECT_EQ(fp::resolve_loss(fp::LossKind::kAuto, 2, false, true), fp::LossKind::kMeanSquare);
+  // An LLM run's checks.
+  fp::LlmScenario c;
+  c.gpus = 8;
+  c.tp = 3;
+  EXPECT_THROW(fp::check_llm(c), fp::OptionError);
+  c.tp = 2;
+  c.sharding = fp::Sharding::kZero3;
+  EXPECT_THROW(fp::check_llm(c), fp::OptionError);  // sharding needs a training step
+  c.train = true;
+  EXPECT_NO_THROW(fp::check_llm(c));
+}
+
 // What the fit search aims with: on CUDA the allocated peak plus the overhead outside the
 // allocator (1,000 + 24 = 1,024 bytes); on CPU the peak. A report without a capacity never fits.
 TEST(Planner, FitNeedAndFits) {

@@ -244,7 +244,7 @@ TEST(Llm, ErrorsNameTheProblem) {
             std::string::npos);
   fp::LlmScenario s;
   s.fit = fp::FitTarget::kBatch;
-  EXPECT_NE(error_of([&] { fp::llm(config("gpt2"), s); }).find("--fit needs a device"),
+  EXPECT_NE(error_of([&] { fp::llm(config("gpt2"), s); }).find("`fit` needs a device"),
             std::string::npos);
   s = {};
   s.context = 2048;

@@ -8,6 +8,7 @@
 #include "footprint/engine.h"
 #include "footprint/error.h"
 #include "footprint/memory_viz.h"
+#include "footprint/plan.h"
 #include "test_util.h"
 
 namespace fp = footprint;

@@ -233,7 +233,7 @@ TEST(Sandbox, RealCpuMemoryInAMetaCaptureIsBounded) {
   std::string err =
       footprint_test::error_of([&] { footprint::capture(*big, forward, small(1 << 20, 1000)); });
   EXPECT_FALSE(err.empty()) << "64 MiB of CPU tensors passed a 1 MiB limit";
-  EXPECT_NE(err.find("--max-cpu-memory"), std::string::npos) << err;
+  EXPECT_NE(err.find("`max-cpu-memory`"), std::string::npos) << err;
   EXPECT_NE(err.find("1.00 MiB"), std::string::npos) << err;
   auto fine = std::make_shared<MakesCpuTensors>(int64_t(512) << 10);
   auto forward_fine = [&](const std::vector<torch::Tensor>& in) { return fine->forward(in[0]); };

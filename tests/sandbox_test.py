@@ -234,7 +234,7 @@ usage = [
     (["memory", BASE, "--input", "2x4", "--train", "--optimizer", "adamq"], "adamq"),
     (["memory", BASE, "--input", "2x4", "--optimizer", "sgd"], "--train"),
     (["memory", BASE, "--input", "2x4", "--context", "-100"], "--context"),
-    (["memory", BASE, "--input", "2x4", "--device", "cpu", "--gpu", "t4"], "--gpu t4"),
+    (["memory", BASE, "--input", "2x4", "--device", "cpu", "--gpu", "t4"], "--gpu 't4' names a GPU"),
     (["memory", BASE, "--input", "2x4", "--check"], "--gpu"),
     (["fit", BASE, "--input", "4"], "--gpu"),
     (["llm", llama, "--lora", "8"], "--train"),

@@ -10,6 +10,7 @@
 #include "footprint/memory_viz.h"
 #include "footprint/model.h"
 #include "footprint/params.h"
+#include "footprint/plan.h"
 #include "footprint/read.h"
 #include "footprint/report.h"
 #include "footprint/shape.h"

@@ -21,7 +21,7 @@ enum class ModuleKind {
 };
 
 // Everything the C++ path knows of one transformers family, as one row of kFamilies
-// (src/formats/hf_config.cpp): the code reads these fields, never the model_type string.
+// (src/llm/hf_config.cpp): the code reads these fields, never the model_type string.
 struct Family {
   std::string model_type;    // config.json's model_type
   std::string architecture;  // the transformers class the C++ module is

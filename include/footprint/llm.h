@@ -31,7 +31,6 @@ enum class AttentionImpl {
   kEager,  // the scores materialized: batch x heads x tokens x tokens
   kSdpa,   // F.scaled_dot_product_attention: the target's fused kernel, no scores kept
 };
-std::optional<AttentionImpl> attention_parse(std::string_view s);  // "auto", "eager", "sdpa"
 
 // Sharded data parallelism over the data-parallel ranks (gpus / tp).
 enum class Sharding {
@@ -41,7 +40,6 @@ enum class Sharding {
   kZero3,  // + parameters, gathered a layer at a time
   kFsdp,   // PyTorch FSDP, FULL_SHARD: as ZeRO-3
 };
-std::optional<Sharding> sharding_parse(std::string_view s);  // "none", "zero1", ..., "fsdp"
 std::string_view sharding_name(Sharding s);
 
 enum class FitTarget { kNone, kBatch, kContext };

@@ -47,10 +47,7 @@ struct OptimizerSpec {
   bool centered = false;    // RMSprop
 };
 
-// "sgd", "momentum" (SGD, momentum 0.9), "nesterov", "adam", "adamw", "amsgrad" (AdamW),
-// "adagrad", "rmsprop", "rmsprop-centered"; impl "for-loop", "foreach" or "fused". Throws Error
-// naming the known ones.
-OptimizerSpec parse_optimizer(std::string_view name, std::string_view impl = "foreach");
+// The optimizers' names, the implementation's `auto` and the training plan: footprint/plan.h.
 std::string optimizer_name(const OptimizerSpec& o);  // "AdamW (foreach)"
 
 // How the training step runs: MEASUREMENT.md's, with the choices a user has.
@@ -60,12 +57,9 @@ enum class LossKind {
   kMeanSquare,    // y.float().square().mean()
   kOutput,        // the forward returns its own loss (footprint llm's models)
 };
-std::optional<LossKind> loss_parse(std::string_view s);  // "auto", "cross-entropy", "mean-square"
 
 // Mixed precision: the floating parameters' dtype, and autocast around forward and loss.
 enum class PrecisionMode { kFp32, kFp16, kBf16, kBf16Amp, kFp16Amp };
-std::optional<PrecisionMode> precision_mode_parse(std::string_view s);  // "fp32", ..., "bf16-amp"
-std::string_view precision_mode_name(PrecisionMode p);
 
 enum class Category {
   kParameters,
@@ -103,21 +97,6 @@ struct ShardPlan {
   int64_t gathered = 0;
   bool drop_weight_casts = false;
 };
-
-// Run policy for a training step, written once for the CLI, the C++ API and `footprint llm`:
-// PyTorch 2.x's torch.optim picks foreach where every parameter is on CUDA and the for-loop
-// elsewhere (_default_to_fused_or_foreach); two iterations show the optimizer's state appearing
-// inside the first step and the steady state after it; the per-parameter step counters are device
-// tensors on CPU (on CUDA, host tensors).
-struct TrainingPlan {
-  OptimizerSpec optimizer;
-  int iterations = 2;
-  bool counters_on_device = false;
-};
-TrainingPlan plan_training(Target target, const std::optional<OptimizerSpec>& optimizer);
-// The optimizer a user names (parse_optimizer's names), with impl "auto" resolved as above: the
-// for-loop on CPU, foreach on CUDA.
-OptimizerSpec plan_optimizer(Target target, std::string_view name, std::string_view impl);
 
 // The moment of a peak: where it happens and what is live.
 struct PeakPoint {

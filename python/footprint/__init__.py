@@ -24,7 +24,7 @@ from ._reports import FitReport, MemoryReport, ParamsReport, Record, SummaryRepo
 from ._run import ModelError
 
 __version__ = _core.version
-__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "program", "register_meta",
+__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "choices", "program", "register_meta",
            "ModelError",
            "ParamsReport", "SummaryReport", "MemoryReport", "FitReport", "__version__"]
 
@@ -64,15 +64,24 @@ def params(model, precisions=None, depth=1, source=None):
     return ParamsReport(data, table)
 
 
-def _target(device, gpu):
-    """The CUDA target's (compute capability x 10, streaming multiprocessors): the named GPU's,
-    else an H100's."""
-    if device not in ("cuda", "cpu"):
-        raise ValueError(f"device={device!r}: expected 'cuda' (the default: a GPU run's kernels "
-                         "and allocator) or 'cpu'")
-    if gpu is not None and device == "cuda" and _core.size_parse(str(gpu)) is None:
-        return tuple(_core.device(str(gpu))[4:6])
-    return (90, 132)
+def _plan(*, train=False, optimizer="adamw", impl="auto", precision="fp32", loss_fn=None,
+          set_to_none=True, device="cuda", gpu=None, context_mib=None, alloc_conf=None, **llm):
+    """The planner's RunPlan (footprint/plan.h) for these arguments: every name checked against
+    its table, impl "auto" resolved for the device, precision to dtype and autocast, the GPU's
+    compute capability and SMs (an H100's when none is named). An optimizer or loss given as a
+    class or function is the user's; the plan then checks the rest."""
+    q = _core.RunRequest()
+    q.train = bool(train)
+    q.optimizer = optimizer if isinstance(optimizer, str) else "adamw"
+    q.impl, q.precision, q.device = impl, precision, device
+    q.loss = loss_fn if isinstance(loss_fn, str) else "auto"
+    q.zero_grad = "none" if set_to_none else "zeros"
+    q.gpu = "" if gpu is None else str(gpu)
+    q.context_mib = -1.0 if context_mib is None else float(context_mib)
+    q.alloc_conf = alloc_conf or ""
+    for name, value in llm.items():
+        setattr(q, name, value)
+    return _core.plan_run(q)
 
 
 def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode="eval",
@@ -91,9 +100,9 @@ def summary(model, input_size=None, input_data=None, dtypes=None, depth=3, mode=
     args, kw = _run.normalize_inputs(input_size, input_data, dtypes, None)
     kw.update(kwargs)
     train = mode == "train"
-    trace, _ = _run.run(model, args, kw, train=train, target=device, sm=_target(device, None),
-                        precision=precision)
-    m = _run.model_data(model, _source(model, source), _run.precision_dtype(precision))
+    plan = _plan(train=train, precision=precision, device=device)
+    trace, _ = _run.run(model, args, kw, plan=plan)
+    m = _run.model_data(model, _source(model, source), _run.precision_dtype(plan))
     native = _core.summarize(m, trace, _run.input_specs(args, kw), train, _source(model, source))
     data = _json.loads(native.print(format="json", depth=-1))
     data["gaps"] = data.get("gaps", []) + gaps
@@ -138,22 +147,17 @@ def memory(model, input_size=None, input_data=None, *, train=False, optimizer="a
 def _memory(model, args, kw, *, train, optimizer, impl, precision, gpu, device, loss_fn,
             alloc_conf, set_to_none, iterations, timeline, source, shard=None, context_mib=None):
     from . import _run
-    sm = _target(device, gpu)
-    trace, info = _run.run(model, args, kw, train=train, optimizer=optimizer if train else None,
-                           impl=impl, precision=precision, target=device, sm=sm,
-                           loss_fn=_run.loss_function(loss_fn), iterations=iterations,
-                           set_to_none=set_to_none)
-    cast = _run.precision_dtype(precision)
+    plan = _plan(train=train, optimizer=optimizer, impl=impl, precision=precision,
+                 loss_fn=loss_fn, set_to_none=set_to_none, device=device, gpu=gpu,
+                 context_mib=context_mib, alloc_conf=alloc_conf)
+    trace, info = _run.run(model, args, kw, plan=plan, optimizer=optimizer if train else None,
+                           impl=impl, loss_fn=_run.loss_function(loss_fn), iterations=iterations)
+    cast = _run.precision_dtype(plan)
     m = _run.model_data(model, source, cast)
-    gpu_key, capacity = None, None
-    if gpu is not None:
-        if _core.size_parse(str(gpu)) is not None and device == "cpu":
-            capacity = _core.size_parse(str(gpu))
-        else:
-            gpu_key = str(gpu)
-    kwargs = dict(target=device, gpu=gpu_key, capacity=capacity, alloc_conf=alloc_conf or "",
-                  timeline=timeline, inputs=_run.input_specs(args, kw, cast), precision=precision,
-                  optimizer=info["optimizer"], set_to_none=set_to_none, source=source,
+    kwargs = dict(target=plan.target, gpu=None if gpu is None else str(gpu),
+                  alloc_conf=alloc_conf or "", timeline=timeline,
+                  inputs=_run.input_specs(args, kw, cast), precision=plan.precision,
+                  optimizer=info["optimizer"], set_to_none=plan.set_to_none, source=source,
                   context=-1.0 if context_mib is None else float(context_mib), **(shard or {}))
     native = _core.analyze(m, trace, **kwargs)
     return MemoryReport(native, (m, trace, kwargs), native.print(format="table"))
@@ -245,6 +249,16 @@ def gpus():
     """The GPUs footprint knows: key, name, total bytes, CUDA context bytes, compute capability."""
     return [Record({"gpu": k, "name": n, "total": t, "context": c, "sm": sm})
             for k, n, t, c, sm in _core.devices()]
+
+
+def choices(option=None):
+    """The names an option takes, each with its help line, from footprint's planner (the tables
+    the command line's --help and choices read): choices("precision") -> [Record(name="fp32",
+    help=...), ...]. Without an option, the options that have such a table: precision, optimizer,
+    impl, loss, device, attention, shard, fit, zero-grad."""
+    if option is None:
+        return list(_core.vocabularies())
+    return [Record({"name": n, "help": h}) for n, h in _core.choices(option)]
 
 
 _registered = []

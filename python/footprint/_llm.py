@@ -175,7 +175,6 @@ class _WholeSequences:
             self._module.find_packed_sequence_indices = self._real
 
 
-_SHARDINGS = ("none", "zero1", "zero2", "zero3", "fsdp")
 # What Megatron-style tensor parallelism splits over the ranks: heads (q, k, v and o's columns),
 # the MLP's units (and each expert's), and the vocabulary (padded to a multiple).
 _TP_SPLIT = ("num_attention_heads", "num_key_value_heads", "intermediate_size",
@@ -217,31 +216,29 @@ def _decoder_layer(model):
     return None
 
 
-def shard_plan(model, shard, gpus, amp):
-    """The sharding pass's plan for one of `gpus` data-parallel ranks, as the C++ path makes it
-    (src/llm/llm.cpp, shard_plan): ZeRO-1 divides the optimizer's state, ZeRO-2 the gradients
-    too, ZeRO-3 and FSDP (full shard) the parameters too; besides, one layer's gradients before
-    the reduce-scatter and, with sharded parameters, the layer computed and the next one
-    prefetched, gathered (16-bit under autocast, whose weight casts they replace)."""
-    if shard == "none" or gpus <= 1:
+def shard_plan(model, shard, gpus, tp, precision):
+    """The sharding pass's plan for one rank, as the planner makes it for both paths
+    (footprint/plan.h, plan_sharding), from one decoder layer's parameters at the dtypes the run
+    gives them (precision "bf16" casts the floating ones)."""
+    if shard == "none" or gpus // tp <= 1:
         return None
-    divisor = [1] * 8  # Category: parameters, buffers, gradients, optimizer state, ...
-    divisor[3] = gpus
-    if shard != "zero1":
-        divisor[2] = gpus
-    params = shard in ("zero3", "fsdp")
-    if params:
-        divisor[0] = gpus
+    from . import _plan
+    plan = _plan(precision=precision)
+    cast = getattr(torch, plan.parameters_dtype) if plan.parameters_dtype else None
+
+    def size(p):
+        return (cast.itemsize if cast is not None and p.is_floating_point()
+                else p.element_size())
     layer = _decoder_layer(model)
     if layer is None:
         raise ValueError(f"{type(model).__name__}: no decoder layer (_no_split_modules) to gather "
-                         f"for --shard {shard}")
+                         f"for shard={shard!r}")
     tensors = {id(p): p for p in layer.parameters()}.values()
-    numel = sum(p.numel() for p in tensors)
-    gathered = sum(p.numel() * 4 for p in tensors if p.requires_grad) if shard != "zero1" else 0
-    if params:
-        gathered += 2 * (2 * numel if amp else 4 * numel)
-    return {"shard_divisor": divisor, "shard_gathered": gathered, "drop_weight_casts": params and amp}
+    divisor, gathered, drop = _core.plan_sharding(
+        shard, gpus, tp, plan.autocast_dtype is not None, numel=sum(p.numel() for p in tensors),
+        bytes=sum(p.numel() * size(p) for p in tensors),
+        trainable_bytes=sum(p.numel() * size(p) for p in tensors if p.requires_grad))
+    return {"shard_divisor": divisor, "shard_gathered": gathered, "drop_weight_casts": drop}
 
 
 def apply_lora(model, rank, alpha, targets, where):
@@ -410,7 +407,6 @@ class LlmReport(Report):
         return _html_table(f"{d['architecture']} from {d['config']}", ["", ""], rows)
 
 
-_FITS = ("batch", "context")
 
 
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
@@ -449,26 +445,19 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                          alloc_conf=alloc_conf, set_to_none=set_to_none, iterations=iterations,
                          timeline=timeline, source=_source(model, None), shard=shard)
 
-    if shard not in _SHARDINGS:
-        raise ValueError(f"shard={shard!r}: expected one of {', '.join(_SHARDINGS)}")
-    if not isinstance(gpus, int) or gpus < 1:
-        raise ValueError(f"gpus={gpus!r}: expected a positive integer")
-    if shard != "none" and not train:
-        raise ValueError(f"shard={shard!r} shards a training step (train=True)")
-    if not isinstance(tp, int) or tp < 1 or gpus % tp:
-        raise ValueError(f"tp={tp!r}: expected a divisor of gpus={gpus}")
-    if not isinstance(lora, int) or lora < 0:
-        raise ValueError(f"lora={lora!r}: expected a LoRA rank, 0 (none) or more")
-    if lora and not train:
-        raise ValueError(f"lora={lora} adapts a training step (train=True)")
-    if train and weights is not None:
-        raise ValueError("weights= is for inference; a training step's parameters are fp32 and "
-                         "precision= sets its compute dtype (bf16-amp, the default; bf16 or fp16 "
-                         "for 16-bit parameters)")
-    if fit is not None and fit not in _FITS:
-        raise ValueError(f"fit={fit!r}: expected 'batch' or 'context'")
-    if fit is not None and gpu is None:
-        raise ValueError("fit= needs a GPU: gpu='h100' or a size such as gpu='24GiB'")
+    for name, value in (("gpus", gpus), ("tp", tp), ("lora", lora), ("context", context),
+                        ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: expected an integer")
+    # The planner's checks (footprint/plan.h: plan_run, check_llm), as footprint llm makes them.
+    from . import _plan
+    asked = _plan(train=train, optimizer=optimizer, impl=impl, precision=precision or "fp32",
+                  device=device, gpu=gpu, shard=shard, gpus=gpus, tp=tp,
+                  fit="none" if fit is None else fit)
+    _core.check_llm(asked, batch=batch, context=context, lora=lora,
+                    checkpointing=bool(checkpointing), weights=weights is not None)
+    if fit == "none":
+        fit = None
     cfg, where = load_config(config)
     cls = model_class(cfg, where)
     if cache not in ("dynamic", "static"):
@@ -481,8 +470,8 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
             getattr(torch, weights) if isinstance(weights, str) else _inference_dtype(cfg))
         # The weights' dtype names the run (footprint.memory's "bf16" casts nothing more here).
         precision = precision or {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
-    if not isinstance(context, int) or context < 1 or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"context={context!r}, batch={batch!r}: expected positive integers")
+    if context < 1:
+        raise ValueError(f"context={context!r}: expected a number of tokens, 1 or more")
     try:
         model = build(cfg, cls, dtype)
         total, experts, active, n, k = parameter_counts(model, cfg)
@@ -491,8 +480,6 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as e:
         raise ValueError(f"{where}: {cls.__name__} cannot be built from it: {_first_line(e)}") \
             from None
-    if checkpointing and not train:
-        raise ValueError("checkpointing=True is for a training step (train=True)")
     if checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ValueError(f"{cls.__name__} does not support gradient checkpointing")
@@ -507,7 +494,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     options = dict(optimizer=optimizer, impl=impl, precision=precision, gpu=gpu, device=device,
                    **(memory or {}))
     decodes = not train and _decodes(model, cfg)
-    plan = shard_plan(model, shard, gpus // tp, precision.endswith("-amp")) if train else None
+    plan = shard_plan(model, shard, gpus, tp, precision) if train else None
     routers = _RouterOutputs(model)
 
     def runs_at(batch, context, **common):

@@ -233,7 +233,7 @@ class MemoryReport(Report):
     def on(self, gpu):
         """The same run on another GPU: only the allocator's replay is run again."""
         model, trace, kw = self._capture
-        kw = dict(kw, gpu=_core.device(gpu)[0] if not _is_size(gpu) else gpu, capacity=None)
+        kw = dict(kw, gpu=str(gpu))
         if kw["target"] == "cpu":
             raise ValueError("a report made for device='cpu' has no GPU to change")
         native = _core.analyze(model, trace, **kw)

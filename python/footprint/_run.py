@@ -58,9 +58,9 @@ def _storage_key(t):
         return ""
 
 
-def precision_dtype(precision):
-    """The dtype precision="fp16"/"bf16" casts floating parameters and inputs to, else None."""
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+def precision_dtype(plan):
+    """The dtype the plan casts floating parameters and inputs to (fp16, bf16), else None."""
+    return getattr(torch, plan.parameters_dtype) if plan.parameters_dtype else None
 
 
 def model_data(model, source, cast=None):
@@ -206,38 +206,34 @@ def with_batch(args, kwargs, batch):
 
 # ------------------------------------------------------------------ optimizers
 
-_OPTIMIZERS = {
-    "sgd": (torch.optim.SGD, {"lr": 0.01}),
-    "momentum": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
-    "nesterov": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
-    "adam": (torch.optim.Adam, {}),
-    "adamw": (torch.optim.AdamW, {}),
-    "amsgrad": (torch.optim.AdamW, {"amsgrad": True}),
-    "adagrad": (torch.optim.Adagrad, {}),
-    "rmsprop": (torch.optim.RMSprop, {}),
-    "rmsprop-centered": (torch.optim.RMSprop, {"centered": True}),
-}
-_IMPLS = ("auto", "foreach", "fused", "for-loop")
+# torch.optim's classes by the planner's OptimizerKind (footprint/memory.h), and the keyword
+# arguments of each implementation the planner names (footprint/plan.h).
+_OPTIMIZER_CLASSES = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad,
+                      torch.optim.RMSprop)
+_IMPL_KWARGS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True},
+                "fused": {"fused": True}}
 
 
-def optimizer_factory(optimizer, impl):
-    """A function params -> torch.optim.Optimizer, and a name for the report."""
-    if impl not in _IMPLS:
-        raise ValueError(f"impl={impl!r}: expected one of {', '.join(_IMPLS)}")
-    extra = {}
-    if impl == "foreach":
-        extra = {"foreach": True}
-    elif impl == "fused":
-        extra = {"fused": True}
-    elif impl == "for-loop":
-        extra = {"foreach": False}
+def optimizer_factory(optimizer, impl, plan):
+    """A function params -> torch.optim.Optimizer, and a name for the report. A name is planned
+    (plan.optimizer: its class and settings, with impl "auto" resolved for the target); a
+    torch.optim class takes impl's keyword arguments, or its own default with "auto"."""
     if isinstance(optimizer, str):
-        key = optimizer.lower()
-        if key not in _OPTIMIZERS:
-            raise ValueError(f"optimizer={optimizer!r}: expected one of {', '.join(_OPTIMIZERS)}, "
-                             "a torch.optim class, or a function params -> optimizer")
-        cls, kwargs = _OPTIMIZERS[key]
-        return (lambda params: cls(params, **kwargs, **extra)), cls.__name__
+        spec = plan.optimizer
+        cls = _OPTIMIZER_CLASSES[int(spec["kind"])]
+        kwargs = dict(_IMPL_KWARGS[plan.impl])
+        if cls is torch.optim.SGD:
+            kwargs["lr"] = 0.01
+            if spec["momentum"]:
+                kwargs["momentum"] = spec["momentum"]
+            if spec["nesterov"]:
+                kwargs["nesterov"] = True
+        if spec["amsgrad"]:
+            kwargs["amsgrad"] = True
+        if spec["centered"]:
+            kwargs["centered"] = True
+        return (lambda params: cls(params, **kwargs)), cls.__name__
+    extra = {} if impl == "auto" else _IMPL_KWARGS[plan.impl]
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
         return (lambda params: optimizer(params, **extra)), optimizer.__name__
     if callable(optimizer):
@@ -342,7 +338,7 @@ def resolve_impl(opt, target):
             names.add("fused")
             continue
         if "foreach" in group and group["foreach"] is None:
-            group["foreach"] = target == "cuda"
+            group["foreach"] = _core.default_impl(target) == "foreach"
         names.add("foreach" if group.get("foreach") else "for-loop")
     return "/".join(sorted(names))
 
@@ -426,7 +422,8 @@ def default_loss(y, labels):
     t = output_tensor(y)
     if t is None:
         raise ModelError("the model returned no tensor to compute a loss from: pass loss_fn=")
-    if t.dim() == 2 and t.is_floating_point() and labels is not None:
+    if _core.resolve_loss("auto", t.dim(), t.is_floating_point(),
+                          labels is not None) == "cross-entropy":
         return F.cross_entropy(t, labels)
     return t.float().square().mean()
 
@@ -531,29 +528,26 @@ def _meta_state(model, dtype):
 LIMITS = {}
 
 
-def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="fp32",
-        target="cuda", sm=90, loss_fn=None, iterations=None, set_to_none=True, limits=None,
-        default_dtype=torch.float32):
-    """Captures one run: inference, a forward/loss/backward pass (train without an optimizer), or
-    `iterations` training steps. sm: the CUDA target's compute capability x 10, or (that, its
-    streaming multiprocessors). Returns (trace, info)."""
+def run(model, args, kwargs, *, plan, optimizer=None, impl="auto", loss_fn=None,
+        iterations=None, limits=None, default_dtype=torch.float32):
+    """Captures one run as `plan` (_core.plan_run, footprint/plan.h) says: inference, a
+    forward/loss/backward pass (training without an optimizer), or `iterations` training steps
+    (the plan's). Returns (trace, info)."""
     limits = limits or LIMITS
-    dtype = precision_dtype(precision)
-    autocast = {"bf16-amp": "torch.bfloat16", "fp16-amp": "torch.float16"}.get(precision, "")
-    if precision not in ("fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"):
-        raise ValueError(f"precision={precision!r}: expected fp32, fp16, bf16, bf16-amp or fp16-amp")
+    train, target = plan.train, plan.target
+    dtype = precision_dtype(plan)
+    autocast = f"torch.{plan.autocast_dtype}" if plan.autocast_dtype else ""
     make_optimizer, opt_name = (None, None)
     if train and optimizer is not None:
-        make_optimizer, opt_name = optimizer_factory(optimizer, impl)
+        make_optimizer, opt_name = optimizer_factory(optimizer, impl, plan)
     if iterations is None:
-        iterations = 2 if make_optimizer else 1
+        iterations = plan.iterations if make_optimizer else 1
     from ._kernels import use_libtorch_meta_kernels
     use_libtorch_meta_kernels()
     state, params = _meta_state(model, dtype)
     info = {"optimizer": "", "iterations": iterations}
-    sm, multiprocessors = sm if isinstance(sm, tuple) else (sm, 132)
-    session = _core.Session(train=train, target=target, sm=sm, autocast=autocast,
-                            multiprocessors=multiprocessors,
+    session = _core.Session(train=train, target=target, sm=plan.sm, autocast=autocast,
+                            multiprocessors=plan.multiprocessors,
                             seconds=float(limits.get("seconds", 600)),
                             memory_bytes=int(limits.get("memory_bytes", 0)),
                             ops=int(limits.get("ops", 2_000_000)),
@@ -600,7 +594,7 @@ def run(model, args, kwargs, *, train, optimizer=None, impl="auto", precision="f
                 for it in range(iterations):
                     if opt is not None:
                         session.phase("zero_grad", it)
-                        opt.zero_grad(set_to_none=set_to_none)
+                        opt.zero_grad(set_to_none=plan.set_to_none)
                     session.phase("forward", it)
                     amp.set(True)
                     try:

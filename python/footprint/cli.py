@@ -19,7 +19,7 @@ import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INEXACT, EXIT_NO_FIT = 0, 1, 2, 3, 4
 # The line the engine ends its report with, for the C++ command to take its status from
-# (run_engine in tools/footprint/cli.cpp): footprint alone decides the exit status, whatever the
+# (run_engine in tools/footprint/command.cpp): footprint alone decides the exit status, whatever the
 # model's code does to the process.
 STATUS_MARK = "\0footprint-exit "
 
@@ -109,12 +109,18 @@ class _Parser(argparse.ArgumentParser):
         raise Usage(message)
 
 
+def _choices(option):
+    """An option's names, from the planner's table (footprint/plan.h) through the binding."""
+    from . import _core
+    return [name for name, _ in _core.choices(option)]
+
+
 _ENGINE_FLAGS = ("--max-memory", "--time-limit", "--max-cpu-memory", "--max-ops",
                  "--model-output")
 
 
 def build_parser():
-    """The flags of the C++ command's summary, memory and fit (tools/footprint/cli.cpp), which
+    """The flags of the C++ command's summary, memory and fit (tools/footprint/cmd_*.cpp), which
     checks their values before it runs this engine."""
     p = _Parser(prog="footprint", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -133,14 +139,13 @@ def build_parser():
             c.add_argument("--by", default="module", choices=["module", "op"])
             c.add_argument("--columns", default="default", choices=["default", "torchstat"])
         else:
-            c.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+            c.add_argument("--device", default="cuda", choices=_choices("device"))
             c.add_argument("--train", action="store_true", default=(name == "fit"))
-            c.add_argument("--optimizer", default="adamw")
-            c.add_argument("--impl", default="auto", choices=["auto", "foreach", "fused", "for-loop"])
-            c.add_argument("--precision", default="fp32",
-                           choices=["fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"])
-            c.add_argument("--loss", default="auto", choices=["auto", "cross-entropy", "mean-square"])
-            c.add_argument("--zero-grad", default="none", choices=["none", "zeros"])
+            c.add_argument("--optimizer", default="adamw", choices=_choices("optimizer"))
+            c.add_argument("--impl", default="auto", choices=_choices("impl"))
+            c.add_argument("--precision", default="fp32", choices=_choices("precision"))
+            c.add_argument("--loss", default="auto", choices=_choices("loss"))
+            c.add_argument("--zero-grad", default="none", choices=_choices("zero-grad"))
             c.add_argument("--gpu", default=None, required=(name == "fit"))
             c.add_argument("--context", type=float, default=None)
             c.add_argument("--alloc-conf", default="")
@@ -175,12 +180,11 @@ def build_llm_parser():
                    help="tokens (default: max_position_embeddings, at most 4096)")
     p.add_argument("--train", action="store_true")
     p.add_argument("--weights", default=None, choices=["fp32", "fp16", "bf16", "int8", "int4"])
-    p.add_argument("--precision", default=None,
-                   choices=["fp32", "fp16", "bf16", "bf16-amp", "fp16-amp"])
-    p.add_argument("--optimizer", default="adamw")
-    p.add_argument("--impl", default="auto", choices=["auto", "foreach", "fused", "for-loop"])
+    p.add_argument("--precision", default=None, choices=_choices("precision"))
+    p.add_argument("--optimizer", default="adamw", choices=_choices("optimizer"))
+    p.add_argument("--impl", default="auto", choices=_choices("impl"))
     p.add_argument("--gpu", default=None)
-    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--device", default="cuda", choices=_choices("device"))
     p.add_argument("--format", default="table", choices=["table", "json", "csv", "md"])
     p.add_argument("--alloc-conf", default="")
     p.add_argument("--path", default="auto", choices=["auto", "cpp", "python"])
@@ -188,14 +192,14 @@ def build_llm_parser():
                    help="decode's KV cache: generate()'s DynamicCache (auto), or a StaticCache")
     p.add_argument("--check", action="store_true")
     p.add_argument("--checkpointing", action="store_true")
-    p.add_argument("--shard", default="none", choices=["none", "zero1", "zero2", "zero3", "fsdp"])
+    p.add_argument("--shard", default="none", choices=_choices("shard"))
     p.add_argument("--gpus", type=int, default=1)
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--lora", type=int, default=0, help="LoRA rank (peft's get_peft_model)")
     p.add_argument("--lora-alpha", type=float, default=16)
     p.add_argument("--lora-targets", default=None,
                    help="q_proj,v_proj or all-linear (default: peft's for the model_type)")
-    p.add_argument("--fit", default="none", choices=["none", "batch", "context"])
+    p.add_argument("--fit", default="none", choices=_choices("fit"))
     p.add_argument("--html", default=None, help="the memory page of the training step (else the "
                    "larger inference run)")
     p.add_argument("--snapshot", default=None, help="the same as a memory_viz snapshot")
@@ -483,6 +487,7 @@ def engine(argv=None):
     status = EXIT_ERROR
     try:
         from . import _core, _run
+        _core.word_for_command_line()  # library messages name --gpu, not gpu=
         limits = {}
         if _flag(argv, "--time-limit"):
             limits["seconds"] = float(_flag(argv, "--time-limit"))

@@ -20,6 +20,7 @@
 #include "footprint/error.h"
 #include "footprint/footprint.h"
 #include "footprint/memory_viz.h"
+#include "footprint/plan.h"
 #include "footprint/report.h"
 #include "footprint/version.h"
 #include "formats/readers.h"
@@ -80,20 +81,13 @@ Model make_model(const std::string& source, const std::vector<TensorTuple>& tens
   return m;
 }
 
-MemoryOptions memory_options(const std::string& target, const std::optional<std::string>& gpu,
-                             const std::optional<int64_t>& capacity, const std::string& alloc_conf,
-                             bool timeline, double context_mib) {
-  MemoryOptions o;
-  if (target == "cpu")
-    o.target = Target::kCpu;
-  else if (target != "cuda")
-    throw Error("device must be cuda or cpu, not " + target);
-  if (gpu) o.gpu = device_parse(*gpu);
-  if (o.gpu && context_mib >= 0) o.gpu->context = int64_t(context_mib * 1024 * 1024);
-  o.capacity = capacity;
-  if (!alloc_conf.empty()) o.allocator = parse_allocator_config(alloc_conf);
-  o.timeline = timeline;
-  return o;
+// The front end's wording of library messages: Python's (gpu=), or the command line's (--gpu)
+// when footprint.cli runs the package as the command's engine.
+FrontEnd g_front_end = FrontEnd::kPython;
+
+std::optional<std::string> dtype_text(const std::optional<DType>& d) {
+  if (!d) return std::nullopt;
+  return std::string(dtype_name(*d));
 }
 
 }  // namespace
@@ -109,9 +103,123 @@ NB_MODULE(_core, m) {
     try {
       std::rethrow_exception(p);
     } catch (const Error& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetString(PyExc_ValueError, word_options(e.what(), g_front_end).c_str());
     }
   });
+  m.def("word_for_command_line", [] { g_front_end = FrontEnd::kCommandLine; });
+
+  // The planner (footprint/plan.h): the vocabularies and the run every front end builds.
+  m.def("vocabularies", [] {
+    std::vector<std::string> names;
+    for (Vocabulary v : kVocabularies) names.emplace_back(vocabulary_option(v));
+    return names;
+  });
+  m.def("choices", [](const std::string& option) {
+    for (Vocabulary v : kVocabularies)
+      if (vocabulary_option(v) == option) {
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& c : choices(v)) out.emplace_back(c.name, c.help);
+        return out;
+      }
+    throw Error("no vocabulary for option " + option);
+  });
+  nb::class_<RunPlan>(m, "RunPlan")
+      .def_ro("train", &RunPlan::train)
+      .def_prop_ro("target",
+                   [](const RunPlan& p) { return p.target == Target::kCpu ? "cpu" : "cuda"; })
+      .def_prop_ro("sm", [](const RunPlan& p) { return p.cuda.sm; })
+      .def_prop_ro("multiprocessors", [](const RunPlan& p) { return p.cuda.multiprocessors; })
+      .def_prop_ro(
+          "precision",
+          [](const RunPlan& p) { return std::string(precision_mode_name(p.precision.mode)); })
+      .def_prop_ro("parameters_dtype",
+                   [](const RunPlan& p) { return dtype_text(p.precision.parameters); })
+      .def_prop_ro("autocast_dtype",
+                   [](const RunPlan& p) { return dtype_text(p.precision.autocast); })
+      .def_prop_ro("optimizer",
+                   [](const RunPlan& p) -> std::optional<std::map<std::string, double>> {
+                     // torch.optim's keyword arguments, and the class by kind (0 SGD, 1 Adam,
+                     // 2 AdamW, 3 Adagrad, 4 RMSprop).
+                     if (!p.training) return std::nullopt;
+                     const OptimizerSpec& o = p.training->optimizer;
+                     return std::map<std::string, double>{
+                         {"kind", double(o.kind)}, {"momentum", o.momentum},
+                         {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay},
+                         {"amsgrad", o.amsgrad},   {"centered", o.centered}};
+                   })
+      .def_prop_ro("impl",
+                   [](const RunPlan& p) -> std::optional<std::string> {
+                     if (!p.training) return std::nullopt;
+                     return std::string(impl_name(p.training->optimizer.impl));
+                   })
+      .def_prop_ro("iterations",
+                   [](const RunPlan& p) { return p.training ? p.training->iterations : 1; })
+      .def_prop_ro("loss",
+                   [](const RunPlan& p) {
+                     return std::string(choices(Vocabulary::kLoss).at(size_t(p.loss)).name);
+                   })
+      .def_ro("set_to_none", &RunPlan::set_to_none)
+      .def_prop_ro("shard",
+                   [](const RunPlan& p) {
+                     return std::string(choices(Vocabulary::kSharding).at(size_t(p.sharding)).name);
+                   })
+      .def_ro("gpus", &RunPlan::gpus)
+      .def_ro("tp", &RunPlan::tp)
+      .def_prop_ro("fit", [](const RunPlan& p) {
+        return std::string(choices(Vocabulary::kFitTarget).at(size_t(p.fit)).name);
+      });
+  // What a front end was asked, by the planner's names; footprint._plan fills it in.
+  nb::class_<RunRequest>(m, "RunRequest")
+      .def(nb::init<>())
+      .def_rw("train", &RunRequest::train)
+      .def_rw("optimizer", &RunRequest::optimizer)
+      .def_rw("impl", &RunRequest::impl)
+      .def_rw("precision", &RunRequest::precision)
+      .def_rw("loss", &RunRequest::loss)
+      .def_rw("zero_grad", &RunRequest::zero_grad)
+      .def_rw("device", &RunRequest::device)
+      .def_rw("gpu", &RunRequest::gpu)
+      .def_rw("context_mib", &RunRequest::context_mib)
+      .def_rw("alloc_conf", &RunRequest::alloc_conf)
+      .def_rw("shard", &RunRequest::sharding)
+      .def_rw("gpus", &RunRequest::gpus)
+      .def_rw("tp", &RunRequest::tp)
+      .def_rw("attention", &RunRequest::attention)
+      .def_rw("fit", &RunRequest::fit);
+  m.def("plan_run", &plan_run, nb::arg("request"));
+  m.def("default_impl", [](const std::string& target) {
+    return std::string(impl_name(default_impl(target == "cpu" ? Target::kCpu : Target::kCuda)));
+  });
+  m.def("resolve_loss", [](const std::string& loss, int dims, bool floating, bool labels) {
+    LossKind k = LossKind(choose(Vocabulary::kLoss, loss));
+    return std::string(
+        choices(Vocabulary::kLoss).at(size_t(resolve_loss(k, dims, floating, labels))).name);
+  });
+  m.def(
+      "check_llm",
+      [](const RunPlan& plan, int64_t batch, int64_t context, int64_t lora, bool checkpointing,
+         bool weights) {
+        LlmScenario s = llm_scenario(plan);
+        s.batch = batch;
+        s.context = context;
+        s.lora_rank = lora;
+        s.checkpointing = checkpointing;
+        if (weights) s.weights = Precision::kBf16;  // chosen; which one does not matter here
+        check_llm(s);
+      },
+      nb::arg("plan"), nb::arg("batch"), nb::arg("context"), nb::arg("lora"),
+      nb::arg("checkpointing"), nb::arg("weights"));
+  m.def(
+      "plan_sharding",
+      [](const std::string& shard, int64_t gpus, int64_t tp, bool amp, int64_t numel, int64_t bytes,
+         int64_t trainable_bytes) {
+        ShardPlan p = plan_sharding(Sharding(choose(Vocabulary::kSharding, shard)), gpus, tp, amp,
+                                    LayerTensors{numel, bytes, trainable_bytes});
+        return std::make_tuple(std::vector<int64_t>(p.divisor.begin(), p.divisor.end()), p.gathered,
+                               p.drop_weight_casts);
+      },
+      nb::arg("shard"), nb::arg("gpus"), nb::arg("tp"), nb::arg("amp"), nb::arg("numel"),
+      nb::arg("bytes"), nb::arg("trainable_bytes"));
 
   nb::class_<Model>(m, "Model");
   m.def("make_model", &make_model, nb::arg("source"), nb::arg("tensors"), nb::arg("module_types"));
@@ -185,12 +293,17 @@ NB_MODULE(_core, m) {
         CaptureOptions o;
         o.inputs = inputs_from(inputs);
         o.train = train;
-        o.target = target == "cpu" ? Target::kCpu : Target::kCuda;
-        if (!optimizer.empty()) {
-          TrainingPlan plan = plan_training(o.target, plan_optimizer(o.target, optimizer, impl));
-          o.optimizer = plan.optimizer;
-          o.iterations = plan.iterations;
-          o.counters_on_device = plan.counters_on_device;
+        RunRequest q;
+        q.train = !optimizer.empty();
+        if (q.train) q.optimizer = optimizer;
+        q.impl = impl;
+        q.device = target;
+        RunPlan plan = plan_run(q);
+        o.target = plan.target;
+        if (plan.training) {
+          o.optimizer = plan.training->optimizer;
+          o.iterations = plan.training->iterations;
+          o.counters_on_device = plan.training->counters_on_device;
         }
         return capture(module, o);
       },
@@ -211,9 +324,7 @@ NB_MODULE(_core, m) {
         s.train = train;
         s.lora_rank = lora;
         s.lora_targets = lora_targets;
-        auto kernel = attention_parse(attention);
-        if (!kernel) throw Error("attention: expected auto, eager or sdpa, not " + attention);
-        s.attention = *kernel;
+        s.attention = AttentionImpl(choose(Vocabulary::kAttention, attention));
         if (!weights.empty()) {
           s.weights = precision_parse(weights);
           if (!s.weights) throw Error("weights: not a precision: " + weights);
@@ -319,8 +430,7 @@ NB_MODULE(_core, m) {
   m.def(
       "analyze",
       [](const Model& model, const Trace& trace, const std::string& target,
-         const std::optional<std::string>& gpu, const std::optional<int64_t>& capacity,
-         const std::string& alloc_conf, bool timeline,
+         const std::optional<std::string>& gpu, const std::string& alloc_conf, bool timeline,
          const std::vector<std::pair<std::vector<int64_t>, std::string>>& inputs,
          const std::string& precision, const std::string& optimizer, bool set_to_none,
          const std::string& source, const std::vector<int64_t>& shard_divisor,
@@ -331,9 +441,10 @@ NB_MODULE(_core, m) {
           plan.divisor[i] = std::max<int64_t>(1, shard_divisor[i]);
         plan.gathered = shard_gathered;
         plan.drop_weight_casts = drop_weight_casts;
-        MemoryReport r = analyze_memory(
-            model, trace, memory_options(target, gpu, capacity, alloc_conf, timeline, context_mib),
-            plan);
+        MemoryOptions memory = plan_memory(Target(choose(Vocabulary::kTarget, target)),
+                                           gpu.value_or(""), context_mib, alloc_conf);
+        memory.timeline = timeline;
+        MemoryReport r = analyze_memory(model, trace, memory, plan);
         r.inputs = inputs_from(inputs);
         r.precision = precision;
         r.optimizer = optimizer;
@@ -342,8 +453,8 @@ NB_MODULE(_core, m) {
         return r;
       },
       nb::arg("model"), nb::arg("trace"), nb::arg("target"), nb::arg("gpu").none(),
-      nb::arg("capacity").none(), nb::arg("alloc_conf"), nb::arg("timeline"), nb::arg("inputs"),
-      nb::arg("precision"), nb::arg("optimizer"), nb::arg("set_to_none"), nb::arg("source"),
+      nb::arg("alloc_conf"), nb::arg("timeline"), nb::arg("inputs"), nb::arg("precision"),
+      nb::arg("optimizer"), nb::arg("set_to_none"), nb::arg("source"),
       nb::arg("shard_divisor") = std::vector<int64_t>{}, nb::arg("shard_gathered") = 0,
       nb::arg("drop_weight_casts") = false, nb::arg("context") = -1.0);
   m.def("fit_need", &fit_need);

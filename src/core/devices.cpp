@@ -105,7 +105,7 @@ DeviceProfile device_parse(std::string_view text) {
   if (s == "v100") return device_parse("v100-32gb");
   if (auto total = size_parse(text)) {
     if (*total <= 0)
-      throw Error(fmt::format("--gpu '{}': a device's memory must be more than 0 bytes", text));
+      throw Error(fmt::format("`gpu` '{}': a device's memory must be more than 0 bytes", text));
     DeviceProfile p;
     p.key = std::string(text);
     p.name = fmt::format("a GPU with {} of memory", text);
@@ -117,7 +117,7 @@ DeviceProfile device_parse(std::string_view text) {
   }
   std::string known;
   for (const auto& p : device_profiles()) known += (known.empty() ? "" : ", ") + p.key;
-  throw Error(fmt::format("--gpu '{}': not a GPU footprint knows ({}) or a size such as 24GiB",
+  throw Error(fmt::format("`gpu` '{}': not a GPU footprint knows ({}) or a size such as 24GiB",
                           text, known));
 }
 

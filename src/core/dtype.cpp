@@ -173,7 +173,7 @@ std::vector<Precision> precision_parse_list(std::string_view s) {
     auto p = precision_parse(item);
     if (!p)
       throw Error(
-          fmt::format("--dtype: unknown precision '{}'; expected a comma-separated list of "
+          fmt::format("`precisions`: unknown precision '{}'; expected a comma-separated list of "
                       "fp32, fp16, bf16, fp8, int8, int4, stored",
                       item));
     if (std::find(out.begin(), out.end(), *p) == out.end()) out.push_back(*p);

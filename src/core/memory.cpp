@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "footprint/error.h"
+#include "footprint/plan.h"
 
 namespace footprint {
 
@@ -39,97 +40,6 @@ std::string_view category_name(Category c) {
   return "?";
 }
 
-std::optional<LossKind> loss_parse(std::string_view s) {
-  if (s == "auto") return LossKind::kAuto;
-  if (s == "cross-entropy") return LossKind::kCrossEntropy;
-  if (s == "mean-square") return LossKind::kMeanSquare;
-  return std::nullopt;
-}
-
-std::optional<PrecisionMode> precision_mode_parse(std::string_view s) {
-  for (auto p : {PrecisionMode::kFp32, PrecisionMode::kFp16, PrecisionMode::kBf16,
-                 PrecisionMode::kBf16Amp, PrecisionMode::kFp16Amp})
-    if (s == precision_mode_name(p)) return p;
-  return std::nullopt;
-}
-
-std::string_view precision_mode_name(PrecisionMode p) {
-  switch (p) {
-    case PrecisionMode::kFp32:
-      return "fp32";
-    case PrecisionMode::kFp16:
-      return "fp16";
-    case PrecisionMode::kBf16:
-      return "bf16";
-    case PrecisionMode::kBf16Amp:
-      return "bf16-amp";
-    case PrecisionMode::kFp16Amp:
-      return "fp16-amp";
-  }
-  return "?";
-}
-
-TrainingPlan plan_training(Target target, const std::optional<OptimizerSpec>& optimizer) {
-  TrainingPlan p;
-  p.optimizer = optimizer.value_or(plan_optimizer(target, "adamw", "auto"));
-  p.counters_on_device = target == Target::kCpu;
-  return p;
-}
-
-OptimizerSpec plan_optimizer(Target target, std::string_view name, std::string_view impl) {
-  if (impl == "auto") impl = target == Target::kCpu ? "for-loop" : "foreach";
-  return parse_optimizer(name, impl);
-}
-
-OptimizerSpec parse_optimizer(std::string_view name, std::string_view impl) {
-  OptimizerSpec o;
-  if (name == "sgd") {
-    o.kind = OptimizerKind::kSgd;
-  } else if (name == "momentum") {
-    o.kind = OptimizerKind::kSgd;
-    o.momentum = 0.9;
-  } else if (name == "nesterov") {
-    o.kind = OptimizerKind::kSgd;
-    o.momentum = 0.9;
-    o.nesterov = true;
-  } else if (name == "adam") {
-    o.kind = OptimizerKind::kAdam;
-  } else if (name == "adamw") {
-    o.kind = OptimizerKind::kAdamW;
-    o.weight_decay = 0.01;
-  } else if (name == "amsgrad") {
-    o.kind = OptimizerKind::kAdamW;
-    o.weight_decay = 0.01;
-    o.amsgrad = true;
-  } else if (name == "adagrad") {
-    o.kind = OptimizerKind::kAdagrad;
-  } else if (name == "rmsprop") {
-    o.kind = OptimizerKind::kRmsprop;
-  } else if (name == "rmsprop-centered") {
-    o.kind = OptimizerKind::kRmsprop;
-    o.centered = true;
-  } else {
-    throw Error(
-        fmt::format("--optimizer '{}': expected sgd, momentum, nesterov, adam, adamw, "
-                    "amsgrad, adagrad, rmsprop or rmsprop-centered",
-                    name));
-  }
-  if (impl == "for-loop") {
-    o.impl = OptimizerImpl::kForLoop;
-  } else if (impl == "foreach") {
-    o.impl = OptimizerImpl::kForeach;
-  } else if (impl == "fused") {
-    o.impl = OptimizerImpl::kFused;
-    if (o.kind == OptimizerKind::kRmsprop)
-      throw Error(
-          "--impl fused: torch.optim.RMSprop has no fused implementation; use foreach or "
-          "for-loop");
-  } else {
-    throw Error(fmt::format("--impl '{}': expected for-loop, foreach or fused", impl));
-  }
-  return o;
-}
-
 std::string optimizer_name(const OptimizerSpec& o) {
   std::string name;
   switch (o.kind) {
@@ -149,10 +59,7 @@ std::string optimizer_name(const OptimizerSpec& o) {
       name = o.centered ? "RMSprop (centered)" : "RMSprop";
       break;
   }
-  const char* impl = o.impl == OptimizerImpl::kForLoop   ? "for-loop"
-                     : o.impl == OptimizerImpl::kForeach ? "foreach"
-                                                         : "fused";
-  return fmt::format("{}, {}", name, impl);
+  return fmt::format("{}, {}", name, impl_name(o.impl));
 }
 
 namespace {

@@ -160,7 +160,7 @@ void key_str(detail::PickleWriter& w, const char* key, std::string_view v) {
 }  // namespace
 
 std::string memory_snapshot(const MemoryReport& r) {
-  const MemoryTimeline& t = timeline_of(r, "--snapshot");
+  const MemoryTimeline& t = timeline_of(r, "`snapshot`");
   detail::PickleWriter w;
   FrameWriter frames(t, w);
   w.begin_dict();
@@ -398,7 +398,7 @@ std::string script_safe(const std::string& json) {
 }  // namespace
 
 std::string memory_html(const MemoryReport& r) {
-  const MemoryTimeline& t = timeline_of(r, "--html");
+  const MemoryTimeline& t = timeline_of(r, "`html`");
   std::string page = detail::kMemoryReportHtml;
   const std::string slot = "/*FOOTPRINT_DATA*/null";
   auto at = page.find(slot);

@@ -12,7 +12,7 @@ namespace {
 [[noreturn]] void bad(std::string_view text, size_t pos, const std::string& what) {
   std::string shown(text.substr(0, 80));
   throw Error(
-      fmt::format("--input '{}'{}: {} at position {}; expected sizes like 1x3x224x224 or "
+      fmt::format("`input` '{}'{}: {} at position {}; expected sizes like 1x3x224x224 or "
                   "1,3,224,224, inputs separated by ';', an optional ':dtype'",
                   shown, text.size() > 80 ? "..." : "", what, pos + 1));
 }
@@ -58,7 +58,7 @@ InputSpec parse_one(std::string_view text, size_t start, size_t end) {
 std::vector<InputSpec> parse_inputs(std::string_view text) {
   if (text.size() > kMaxInputText)
     throw Error(
-        fmt::format("--input is {} characters, over the limit of {}", text.size(), kMaxInputText));
+        fmt::format("`input` is {} characters, over the limit of {}", text.size(), kMaxInputText));
   std::vector<InputSpec> out;
   size_t start = 0;
   while (true) {

@@ -404,7 +404,7 @@ class Pt2 {
     if ((i & 255) == 0 && deadline_ && std::chrono::steady_clock::now() > *deadline_)
       throw Error(
           fmt::format("{}: reading the program took longer than {:g} s, the limit "
-                      "(--time-limit)",
+                      "(`time-limit`)",
                       source_, seconds_));
   }
 
@@ -1066,12 +1066,12 @@ Summary summarize_program(const std::string& path, const SummaryOptions& options
   detail::Pt2Program p = detail::read_pt2_program(path, options.limits.seconds);
   if (options.train)
     throw Error(
-        fmt::format("{}: a torch.export program holds its forward graph only; --train "
+        fmt::format("{}: a torch.export program holds its forward graph only; `train` "
                     "needs the model as TorchScript, or footprint memory {} --train",
                     path, path));
   if (options.dtype)
     throw Error(
-        fmt::format("{}: --dtype: a torch.export program runs at the dtypes it was "
+        fmt::format("{}: `dtype`: a torch.export program runs at the dtypes it was "
                     "exported with",
                     path));
   if (p.dynamic)
@@ -1094,7 +1094,7 @@ Summary summarize_program(const std::string& path, const SummaryOptions& options
       same = options.inputs[i].shape == p.inputs[i].shape;
     if (!same)
       throw Error(
-          fmt::format("{}: the program was exported for input {}; --input says {} "
+          fmt::format("{}: the program was exported for input {}; `input` says {} "
                       "(a .pt2's shapes are fixed when it is exported)",
                       path, text(p.inputs), text(options.inputs)));
   }

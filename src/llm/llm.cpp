@@ -13,6 +13,7 @@
 
 #include "footprint/engine.h"
 #include "footprint/error.h"
+#include "footprint/plan.h"
 #include "footprint/torch.h"
 #include "formats/readers.h"
 #include "llm/transformer.h"
@@ -306,33 +307,17 @@ MemoryReport inference(const TransformerConfig& c, const LlmScenario& s, int64_t
   return r;
 }
 
-// The sharding plan of one rank: divisors per category, and the working set it gathers.
-ShardPlan shard_plan(const TransformerConfig& c, const LlmScenario& s, const Model& info,
-                     bool amp) {
-  ShardPlan m;
-  int64_t dp = s.gpus / s.tp;
-  if (s.sharding == Sharding::kNone || dp <= 1) return m;
-  auto set = [&](Category cat) { m.divisor[int(cat)] = dp; };
-  set(Category::kOptimizerState);
-  if (s.sharding != Sharding::kZero1) set(Category::kGradients);
-  bool params = s.sharding == Sharding::kZero3 || s.sharding == Sharding::kFsdp;
-  if (params) set(Category::kParameters);
-  // One layer's parameters and trainable parameters (their gradients), at their dtypes.
-  int64_t layer = 0, layer_grads = 0, layer_numel = 0;
+// One repeated layer's parameters, for the sharding plan (footprint/plan.h, plan_sharding).
+LayerTensors first_layer(const TransformerConfig& c, const Model& info) {
+  LayerTensors layer;
   std::string first = layer_prefix(c, 0);
   for (const auto* t : untied_tensors(info))
     if (t->role == TensorRole::kParameter && t->name.rfind(first, 0) == 0) {
-      layer += t->bytes();
-      layer_numel += t->numel();
-      if (t->trainable) layer_grads += t->bytes();
+      layer.bytes += t->bytes();
+      layer.numel += t->numel();
+      if (t->trainable) layer.trainable_bytes += t->bytes();
     }
-  if (s.sharding != Sharding::kZero1) m.gathered += layer_grads;  // before the reduce-scatter
-  if (params) {
-    // The layer being computed and the next, prefetched; 16-bit under mixed precision.
-    m.gathered += 2 * (amp ? 2 * layer_numel : layer);
-    m.drop_weight_casts = amp;
-  }
-  return m;
+  return layer;
 }
 
 MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t batch, int64_t ctx,
@@ -362,25 +347,10 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   co.counters_on_device = plan.counters_on_device;
   co.target = s.memory.target;
   if (s.memory.gpu) co.target_gpu(*s.memory.gpu);
-  bool amp = false;
-  switch (s.precision) {
-    case PrecisionMode::kFp16:
-      co.dtype = DType::kFloat16;
-      break;
-    case PrecisionMode::kBf16:
-      co.dtype = DType::kBFloat16;
-      break;
-    case PrecisionMode::kBf16Amp:
-      co.autocast = DType::kBFloat16;
-      amp = true;
-      break;
-    case PrecisionMode::kFp16Amp:
-      co.autocast = DType::kFloat16;
-      amp = true;
-      break;
-    default:
-      break;
-  }
+  PrecisionPlan precision = plan_precision(s.precision);
+  if (precision.parameters) co.dtype = *precision.parameters;
+  co.autocast = precision.autocast;
+  bool amp = precision.amp();
   // The output holds the loss and the forward's DynamicCache, dropped together after backward.
   auto forward = [&](const std::vector<torch::Tensor>& in) -> c10::IValue {
     torch::Tensor loss = model->forward(in, 0);
@@ -391,7 +361,7 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
   };
   Trace t = capture(*model, forward, co);
   Model info = model_from(*model);  // after the capture: at its dtype
-  ShardPlan sharding = shard_plan(c, s, info, amp);
+  ShardPlan sharding = plan_sharding(s.sharding, s.gpus, s.tp, amp, first_layer(c, info));
   MemoryReport r = analyze_memory(info, t, s.memory, sharding);
   note_guesses(t, r);
   if (report && s.on_trace) s.on_trace("train", t);  // the report's own run, not a --fit probe
@@ -407,31 +377,6 @@ MemoryReport training(const TransformerConfig& c, const LlmScenario& s, int64_t 
       if (tensor->trainable) report->trainable += tensor->numel();
   }
   return r;
-}
-
-void check(const LlmScenario& s) {
-  if (s.batch < 1)
-    throw Error(fmt::format("batch {} is not a batch size; expected 1 or more", s.batch));
-  if (s.context < 0) throw Error("context must be a number of tokens, 1 or more");
-  if (s.tp < 1 || s.gpus < 1 || s.gpus % s.tp != 0)
-    throw Error(
-        fmt::format("{} GPUs cannot hold tensor-parallel groups of {}; expected --gpus a "
-                    "multiple of --tp",
-                    s.gpus, s.tp));
-  if (s.group_size < 1) throw Error("the quantization group size must be 1 or more");
-  if (s.lora_rank < 0) throw Error("the LoRA rank must be 0 (none) or more");
-  if (!s.train && (s.sharding != Sharding::kNone || s.lora_rank > 0 || s.checkpointing))
-    throw Error("--shard, --lora and --checkpointing are for training: add --train");
-  if (s.train && s.weights && (*s.weights == Precision::kInt8 || *s.weights == Precision::kInt4))
-    throw Error(
-        "training with quantized weights (QLoRA) is not modelled yet; --weights is for "
-        "inference, --precision for training");
-  if (s.train && s.weights)  // it would be ignored: a training step builds fp32 parameters
-    throw Error(
-        "--weights is for inference; a training step's parameters are fp32 and --precision sets "
-        "its compute dtype (bf16-amp, the default; bf16 or fp16 for 16-bit parameters)");
-  if (s.fit != FitTarget::kNone && !s.memory.gpu && !s.memory.capacity)
-    throw Error("--fit needs a device: pass --gpu with a name (h100) or a size (80GiB)");
 }
 
 // Before anything is built: the run's largest tensors must have a size LibTorch can compute (it
@@ -459,7 +404,7 @@ void check_sizes(const TransformerConfig& c, const LlmScenario& s, int64_t ctx) 
   for (const auto& t : largest)
     if (t.bytes > (__int128(1) << 62))
       throw Error(fmt::format(
-          "{}: --batch {} with a context of {} tokens is too large to model: {} alone would "
+          "{}: `batch` {} with a context of {} tokens is too large to model: {} alone would "
           "take more than 2^62 bytes",
           c.source, s.batch, ctx, t.what));
 }
@@ -471,7 +416,7 @@ void leave_runs_to_exit(bool on) {
 }
 
 LlmReport llm(const TransformerConfig& c, const LlmScenario& s) {
-  check(s);
+  check_llm(s);
   LlmReport r;
   r.config = c;
   r.batch = s.batch;
@@ -583,12 +528,12 @@ LlmReport llm_file(const std::string& path, const LlmScenario& scenario) {
     c = detail::config_from_gguf(g);
     if (s.train)
       throw Error(
-          fmt::format("{}: --train from a GGUF file's quantized weights is not modelled; "
+          fmt::format("{}: `train` from a GGUF file's quantized weights is not modelled; "
                       "use the model's config.json",
                       path));
     if (s.weights)
       throw Error(
-          fmt::format("{}: --weights: a GGUF file's weights are quantized as the file "
+          fmt::format("{}: `weights`: a GGUF file's weights are quantized as the file "
                       "stores them",
                       path));
     s.file_weights = std::make_shared<const Model>(std::move(g.model));

@@ -27,6 +27,7 @@
 
 #include "footprint/engine.h"
 #include "footprint/error.h"
+#include "footprint/plan.h"
 #include "footprint/read.h"
 #include "footprint/torch.h"
 #include "torch/autocast.h"
@@ -378,7 +379,8 @@ at::Tensor make_loss(const at::Tensor& y, LossKind kind, const at::Tensor& label
                     "the model returned {} {}",
                     fmt::join(y.sizes(), "x"), c10::toString(y.scalar_type())));
   if (kind == LossKind::kOutput) return y;
-  if (kind == LossKind::kCrossEntropy || (kind == LossKind::kAuto && classifier)) {
+  // The labels are made for every loss but mean-square: the policy's `labels` is true.
+  if (resolve_loss(kind, int(y.dim()), y.is_floating_point(), true) == LossKind::kCrossEntropy) {
     if (labels.defined() && labels.size(0) == y.size(0)) return at::cross_entropy_loss(y, labels);
     return at::cross_entropy_loss(y, at::zeros({y.size(0)}, y.options().dtype(at::kLong)));
   }
@@ -632,7 +634,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
       if (dynamic_cast<const std::bad_alloc*>(&e) || line == "std::bad_alloc")
         throw Error(
             "the model's code ran out of memory: the engine's address space is limited "
-            "(--max-memory), and on meta a model should need little");
+            "(`max-memory`), and on meta a model should need little");
       if (line.find(kNoMetaKernel) == std::string::npos)
         throw Error(fmt::format("the model failed on input {}: {}", inputs_text(o.inputs), line));
       c.trace.stopped = line;
@@ -752,7 +754,7 @@ template <class Module>
 void prepare(Module& module, const CaptureOptions& o) {
   detail::install_meta_runtime();
   if (o.device == CaptureDevice::kCpu) detail::install_cpu_tracking();
-  if (o.inputs.empty()) throw Error("no input shape given: pass one, as in --input 1x3x224x224");
+  if (o.inputs.empty()) throw Error("no input shape given: pass one, as in `input` 1x3x224x224");
   module.train(o.train);
   std::optional<c10::ScalarType> dtype;
   if (o.dtype) dtype = detail::scalar_type_from(*o.dtype);
@@ -858,7 +860,7 @@ torch::jit::Module load_script(const std::string& path, const char* command) {
     return torch::jit::load(path, std::nullopt, /*load_debug_files=*/false);
   } catch (const std::bad_alloc&) {
     throw Error(fmt::format(
-        "{}: loading it takes more memory than the engine may use (--max-memory): LibTorch reads "
+        "{}: loading it takes more memory than the engine may use (`max-memory`): LibTorch reads "
         "a TorchScript file's weights into memory before they move to meta",
         path));
   } catch (const std::exception& e) {
@@ -867,24 +869,13 @@ torch::jit::Module load_script(const std::string& path, const char* command) {
   }
 }
 
-std::optional<DType> dtype_of(PrecisionMode p) {
-  switch (p) {
-    case PrecisionMode::kFp16:
-      return DType::kFloat16;
-    case PrecisionMode::kBf16:
-      return DType::kBFloat16;
-    default:
-      return std::nullopt;
-  }
-}
-
 CaptureOptions capture_options(const MemoryScenario& s) {
   CaptureOptions o;
   o.inputs = s.inputs;
   o.train = s.train;
-  o.dtype = dtype_of(s.precision);
-  if (s.precision == PrecisionMode::kBf16Amp) o.autocast = DType::kBFloat16;
-  if (s.precision == PrecisionMode::kFp16Amp) o.autocast = DType::kFloat16;
+  PrecisionPlan precision = plan_precision(s.precision);
+  o.dtype = precision.parameters;
+  o.autocast = precision.autocast;
   o.device = CaptureDevice::kMeta;
   TrainingPlan plan = plan_training(s.memory.target, s.optimizer);
   if (s.train) {
@@ -937,9 +928,10 @@ MemoryReport memory_file(const std::string& path, const MemoryScenario& s) {
 
 FitResult fit_file(const std::string& path, const MemoryScenario& scenario, int64_t max_batch) {
   if (scenario.memory.target == Target::kCuda && !scenario.memory.gpu && !scenario.memory.capacity)
-    throw Error("fit needs a device: pass --gpu with a name (h100) or a size (24GiB)");
+    throw OptionError("fit needs a device: pass `gpu` with a name (h100) or a size (24GiB)");
   if (scenario.memory.target == Target::kCpu && !scenario.memory.capacity)
-    throw Error("fit on --device cpu needs --gpu SIZE as the memory to fit in (e.g. 64GiB)");
+    throw OptionError(
+        "fit on `device` 'cpu' needs `gpu` as a size: the memory to fit in (e.g. 64GiB)");
   for (const auto& in : scenario.inputs)
     if (in.shape.empty()) throw Error("fit varies the first dimension of each input; one is 0-D");
   torch::jit::Module module = load_script(path, "fit");

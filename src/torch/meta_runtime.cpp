@@ -101,8 +101,8 @@ struct CpuTracker final : TrackingAllocator {
       std::lock_guard<std::mutex> lock(g_cpu_mutex);
       if (g_cpu_limit > 0 && n > static_cast<size_t>(g_cpu_limit - g_cpu_limited_live)) {
         g_cpu_violation = fmt::format(
-            "the model's code allocated more real CPU memory than the limit of {} (--max-cpu-"
-            "memory): {} more bytes at once with {} held; on the meta device a model should "
+            "the model's code allocated more real CPU memory than the limit of {} (`max-cpu-"
+            "memory`): {} more bytes at once with {} held; on the meta device a model should "
             "allocate almost none",
             human_bytes(g_cpu_limit), n, g_cpu_limited_live);
         throw Error(g_cpu_violation);

@@ -77,11 +77,11 @@ void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit:
   post_status(name.c_str());
   if (State* s = t_state) {
     if (++s->ops > s->limits.ops)
-      stop(*s, fmt::format("the model's code ran more than {} aten ops, the limit (--max-ops); "
+      stop(*s, fmt::format("the model's code ran more than {} aten ops, the limit (`max-ops`); "
                            "the last was {}",
                            s->limits.ops, name));
     if ((s->ops & 63) == 0 && std::chrono::steady_clock::now() > s->deadline)
-      stop(*s, fmt::format("the model's code ran longer than {}, the limit (--time-limit); it "
+      stop(*s, fmt::format("the model's code ran longer than {}, the limit (`time-limit`); it "
                            "was running {}",
                            seconds_text(s->limits.seconds), name));
     // A margin below the limit, so that the run stops and reports here before the supervisor,
@@ -89,7 +89,7 @@ void kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit:
     if ((s->ops & 1023) == 0 && s->limits.memory_bytes > 0 &&
         resident_bytes() >
             s->limits.memory_bytes - std::min<int64_t>(s->limits.memory_bytes / 16, 64 << 20))
-      stop(*s, fmt::format("the engine's memory came within {} of {}, the limit (--max-memory), "
+      stop(*s, fmt::format("the engine's memory came within {} of {}, the limit (`max-memory`), "
                            "after {} aten ops (the trace of each op is kept); the last was {}",
                            human_bytes(std::min<int64_t>(s->limits.memory_bytes / 16, 64 << 20)),
                            human_bytes(s->limits.memory_bytes), s->ops, name));

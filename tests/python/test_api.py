@@ -2,6 +2,8 @@
 errors a user can act on. Numbers asserted are hand calculations written next to them, or real
 runs (test_accuracy.py holds the peaks to real CPU runs)."""
 import json
+import os
+import subprocess
 
 import pytest
 import torch
@@ -189,6 +191,20 @@ def test_a_custom_op_without_meta_names_itself_and_register_meta_fixes_it():
     assert r.allocated_peak == 288 + 64 + 64 + 64
 
 
+def test_options_take_the_planners_names():
+    """One table per option (footprint/plan.h): Python's checks, footprint.choices and the
+    command line's --help read the same names. torch.optim's implementations are the three its
+    optimizers take (foreach=False, foreach=True, fused=True) and auto, PyTorch's default."""
+    assert [c.name for c in footprint.choices("impl")] == ["auto", "for-loop", "foreach", "fused"]
+    assert "shard" in footprint.choices() and "precision" in footprint.choices()
+    helps = subprocess.run([os.environ["FOOTPRINT_BIN"], "memory", "--help"], capture_output=True,
+                           text=True).stdout
+    for option in ("precision", "optimizer", "impl", "loss", "device"):
+        names = [c.name for c in footprint.choices(option)]
+        assert "{" + ",".join(names) + "}" in helps, option
+        assert all(c.help and c.help in helps for c in footprint.choices(option)), option
+
+
 def test_bad_arguments_say_what_was_expected():
     m = Linear2()
     with pytest.raises(ValueError, match="optimizer='adamx'"):
@@ -197,8 +213,17 @@ def test_bad_arguments_say_what_was_expected():
         footprint.memory(m, input_size=("a", 3))
     with pytest.raises(ValueError, match="no input"):
         footprint.memory(m)
-    with pytest.raises(ValueError, match="h1000"):
+    # The planner's messages, worded for Python (footprint/plan.h, word_options): the command line
+    # says --gpu 'h1000' for the same mistake.
+    with pytest.raises(ValueError, match="^gpu='h1000': not a GPU footprint knows"):
         footprint.memory(m, (2, 256), gpu="h1000")
+    with pytest.raises(ValueError, match="^impl='fast': expected auto, for-loop, foreach or fused$"):
+        footprint.memory(m, (2, 256), train=True, impl="fast")
+    with pytest.raises(ValueError, match="^precision='fp8': expected fp32, fp16, bf16, bf16-amp "
+                                         "or fp16-amp$"):
+        footprint.memory(m, (2, 256), precision="fp8")
+    with pytest.raises(ValueError, match="^gpu='h100' names a GPU, and device='cpu' estimates a CPU run"):
+        footprint.memory(m, (2, 256), device="cpu", gpu="h100")
     with pytest.raises(footprint.ModelError, match="mat1 and mat2|shapes cannot be multiplied|size mismatch"):
         footprint.memory(m, (2, 255))
 

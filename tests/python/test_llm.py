@@ -17,6 +17,7 @@ import torch
 import transformers
 
 import footprint
+from figures import record
 import real
 from real import measure
 
@@ -205,6 +206,8 @@ def test_scaled_down_model_against_a_real_cpu_run(name, run):
                       impl="for-loop", device="cpu", weights=None if train else "float32",
                       cache="static" if run == "decode-static" else "dynamic",
                       checkpointing=checkpointing)
+    for phase, report in r.runs.items():
+        record(f"scaled-down {name} {run} {phase}", report.allocated_peak)
     model, cfg = _real_model(config)
     ids = torch.randint(0, 1000, (2, 32), generator=torch.Generator().manual_seed(0))
     keep = {"logits_to_keep": 1}
@@ -326,6 +329,7 @@ def test_the_cpp_path_is_held_to_transformers(family, train, tmp_path):
     phases = ["train"] if train else ["forward"] if family == "bert" else ["prefill", "decode"]
     for phase in phases:
         mine = ours.runs["prefill" if phase == "forward" else phase].allocated_peak
+        record(f"cpp-held {family} {phase}", cpp[phase]["allocated_peak"], mine)
         error = (cpp[phase]["allocated_peak"] - mine) / mine
         print(f"{family} {phase}: C++ {cpp[phase]['allocated_peak']:,} transformers {mine:,} "
               f"error {100 * error:+.3f}%")
@@ -383,28 +387,44 @@ def test_the_cpp_path_runs_transformers_op_sequence(family, run, tmp_path):
         assert ops == expected, f"{family} {run} {names}"
 
 
-# The sharding pass on the python path: one rank of ZeRO/FSDP data parallelism, the C++ path's plan
-# (src/llm/llm.cpp, shard_plan) made from transformers' own decoder layer, held to the C++ path on
-# the llama family as above. Measured 2026-11-28: ZeRO-1, ZeRO-2, ZeRO-3 and FSDP within 0.002%
-# (ZeRO-2 was 0.45% lower until the C++ path's output held its logits and DynamicCache through
-# backward, as CausalLMOutputWithPast does).
-@pytest.mark.parametrize("shard,gpus", [("zero1", 8), ("zero2", 8), ("zero3", 8), ("fsdp", 4)])
-def test_sharding_agrees_with_the_cpp_path(shard, gpus, tmp_path):
+# Both paths of footprint llm take their training plan from the planner (footprint/plan.h): the
+# precision's dtypes and autocast, the optimizer, and the sharding plan of one rank of ZeRO/FSDP
+# data parallelism, made from each path's own decoder layer at the run's dtypes. Held equal on the
+# llama family over the issue 34 matrix: every precision x every sharding x tp 1 and 2, on 4 GPUs.
+# Before the planner the python path counted a pure-bf16 layer's gathered parameters and
+# gradients at 4 bytes: llama-7b bf16 ZeRO-3 over 8 GPUs was +5.7% (22,666,401,280 B against
+# 21,452,100,096 B). Measured 2026-12-07, this loop printing each error: all 40 within
+# 0.0014%; in every case the python path holds 1,024 B more (a 512 B block of buffers, rotary's
+# original_inv_freq beside inv_freq, and one more 512 B input block), so 0.1% is the issue's bound,
+# not a fit to these.
+@pytest.mark.parametrize("tp", [1, 2])
+@pytest.mark.parametrize("shard", ["none", "zero1", "zero2", "zero3", "fsdp"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16", "bf16-amp"])
+def test_training_plans_agree_with_the_cpp_path(precision, shard, tp, tmp_path):
     config = dict(FAMILIES["llama"], vocab_size=1000, hidden_size=256, intermediate_size=512,
                   num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
                   max_position_embeddings=512)
     path = tmp_path / "llama.json"
     path.write_text(json.dumps(config))
     rc, out, err = _cli(str(path), "--path", "cpp", "--context", "64", "--batch", "2", "--gpu",
-                        "h100", "--format", "json", "--train", "--shard", shard, "--gpus", str(gpus))
+                        "h100", "--format", "json", "--train", "--precision", precision,
+                        "--shard", shard, "--gpus", "4", "--tp", str(tp))
     assert rc == 0, err
     cpp = json.loads(out)["train"]["allocated_peak"]
     ours = footprint.llm(config, context=64, batch=2, train=True, gpu="h100", shard=shard,
-                         gpus=gpus)
-    unsharded = footprint.llm(config, context=64, batch=2, train=True, gpu="h100")
-    assert ours.train.allocated_peak < unsharded.train.allocated_peak
+                         gpus=4, tp=tp, precision=precision)
     error = (cpp - ours.train.allocated_peak) / ours.train.allocated_peak
-    assert -0.001 <= error <= 0.001, f"{shard}: {100 * error:+.3f}%"
+    assert -0.001 <= error <= 0.001, f"{precision} {shard} tp {tp}: {100 * error:+.4f}%"
+    if shard != "none":  # one rank holds 1/(4/tp) of the sharded states, by hand below
+        whole = footprint.llm(config, context=64, batch=2, train=True, gpu="h100", gpus=4,
+                              tp=tp, precision=precision)
+        dp = 4 // tp
+        states = ours.train.model_states, whole.train.model_states
+        # Each allocation is divided and rounded up: within one byte per tensor of the whole.
+        tensors = 2 * 9 + 3  # parameters of 2 layers (9 each), the embedding, norm and head
+        assert abs(states[0].optimizer_state * dp - states[1].optimizer_state) <= \
+            2 * tensors * dp
+        assert ours.train.allocated_peak < whole.train.allocated_peak
 
 
 # Tensor parallelism on the python path: one rank's slice, built by transformers from a config
@@ -549,7 +569,7 @@ def test_fit_finds_the_largest_batch_and_context(tmp_path):
                             "--format", "json")
         assert rc == 0, err
         assert json.loads(out)["fit"]["largest"] == n
-    with pytest.raises(ValueError, match="fit= needs a GPU"):
+    with pytest.raises(ValueError, match="fit= needs a device: pass gpu="):
         footprint.llm(config, fit="batch")
 
 
@@ -572,7 +592,7 @@ def test_the_python_path_draws_its_memory(tmp_path):
 def test_weights_are_for_inference():
     with pytest.raises(ValueError, match="^weights= is for inference"):
         footprint.llm(REAL["llama3.1"], context=8, train=True, weights="bfloat16")
-    with pytest.raises(ValueError, match="adapts a training step"):
+    with pytest.raises(ValueError, match="lora= and checkpointing=True are for training: add train=True"):
         footprint.llm(REAL["llama3.1"], context=8, lora=8)
 
 

@@ -1,5 +1,5 @@
 // footprint-engine: the command with LibTorch, which `footprint` runs as a child process for
-// `summary`, `memory`, `fit` and `llm` (cli.cpp, run_engine).
+// `summary`, `memory`, `fit` and `llm` (command.cpp, run_engine).
 #include <sys/mman.h>
 #include <unistd.h>
 

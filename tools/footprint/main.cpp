@@ -1,5 +1,5 @@
 // footprint: the command without LibTorch. `summary`, `memory` and `fit` are run by
-// footprint-engine (cli.cpp).
+// footprint-engine (command.cpp, run_engine).
 #include "cli.h"
 
 int main(int argc, char** argv) {

@@ -11,22 +11,6 @@
 
 namespace footprint {
 
-std::optional<AttentionImpl> attention_parse(std::string_view s) {
-  if (s == "auto") return AttentionImpl::kAuto;
-  if (s == "eager") return AttentionImpl::kEager;
-  if (s == "sdpa") return AttentionImpl::kSdpa;
-  return std::nullopt;
-}
-
-std::optional<Sharding> sharding_parse(std::string_view s) {
-  if (s == "none") return Sharding::kNone;
-  if (s == "zero1") return Sharding::kZero1;
-  if (s == "zero2") return Sharding::kZero2;
-  if (s == "zero3") return Sharding::kZero3;
-  if (s == "fsdp") return Sharding::kFsdp;
-  return std::nullopt;
-}
-
 std::string_view sharding_name(Sharding s) {
   switch (s) {
     case Sharding::kZero1:
