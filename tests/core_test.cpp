@@ -240,6 +240,8 @@ TEST(Planner, VocabulariesParseTheirOwnNames) {
   EXPECT_EQ(fp::attention_parse("sdpa"), fp::AttentionImpl::kSdpa);
   EXPECT_EQ(fp::loss_parse("mean-square"), fp::LossKind::kMeanSquare);
   EXPECT_FALSE(fp::precision_mode_parse("fp8"));
+  // As torch.optim writes its classes: "AdamW" is adamw.
+  EXPECT_EQ(fp::choose(fp::Vocabulary::kOptimizer, "AdamW"), 4);
   try {
     fp::choose(fp::Vocabulary::kPrecision, "fp8");
     FAIL() << "fp8 is not a training precision";

@@ -407,8 +407,6 @@ class LlmReport(Report):
         return _html_table(f"{d['architecture']} from {d['config']}", ["", ""], rows)
 
 
-
-
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
         checkpointing=False, shard="none", gpus=1, tp=1, lora=0, lora_alpha=16,

@@ -126,7 +126,9 @@ NB_MODULE(_core, m) {
   nb::class_<RunPlan>(m, "RunPlan")
       .def_ro("train", &RunPlan::train)
       .def_prop_ro("target",
-                   [](const RunPlan& p) { return p.target == Target::kCpu ? "cpu" : "cuda"; })
+                   [](const RunPlan& p) {
+                     return std::string(choices(Vocabulary::kTarget).at(size_t(p.target)).name);
+                   })
       .def_prop_ro("sm", [](const RunPlan& p) { return p.cuda.sm; })
       .def_prop_ro("multiprocessors", [](const RunPlan& p) { return p.cuda.multiprocessors; })
       .def_prop_ro(

@@ -125,6 +125,14 @@ constexpr OptionWords kOptionWords[] = {
     {"max-cpu-memory", "--max-cpu-memory", "the CPU memory limit"},
 };
 
+// Names are matched without regard to case, as torch.optim's class names are written ("AdamW").
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 }  // namespace
 
 const std::vector<Choice>& choices(Vocabulary v) {
@@ -159,7 +167,7 @@ std::string choice_help(Vocabulary v) {
 int choose(Vocabulary v, std::string_view name) {
   const auto& cs = choices(v);
   for (size_t i = 0; i < cs.size(); ++i)
-    if (cs[i].name == name) return int(i);
+    if (same_name(cs[i].name, name)) return int(i);
   throw OptionError(fmt::format("`{}` '{}': expected {}", vocabulary_option(v), escape_text(name),
                                 choice_list(v)));
 }
@@ -202,7 +210,7 @@ template <class Enum>
 std::optional<Enum> parse_as(Vocabulary v, std::string_view s) {
   const auto& cs = choices(v);
   for (size_t i = 0; i < cs.size(); ++i)
-    if (cs[i].name == s) return Enum(i);
+    if (same_name(cs[i].name, s)) return Enum(i);
   return std::nullopt;
 }
 
