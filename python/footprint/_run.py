@@ -1,8 +1,9 @@
 """Runs the user's nn.Module on the meta device inside a footprint capture session.
 
-The model is never changed or copied to real memory: its own forward runs through
-torch.func.functional_call with meta tensors in place of its parameters and buffers (tied ones
-stay tied), and the training flags it had are put back afterwards. The session (the C++
+The model is never changed or copied to real memory: while the run lasts (forward, loss and
+backward, where torch.utils.checkpoint recomputes), meta tensors stand in its parameters and
+buffers as torch.func.functional_call puts them (tied ones stay tied), and its own tensors and
+training flags are put back afterwards. The session (the C++
 engine's CaptureSession) records every aten op and every meta allocation; module hooks mark the
 module calls; the real torch.optim step runs on the meta parameters, with the implementation a
 run on the target would choose.
@@ -16,6 +17,7 @@ import traceback
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.stateless import _reparametrize_module
 
 from . import _core
 
@@ -558,7 +560,12 @@ def run(model, args, kwargs, *, plan, optimizer=None, impl="auto", loss_fn=None,
     error = ""
     keep = []
     try:
+        # The meta tensors stand in the module's parameters and buffers for the whole run, as
+        # torch.func.functional_call puts them there for one call: backward too, where
+        # torch.utils.checkpoint runs the module's forward again and must find them, not the
+        # module's own CPU tensors.
         with _modes(model, train), hooks, _fused_on_meta(), _fast_paths(), \
+                _reparametrize_module(model, state, tie_weights=True, strict=False), \
                 _Autocast(session, bool(autocast)) as amp:
             input_dtype = dtype or default_dtype
             x_args = [_materialize(a, input_dtype, dtype) for a in args]
@@ -579,8 +586,7 @@ def run(model, args, kwargs, *, plan, optimizer=None, impl="auto", loss_fn=None,
                 keep.append(opt)
 
             def forward():
-                return torch.func.functional_call(model, state, tuple(x_args), x_kwargs,
-                                                  tie_weights=True, strict=False)
+                return model(*x_args, **x_kwargs)
             if not train:
                 with torch.inference_mode():
                     session.phase("forward", 0)

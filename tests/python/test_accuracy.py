@@ -108,3 +108,37 @@ def test_params_equal_numel(name):
     assert r.total_params == sum(p.numel() for p in unique.values())
     assert r.trainable_params == sum(p.numel() for p in unique.values() if p.requires_grad)
     assert r.param_bytes == sum(p.numel() * p.element_size() for p in unique.values())
+
+
+# torch.utils.checkpoint around each of resnet18's four stages, as a user writes it: the
+# recomputation runs in backward, where the meta tensors must still stand in the parameters (they
+# did not before 2026-12-07: "Recomputed values ... have different metadata", the CPU weights).
+# Measured 2026-12-07 at batch 16, 160 x 160, AdamW for-loop: non-reentrant -0.002% against the
+# real CPU run (unchecked: 359,325,864 B; checkpointed: 335,754,592 B real). The reentrant form
+# runs too, but is 1.84% short (342,450,344 B against 348,876,960 B), not yet explained.
+class _Checkpointed(torch.nn.Module):
+    def __init__(self, module, reentrant):
+        super().__init__()
+        self.module, self.reentrant = module, reentrant
+
+    def forward(self, x):
+        return torch.utils.checkpoint.checkpoint(self.module, x, use_reentrant=self.reentrant)
+
+
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
+def test_activation_checkpointing_against_a_real_cpu_run(reentrant, request):
+    if reentrant:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="measured -1.84% against a real CPU run (see above)"))
+    import torchvision
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        setattr(model, name, _Checkpointed(getattr(model, name), reentrant))
+    x = torch.randn(16, 3, 160, 160)
+    report = footprint.memory(model, input_data=x, train=True, optimizer="adamw",
+                              impl="for-loop", device="cpu")
+    measured, _ = real.real_run(model, [x], {}, True)
+    record(f"checkpointed resnet18 {reentrant}", report.allocated_peak)
+    error = (report.allocated_peak - measured) / measured
+    assert abs(error) <= TOLERANCE, f"footprint {report.allocated_peak:,} B, real {measured:,} B"
