@@ -92,8 +92,7 @@ int report(const LlmArgs& la, const Shared& shared, const LlmReport& r, const Ou
       lines.insert(lines.end(), (*run)->gaps.begin(), (*run)->gaps.end());
       does_not_fit = does_not_fit || !fits(**run);
     }
-  int status = output.gaps(lines);
-  return shared.engine.check && does_not_fit ? kExitDoesNotFit : status;
+  return shared.engine.status(output.gaps(lines), does_not_fit);
 }
 
 }  // namespace

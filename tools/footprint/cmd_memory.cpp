@@ -137,10 +137,6 @@ std::optional<int> route(const MemoryArgs& ma, const Shared& shared, const char*
   return std::nullopt;
 }
 
-int with_check(const EngineArgs& ea, int gap_status, bool does_not_fit) {
-  return ea.check && does_not_fit ? kExitDoesNotFit : gap_status;
-}
-
 }  // namespace
 
 std::vector<Command> add_memory_and_fit(CLI::App& app, Shared& shared) {
@@ -179,7 +175,7 @@ std::vector<Command> add_memory_and_fit(CLI::App& app, Shared& shared) {
     write_pictures(shared.pictures, r);
     fmt::print(output.out, "{}", print_memory(r, print));
     output.warn(r.warnings);
-    return with_check(shared.engine, output.gaps(r.gaps), !fits(r));
+    return shared.engine.status(output.gaps(r.gaps), !fits(r));
   };
   Command f;
   f.app = fit;
@@ -191,7 +187,7 @@ std::vector<Command> add_memory_and_fit(CLI::App& app, Shared& shared) {
     write_pictures(shared.pictures, r.fits);
     fmt::print(output.out, "{}", print_fit(r, *format_parse(ma->format)));
     output.warn(r.fits.warnings);
-    return with_check(shared.engine, output.gaps(r.fits.gaps), r.batch == 0);
+    return shared.engine.status(output.gaps(r.fits.gaps), r.batch == 0);
   };
   return {m, f};
 }

@@ -72,6 +72,10 @@ struct EngineArgs {
   std::string memory_for(bool python_code) const;
   // The limits inside footprint-engine (a TorchScript file, a .pt2 summary, the C++ llm path).
   EngineLimits limits() const;
+  // The exit status of a printed report: 4 with --check when it does not fit, else the gaps'.
+  int status(int gap_status, bool does_not_fit) const {
+    return check && does_not_fit ? kExitDoesNotFit : gap_status;
+  }
 };
 void add_engine_options(CLI::App* c, EngineArgs& e, bool fits);
 
