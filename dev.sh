@@ -5,9 +5,12 @@
 # Also: ./dev.sh setup (dependencies only), ./dev.sh build, ./dev.sh bench.
 # `test` also runs each fuzz target for FUZZ_SECONDS (default 10); fuzz/run.sh runs them longer.
 # BUILD_DIR (default: build) and JOBS (default: 2) can be set in the environment.
+# TORCH=2.15.0 ./dev.sh build|test|example does the same against another supported torch
+# (torch-versions.txt), in its own virtual environment and build directory (build-torch-2.15.0).
 set -euo pipefail
 cd "$(dirname "$0")"
-BUILD_DIR=${BUILD_DIR:-build}
+TORCH=${TORCH:-}
+BUILD_DIR=${BUILD_DIR:-build${TORCH:+-torch-$TORCH}}
 JOBS=${JOBS:-2}
 
 # Debian packages: the toolchain, Python for the virtual environment, and the libraries footprint
@@ -37,7 +40,21 @@ setup() {
 # The pinned PyPI packages (requirements.txt: torch 2.11.0 and torchvision 0.26.0, whose LibTorch
 # the C++ builds against) in a virtual environment outside the tree, named after the pins' hash:
 # a new clone with the same pins reuses it, a changed pin makes a new one. FOOTPRINT_VENV overrides.
-VENV=${FOOTPRINT_VENV:-$HOME/.cache/footprint/venv-$(sha256sum requirements.txt | cut -c1-12)}
+# With TORCH set, requirements.txt's torch and torchvision pins become that line of torch-versions.txt.
+requirements() {
+  if [ -z "$TORCH" ]; then
+    cat requirements.txt
+    return
+  fi
+  local vision
+  vision=$(awk -v t="$TORCH" '$1 == t { print $2 }' torch-versions.txt)
+  if [ -z "$vision" ]; then
+    echo "dev.sh: torch $TORCH is not in torch-versions.txt ($(awk '/^[0-9]/ { printf "%s ", $1 }' torch-versions.txt))" >&2
+    exit 2
+  fi
+  sed -e "s/^torch==.*/torch==$TORCH/" -e "s/^torchvision==.*/torchvision==$vision/" requirements.txt
+}
+VENV=${FOOTPRINT_VENV:-$HOME/.cache/footprint/venv-$(requirements | sha256sum | cut -c1-12)}
 PYTHON=$VENV/bin/python
 
 venv() {
@@ -48,7 +65,8 @@ venv() {
   echo "dev.sh: creating $VENV (torch is a CUDA wheel of a few GB: a minute or two)"
   rm -rf "$VENV"
   /usr/bin/python3 -m venv "$VENV"
-  "$PYTHON" -m pip install -q --disable-pip-version-check -r requirements.txt
+  requirements > "$VENV/requirements.txt"
+  "$PYTHON" -m pip install -q --disable-pip-version-check -r "$VENV/requirements.txt"
   touch "$VENV/.complete"
 }
 

@@ -6,6 +6,7 @@
 #include "footprint/error.h"
 #include "footprint/flops.h"
 #include "footprint/hf_config.h"
+#include "footprint/hub.h"
 #include "footprint/llm.h"
 #include "footprint/memory_viz.h"
 #include "footprint/model.h"
@@ -17,3 +18,4 @@
 #include "footprint/summary.h"
 #include "footprint/trace.h"
 #include "footprint/version.h"
+#include "footprint/versions.h"

@@ -187,6 +187,9 @@ struct MemoryReport {
   // early. Not exact when not empty (the CLI's exit status 3).
   std::vector<std::string> gaps;
   std::vector<std::string> notes;
+  // Where the target's rules were measured, and whether the run's torch is that release or they
+  // are carried over to it (footprint/versions.h, rules_line).
+  std::string rules;
   std::vector<std::string> warnings;  // Trace::warnings: the run may not be the one asked for
   std::shared_ptr<const MemoryTimeline> timeline;  // with MemoryOptions::timeline
 };

@@ -96,6 +96,9 @@ struct Trace {
   std::vector<MemoryEvent> memory;
   // Set when the capture stopped early: the op and why. What came before is still recorded.
   std::string stopped;
+  // The torch release the capture ran with ("2.11.0+cu130"; "" where unknown): which rules were
+  // measured on it and which are carried over (footprint/versions.h).
+  std::string torch;
   // What the user should know about how the run went (a trace whose baked-in mode is not the one
   // asked for), one line each.
   std::vector<std::string> warnings;

@@ -19,26 +19,44 @@ import os as _os
 
 import torch as _torch
 
-from . import _core, _kernels  # noqa: F401  (_kernels registers meta kernels)
-from ._reports import FitReport, MemoryReport, ParamsReport, Record, SummaryReport
-from ._run import ModelError
+from . import _build
+
+
+def _torch_problem(running):
+    """Why footprint cannot run on torch `running` ("2.15.0+cu130"), in one line, or None. The
+    engine (_core) is LibTorch C++ code, built against one torch release, and loads into that
+    release only (docs/versions.md); this is checked before it is loaded."""
+    release = running.split("+")[0]
+    minor = tuple(int(p) for p in release.split(".")[:2] if p.isdigit())
+    low, high = (tuple(int(p) for p in v.split(".")) for v in (_build.TORCH_MIN, _build.TORCH_MAX))
+    if not low <= minor <= high:
+        return (f"footprint supports torch {_build.TORCH_MIN} to {_build.TORCH_MAX}, and this "
+                f"Python has torch {release}: install one of those (pip install 'torch>="
+                f"{_build.TORCH_MIN},<{high[0]}.{high[1] + 1}'), then footprint again")
+    if release != _build.TORCH_BUILT:
+        return (f"footprint was built against torch {_build.TORCH_BUILT}, and this Python has "
+                f"torch {release}: reinstall it against this torch (pip install "
+                "--no-build-isolation --force-reinstall footprint's source or a wheel built for "
+                f"torch {release}; docs/versions.md)")
+    return None
+
+
+if _torch_problem(_torch.__version__):
+    import sys as _sys
+    if _os.path.basename(_sys.argv[0]) in ("footprint", "-m", "__main__.py"):
+        # The command (the console script, python -m footprint): one line, no traceback.
+        _sys.stderr.write(f"footprint: {_torch_problem(_torch.__version__)}\n")
+        raise SystemExit(2)
+    raise ImportError(_torch_problem(_torch.__version__))
+
+from . import _core, _kernels  # noqa: E402,F401  (_kernels registers meta kernels)
+from ._reports import FitReport, MemoryReport, ParamsReport, Record, SummaryReport  # noqa: E402
+from ._run import ModelError  # noqa: E402
 
 __version__ = _core.version
-__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "choices", "program", "register_meta",
-           "ModelError",
+__all__ = ["params", "summary", "memory", "fit", "llm", "gpus", "choices", "versions", "program",
+           "register_meta", "ModelError",
            "ParamsReport", "SummaryReport", "MemoryReport", "FitReport", "__version__"]
-
-_BUILT_FOR = _core.torch_version
-
-
-def _check_torch():
-    running = _torch.__version__.split("+")[0]
-    if running != _BUILT_FOR:
-        raise ImportError(f"footprint was built against torch {_BUILT_FOR}, and this process runs "
-                          f"torch {running}: rebuild it (pip install --no-build-isolation .)")
-
-
-_check_torch()
 
 
 def _module(model):
@@ -211,9 +229,10 @@ def fit(model, sample_size=None, input_data=None, *, gpu, train=True, optimizer=
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
         checkpointing=False, shard="none", gpus=1, tp=1, lora=0, lora_alpha=16,
-        lora_targets=None, fit=None, fit_max=1 << 20, memory=None):
-    """A language model from its config.json (a path, its directory, a dict or a transformers
-    config), as the installed transformers builds it: the class `architectures` names, made from
+        lora_targets=None, fit=None, fit_max=1 << 20, memory=None, revision=None):
+    """A language model from its config.json (a path, its directory, a Hub name such as
+    "meta-llama/Llama-3.1-8B" at `revision`, through huggingface_hub's cache and conventions, a
+    dict or a transformers config), as the installed transformers builds it: the class `architectures` names, made from
     the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
     parameters (total, and active per token for a mixture of experts, with its routers' outputs),
     the weights, and the peak memory of prefill of `context` tokens at `batch` and of one decode
@@ -225,13 +244,12 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
     "fsdp" over `gpus` ranks, and tp (tensor parallelism, of `gpus`), give one rank's).
     fit="batch" or "context" with a gpu: the largest that fits. memory={"timeline": True} keeps
     what LlmReport.save_html and save_snapshot draw. See docs/llm.md."""
-    _check_torch()
     from ._llm import llm as _llm
     return _llm(config, context=context, batch=batch, train=train, optimizer=optimizer, impl=impl,
                 precision=precision, weights=weights, gpu=gpu, device=device, cache=cache,
                 checkpointing=checkpointing, shard=shard, gpus=gpus, tp=tp, lora=lora,
                 lora_alpha=lora_alpha, lora_targets=lora_targets, fit=fit, fit_max=fit_max,
-                memory=memory)
+                memory=memory, revision=revision)
 
 
 def program(path):
@@ -249,6 +267,27 @@ def gpus():
     """The GPUs footprint knows: key, name, total bytes, CUDA context bytes, compute capability."""
     return [Record({"gpu": k, "name": n, "total": t, "context": c, "sm": sm})
             for k, n, t, c, sm in _core.devices()]
+
+
+def versions():
+    """What this footprint is and what it models, as `footprint --version` prints it:
+    footprint's version; the torch this process runs and the one footprint was built against
+    (they are the same: import checks); the supported range; the cuDNN and transformers this
+    process has (None when absent); and each set of rules with the torch, machine and libraries
+    it was measured on. A memory report's `rules` says whether its run's torch is one of those
+    or the rules are carried over to it."""
+    try:
+        import transformers
+        transformers_version = transformers.__version__
+    except ImportError:
+        transformers_version = None
+    cudnn = _torch.backends.cudnn.version() if _torch.backends.cudnn.is_available() else None
+    return Record({
+        "footprint": __version__, "torch": _torch.__version__, "torch_built": _build.TORCH_BUILT,
+        "torch_supported": f"{_build.TORCH_MIN} to {_build.TORCH_MAX}", "cudnn": cudnn,
+        "transformers": transformers_version,
+        "rules": [{"rules": r, "what": w, "torch": t, "measured": m}
+                  for r, w, t, m in _core.rule_sources()]})
 
 
 def choices(option=None):

@@ -19,8 +19,33 @@ _EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts")
 _TOP_K = ("num_experts_per_tok", "moe_topk", "top_k")
 
 
-def load_config(config):
-    """A transformers config from a config.json path, its directory, a dict or a config."""
+_HUB_PART = re.compile(r"[A-Za-z0-9._-]{1,96}")
+
+
+def is_hub_name(text):
+    """"org/name" as the Hub names repositories, and no such path here (footprint/hub.h)."""
+    parts = text.split("/")
+    return (len(parts) == 2 and not os.path.exists(text)
+            and all(_HUB_PART.fullmatch(p) and p not in (".", "..") for p in parts))
+
+
+def hub_config(name, revision=None):
+    """The path of a Hub model's config.json, by huggingface_hub: from its cache, downloaded
+    there first unless HF_HUB_OFFLINE is set; its token and endpoint are huggingface_hub's."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise FileNotFoundError(f"{name}: no such file (a Hub name needs huggingface_hub)") from None
+    try:
+        return hf_hub_download(name, "config.json", revision=revision)
+    except Exception as e:  # huggingface_hub's own kinds: not cached offline, no such repository
+        raise FileNotFoundError(f"{name}: no such file, and huggingface_hub cannot give its "
+                                f"config.json ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def load_config(config, revision=None):
+    """A transformers config from a config.json path, its directory, a Hub name ("org/name", at
+    `revision`), a dict or a config."""
     import transformers
     if isinstance(config, transformers.PretrainedConfig):
         return config, type(config).__name__
@@ -28,6 +53,8 @@ def load_config(config):
         data, where = dict(config), "config"
     elif isinstance(config, (str, os.PathLike)):
         where = os.fspath(config)
+        if is_hub_name(where):
+            where = hub_config(where, revision)
         if os.path.isdir(where):
             where = os.path.join(where, "config.json")
         if not os.path.exists(where):
@@ -410,8 +437,8 @@ class LlmReport(Report):
 def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="auto",
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
         checkpointing=False, shard="none", gpus=1, tp=1, lora=0, lora_alpha=16,
-        lora_targets=None, fit=None, fit_max=1 << 20, memory=None):
-    """The memory of a language model from its config.json (a path, its directory, a dict or a
+        lora_targets=None, fit=None, fit_max=1 << 20, memory=None, revision=None):
+    """The memory of a language model from its config.json (a path, its directory, a Hub name, a dict or a
     transformers config) as the installed transformers builds it, through footprint.memory.
 
     Inference (train=False): prefill of `context` tokens at `batch`, and for a model that
@@ -456,7 +483,7 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
                     checkpointing=bool(checkpointing), weights=weights is not None)
     if fit == "none":
         fit = None
-    cfg, where = load_config(config)
+    cfg, where = load_config(config, revision)
     cls = model_class(cfg, where)
     if cache not in ("dynamic", "static"):
         raise ValueError(f"cache={cache!r}: expected 'dynamic' or 'static'")

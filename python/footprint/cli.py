@@ -174,7 +174,9 @@ def build_llm_parser():
     p = _Parser(
         prog="footprint llm", description="A language model from its config.json, built by the "
         "installed transformers on the meta device and run by footprint's engine (docs/llm.md).")
-    p.add_argument("config", help="config.json (any model_type transformers knows)")
+    p.add_argument("config", help="config.json (any model_type transformers knows), or a Hub "
+                   "name (org/name)")
+    p.add_argument("--revision", default=None, help="a Hub name's branch, tag or commit")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--context", type=int, default=None,
                    help="tokens (default: max_position_embeddings, at most 4096)")
@@ -266,7 +268,7 @@ def run_python_llm(args, out, err):
         raise Usage("--guess: footprint llm runs transformers' own modules, which need no guess")
     import footprint
     from . import _llm
-    cfg, _ = _llm.load_config(args.config)
+    cfg, _ = _llm.load_config(args.config, args.revision)
     context = args.context or min(getattr(cfg, "max_position_embeddings", None) or 4096, 4096)
     weights = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}.get(args.weights)
     r = footprint.llm(args.config, context=context, batch=args.batch,
@@ -279,7 +281,8 @@ def run_python_llm(args, out, err):
                       lora_targets=args.lora_targets,
                       fit=None if args.fit == "none" else args.fit,
                       memory=dict({"alloc_conf": args.alloc_conf} if args.alloc_conf else {},
-                                  timeline=bool(args.html or args.snapshot)))
+                                  timeline=bool(args.html or args.snapshot)),
+                      revision=args.revision)
     if args.html:
         r.save_html(args.html)
     if args.snapshot:

@@ -99,6 +99,14 @@ NB_MODULE(_core, m) {
   nb::set_leak_warnings(false);
   m.attr("version") = FOOTPRINT_VERSION;
   m.attr("torch_version") = TORCH_VERSION;  // the LibTorch this extension was built against
+  m.def("version_text", &version_text);
+  m.def("rule_sources", [] {
+    std::vector<std::tuple<std::string, std::string, std::string, std::string>> out;
+    for (const auto& s : rule_sources())
+      out.emplace_back(std::string(s.rules), std::string(s.what), std::string(s.torch),
+                       std::string(s.measured));
+    return out;
+  });
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
     try {
       std::rethrow_exception(p);

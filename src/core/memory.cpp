@@ -13,6 +13,7 @@
 
 #include "footprint/error.h"
 #include "footprint/plan.h"
+#include "footprint/versions.h"
 
 namespace footprint {
 
@@ -985,6 +986,7 @@ MemoryReport analyze_memory(const Model& model, const Trace& trace, const Memory
         "at batch 64 up to 42% (vgg16) (docs/memory.md, \"CUDA: measured on an H200\")");
   r.gaps = trace_gaps(trace);
   r.warnings = trace.warnings;
+  r.rules = rules_line(cuda ? "cuda" : "cpu", trace.torch);
   return r;
 }
 

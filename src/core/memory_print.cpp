@@ -120,6 +120,7 @@ ordered_json memory_report_json(const MemoryReport& r, const MemoryPrintOptions&
   j["gaps"] = r.gaps;
   j["warnings"] = r.warnings;
   j["notes"] = r.notes;
+  j["rules"] = r.rules;
   return j;
 }
 
@@ -200,6 +201,7 @@ std::string text(const MemoryReport& r, const MemoryPrintOptions& o) {
   }
   if (o.seed) out += "\n" + seed_text(*o.seed);
   for (const auto& n : r.notes) out += "Note: " + n + "\n";
+  if (!r.rules.empty()) out += "Rules: " + r.rules + "\n";
   for (const auto& w : r.warnings) out += "Warning: " + w + "\n";
   if (!r.gaps.empty()) {
     out += "Not exact:\n";

@@ -546,6 +546,7 @@ Trace run_capture(Capture& c, const CaptureOptions& o,
     ~NoOptimize() { torch::jit::setGraphExecutorOptimize(before); }
   } no_optimize;
   c.trace.device = o.device == CaptureDevice::kMeta ? "meta" : "cpu";
+  c.trace.torch = TORCH_VERSION;
   c.trace.train = o.train;
   c.meta = o.device == CaptureDevice::kMeta;
   {
@@ -674,6 +675,7 @@ CaptureSession::CaptureSession(const CaptureOptions& options, const std::string&
   state_ = std::make_unique<State>(options);
   Capture& c = state_->c;
   c.trace.device = "meta";
+  c.trace.torch = TORCH_VERSION;
   c.trace.train = options.train;
   c.trace.calls.push_back({"", root_type, -1});
   c.recorder = &state_->recorder;

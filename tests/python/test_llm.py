@@ -11,6 +11,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -692,3 +693,71 @@ def test_qwen2_sliding_window_layers_take_the_python_path(tmp_path):
     assert json.loads(out)["path"] == "python"
     rc, out, err = _cli(str(path), "--context", "32", "--path", "cpp")
     assert rc == 1 and "use_sliding_window: the C++ modules do not build qwen2's" in err
+
+
+# Hub names (`footprint llm org/name`, footprint.llm("org/name")) from a cache laid out as
+# huggingface_hub lays it out (its "Understand caching" guide): refs/main holds the commit, the
+# snapshot's config.json is a link to a blob. Offline (HF_HUB_OFFLINE=1), in fresh processes, so
+# that huggingface_hub reads HF_HUB_CACHE and the offline flag as it would for a user.
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+OLD_COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def _hub_cache(root):
+    repo = root / "models--example-org--tiny-llama"
+    for commit, layers in ((COMMIT, 2), (OLD_COMMIT, 3)):
+        blob = repo / "blobs" / f"blob{layers}"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_text(json.dumps(dict(FAMILIES["llama"], **dict(SMALL, num_hidden_layers=layers))))
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        (snapshot / "config.json").symlink_to(os.path.relpath(blob, snapshot))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    (repo / "refs" / "v1").write_text(OLD_COMMIT)
+    return repo
+
+
+def test_hub_names_resolve_from_the_cache_offline(tmp_path):
+    repo = _hub_cache(tmp_path / "hub")
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
+    config = str(repo / "snapshots" / COMMIT / "config.json")
+
+    def cli(*args):
+        p = subprocess.run([FOOTPRINT, "llm", *args, "--context", "64", "--format", "json"],
+                           capture_output=True, text=True, timeout=600, env=env)
+        return p.returncode, p.stdout, p.stderr
+
+    # The command, by name and by the file: the same report but for the file it names.
+    for path in ("cpp", "python"):
+        rc, by_name, err = cli("example-org/tiny-llama", "--path", path)
+        assert rc == 0, err
+        rc, by_file, err = cli(config, "--path", path)
+        assert rc == 0, err
+        assert json.loads(by_name) == json.loads(by_file)
+    # A tag: refs/v1 holds the three-layer snapshot's commit; a commit is taken as it is.
+    rc, v1, err = cli("example-org/tiny-llama", "--revision", "v1")
+    rc2, old, err2 = cli("example-org/tiny-llama", "--revision", OLD_COMMIT)
+    assert rc == 0 and rc2 == 0, err + err2
+    assert json.loads(v1)["parameters"] == json.loads(old)["parameters"] > json.loads(by_file)["parameters"]
+    # A name not in the cache: one line, exit 1, nothing downloaded offline.
+    rc, out, err = cli("example-org/no-such-model")
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert "example-org/no-such-model: no such file, and not in huggingface_hub's cache" in err
+    assert "HF_HUB_OFFLINE is set" in err
+
+    # The Python package, through huggingface_hub itself.
+    script = ("import json, sys, footprint\n"
+              "r = footprint.llm(sys.argv[1], context=64, revision=sys.argv[2] or None)\n"
+              "print(json.dumps({'parameters': r.parameters, 'peak': r.runs['prefill'].allocated_peak}))\n")
+    def py(name, revision=""):
+        return subprocess.run([sys.executable, "-c", script, name, revision],
+                              capture_output=True, text=True, timeout=600, env=env)
+    by_name, by_file = py("example-org/tiny-llama"), py(config)
+    assert by_name.returncode == 0 and by_file.returncode == 0, by_name.stderr + by_file.stderr
+    assert json.loads(by_name.stdout) == json.loads(by_file.stdout)
+    assert json.loads(py("example-org/tiny-llama", "v1").stdout)["parameters"] == json.loads(v1)["parameters"]
+    missing = py("example-org/no-such-model")
+    assert missing.returncode == 1
+    assert "FileNotFoundError: example-org/no-such-model: no such file, and huggingface_hub " \
+           "cannot give its config.json" in missing.stderr

@@ -17,7 +17,9 @@ namespace footprint::cli {
 
 int run(int argc, char** argv, const Engine* engine, FILE* out) {
   CLI::App app{"footprint: what a PyTorch model is made of, and whether it will fit.", "footprint"};
-  app.set_version_flag("--version", std::string("footprint ") + FOOTPRINT_VERSION);
+  std::string version = version_text();
+  version.pop_back();  // CLI11 ends the line
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
   // A usage error is one line, as every other error (CLI11's default adds a second).
   app.failure_message([](const CLI::App*, const CLI::Error& e) {

@@ -2,7 +2,10 @@
 // code in Python (docs/llm.md). The planner (footprint/plan.h) makes the run for either path.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "command.h"
+#include "supervise.h"
 
 namespace footprint::cli {
 
@@ -47,11 +50,20 @@ Exit status: 0; 1 when the config cannot be read or the model cannot be built (o
 struct LlmArgs {
   RunRequest q;  // the planner's options, as given (--cuda-context is q.context_mib)
   std::string config, weights, lora_targets, format = "table", path = "auto", cache = "auto";
+  std::string revision;  // of a Hub name
   int64_t batch = 1, context = 0, group = 128, lora = 0;
   double lora_alpha = 16;
   bool checkpointing = false;
   LlmArgs() { q.precision = "bf16-amp"; }
 };
+
+// argv for run_engine: pointers into `args`, ending in nullptr.
+std::vector<char*> c_argv(std::vector<std::string>& args) {
+  std::vector<char*> out;
+  for (auto& a : args) out.push_back(a.data());
+  out.push_back(nullptr);
+  return out;
+}
 
 LlmScenario scenario(const LlmArgs& la, const Shared& shared) {
   LlmScenario s = llm_scenario(plan_run(la.q));
@@ -105,9 +117,12 @@ Command add_llm(CLI::App& app, Shared& shared) {
       "of inference or training per GPU.");
   llm->add_option("CONFIG", la->config,
                   "A transformers config.json (any model_type; llama, mistral, qwen2, gpt2 and "
-                  "bert by the C++ modules), or a GGUF file "
-                  "(llama, qwen2)")
+                  "bert by the C++ modules), a GGUF file (llama, qwen2), or a Hugging Face Hub "
+                  "name (meta-llama/Llama-3.1-8B: its config.json from huggingface_hub's cache, "
+                  "downloaded there first unless HF_HUB_OFFLINE is set)")
       ->required();
+  llm->add_option("--revision", la->revision,
+                  "A Hub name's branch, tag or commit (default: main)");
   llm->add_option("--batch", la->batch, "Sequences per batch")
       ->default_val(1)
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
@@ -197,22 +212,35 @@ Command add_llm(CLI::App& app, Shared& shared) {
   c.run = [la, &shared](char** argv, const Engine* engine, const Output& output) {
     const EngineArgs& ea = shared.engine;
     check_llm(scenario(*la, shared));  // the options' mistakes, before any engine starts
+    // The engine's arguments: these, with a Hub name as the path of its cached config.json.
+    std::vector<std::string> args;
+    for (char** a = argv; *a; ++a) args.push_back(*a);
+    if (is_hub_name(la->config)) {
+      std::optional<HubFiles> files = hub_cached(la->config, la->revision);
+      if (!files && !hub_offline()) {
+        std::string why = hub_download(la->config, la->revision);
+        if (!why.empty()) throw Error(la->config + ": " + why);
+        files = hub_cached(la->config, la->revision);
+      }
+      if (!files)
+        throw Error(fmt::format(
+            "{}: no such file, and not in huggingface_hub's cache ({}{}){}", la->config,
+            hub_cache_dir(), la->revision.empty() ? "" : ", revision " + la->revision,
+            hub_offline() ? "; HF_HUB_OFFLINE is set, so it was not downloaded" : ""));
+      std::replace(args.begin(), args.end(), la->config, files->config);
+      la->config = files->config;
+    }
     if (!ea.guess.empty()) return refuse_guess(la->config);
     // A config.json the C++ modules do not build (another family, or another class of theirs:
     // BertForMaskedLM), or --path python: transformers' own code, in Python, told so by --path.
     if (!engine &&
         (la->path == "python" || (la->path == "auto" && !ends_with(la->config, ".gguf") &&
                                   python_only(la->config, la->context)))) {
-      std::vector<std::string> args;
-      for (char** a = argv; *a; ++a) args.push_back(*a);
       if (la->path != "python") args.insert(args.end(), {"--path", "python"});
-      std::vector<char*> with_path;
-      for (auto& a : args) with_path.push_back(a.data());
-      with_path.push_back(nullptr);
-      return run_engine(with_path.data(), ea, la->config, output.json, output.out,
+      return run_engine(c_argv(args).data(), ea, la->config, output.json, output.out,
                         /*python=*/true);
     }
-    if (!engine) return run_engine(argv, ea, la->config, output.json, output.out);
+    if (!engine) return run_engine(c_argv(args).data(), ea, la->config, output.json, output.out);
     if (la->cache == "dynamic") {
       fmt::print(stderr,
                  "footprint llm: --cache dynamic: the C++ path's KV cache is preallocated (as a "

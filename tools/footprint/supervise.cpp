@@ -26,6 +26,7 @@
 
 #include "footprint/error.h"
 #include "footprint/report.h"
+#include "footprint/versions.h"
 
 #ifndef FOOTPRINT_PYTHON_EXE
 #define FOOTPRINT_PYTHON_EXE ""
@@ -47,6 +48,12 @@ constexpr const char* kBootstrap =
     "p = sys.argv.pop(1)\n"
     "if p:\n"
     "    sys.path.insert(0, p)\n"
+    "try:\n"
+    "    import footprint\n"
+    "except ImportError as e:\n"  // another torch than footprint's (footprint/__init__.py)
+    "    sys.stderr.write(f'footprint: {e}\\n')\n"
+    "    sys.stdout.write('\\0footprint-exit 2\\n')\n"
+    "    sys.exit(2)\n"
     "from footprint.cli import engine\n"
     "engine()\n";
 constexpr std::string_view kStatusMark("\0footprint-exit ", 16);  // cli.py's STATUS_MARK
@@ -136,15 +143,90 @@ void pass_lines(std::string& pending, bool all) {
   std::fflush(stderr);
 }
 
+// The release of the torch installed beside the package (site-packages/footprint/bin ->
+// site-packages/torch/version.py, whose `__version__ = '2.15.0+cu130'` line is read as text), whose
+// LibTorch footprint-engine loads there; "" in the build tree, where there is none.
+std::string torch_beside(const std::string& dir) {
+  std::ifstream f(dir + "/../../torch/version.py");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("__version__", 0) != 0) continue;
+    size_t open = line.find_first_of("'\"");
+    size_t close = open == std::string::npos ? open : line.find(line[open], open + 1);
+    if (close == std::string::npos) return "";
+    std::string v = line.substr(open + 1, close - open - 1);
+    return v.substr(0, v.find('+'));
+  }
+  return "";
+}
+
+// The Python that runs Python engines: FOOTPRINT_PYTHON, else the one footprint was built with.
+std::vector<std::string> python_candidates() {
+  std::vector<std::string> tried;
+  if (const char* env = std::getenv("FOOTPRINT_PYTHON")) tried.push_back(env);
+  if (std::strlen(FOOTPRINT_PYTHON_EXE) > 0) tried.push_back(FOOTPRINT_PYTHON_EXE);
+  return tried;
+}
+
+// huggingface_hub's download of a config and its safetensors index (hub.h); the repository's
+// name and revision are arguments, never code.
+constexpr const char* kHubDownload =
+    "import sys\n"
+    "name, revision = sys.argv[1], sys.argv[2] or None\n"
+    "try:\n"
+    "    from huggingface_hub import hf_hub_download\n"
+    "    hf_hub_download(name, 'config.json', revision=revision)\n"
+    "except Exception as e:\n"
+    "    lines = [l for l in str(e).splitlines() if l.strip()]\n"
+    "    sys.stderr.write(type(e).__name__ + (': ' + lines[0] if lines else '') + '\\n')\n"
+    "    sys.exit(1)\n"
+    "try:\n"
+    "    hf_hub_download(name, 'model.safetensors.index.json', revision=revision)\n"
+    "except Exception:\n"
+    "    pass\n";
+
 }  // namespace
+
+std::string hub_download(const std::string& name, const std::string& revision) {
+  std::string python;
+  for (const auto& p : python_candidates())
+    if (python.empty() && access(p.c_str(), X_OK) == 0) python = p;
+  if (python.empty())
+    return "downloading it needs a Python with huggingface_hub: set FOOTPRINT_PYTHON to one";
+  int err_pipe[2];
+  if (pipe(err_pipe) != 0) return "cannot start Python to download it";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(err_pipe[1], 2);
+    close(err_pipe[0]);
+    close(err_pipe[1]);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) dup2(null, 1);
+    execl(python.c_str(), python.c_str(), "-I", "-c", kHubDownload, name.c_str(), revision.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(err_pipe[1]);
+  std::string errors;
+  char buf[4096];
+  for (ssize_t n; (n = read(err_pipe[0], buf, sizeof buf)) > 0;) {
+    if (errors.size() < 65536) errors.append(buf, static_cast<size_t>(n));
+  }
+  close(err_pipe[0]);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0) return "cannot start Python to download it";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  while (!errors.empty() && (errors.back() == '\n' || errors.back() == '\r')) errors.pop_back();
+  std::string last = errors.substr(errors.rfind('\n') == std::string::npos ? 0 : errors.rfind('\n') + 1);
+  return "huggingface_hub could not download it: " + escape_text(last.empty() ? "no reason given" : last);
+}
 
 int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* out) {
   std::vector<std::string> tried;
   std::string dir = directory_of_this_program();
   std::string package;  // the Python package's folder, for sys.path
   if (s.python) {
-    if (const char* env = std::getenv("FOOTPRINT_PYTHON")) tried.push_back(env);
-    if (std::strlen(FOOTPRINT_PYTHON_EXE) > 0) tried.push_back(FOOTPRINT_PYTHON_EXE);
+    tried = python_candidates();
     if (access((dir + "/python/footprint/__init__.py").c_str(), R_OK) == 0)
       package = dir + "/python";
     else if (const char* env = std::getenv("FOOTPRINT_PACKAGE"))
@@ -164,6 +246,12 @@ int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* 
       fmt::print(out, "{}\n", nlohmann::json{{"error", line}, {"exit_status", kExitError}}.dump(2));
     return kExitError;
   };
+  std::string beside = s.python ? "" : torch_beside(dir);
+  if (!beside.empty() && !torch_built().empty() && beside != torch_built())
+    return fail(fmt::format(
+        "footprint was built against torch {}, and its environment has torch {}: reinstall it "
+        "against this torch (pip install --no-build-isolation --force-reinstall, docs/versions.md)",
+        torch_built(), escape_text(beside)));
   if (path.empty())
     return fail(s.python
                     ? fmt::format("it runs in Python, which needs a Python with torch and "

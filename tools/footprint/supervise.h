@@ -29,4 +29,9 @@ struct Supervision {
 // behind (footprint is their subreaper) are killed.
 int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* out);
 
+// Downloads `name`'s config.json (and its model.safetensors.index.json, where the repository has
+// one) at `revision` into huggingface_hub's cache, by huggingface_hub itself in the engine's Python
+// (its tokens, its endpoint, its timeouts). "" when it is there now, else the one line saying why.
+std::string hub_download(const std::string& name, const std::string& revision);
+
 }  // namespace footprint::cli

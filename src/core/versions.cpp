@@ -1,0 +1,80 @@
+#include "footprint/versions.h"
+
+#include <cstdlib>
+
+#include "footprint/version.h"
+
+namespace footprint {
+
+namespace {
+
+// "2.15.0+cu130" -> {2, 15}; {-1, -1} when it does not start with two numbers.
+std::pair<int, int> minor_of(std::string_view v) {
+  int parts[2] = {-1, -1};
+  size_t i = 0;
+  for (int& p : parts) {
+    if (i >= v.size() || v[i] < '0' || v[i] > '9') return {-1, -1};
+    p = 0;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') p = p * 10 + (v[i++] - '0');
+    if (i < v.size() && v[i] == '.') ++i;
+  }
+  return {parts[0], parts[1]};
+}
+
+std::string_view release(std::string_view v) { return v.substr(0, v.find('+')); }
+
+}  // namespace
+
+std::string_view torch_min() { return FOOTPRINT_TORCH_MIN; }
+std::string_view torch_max() { return FOOTPRINT_TORCH_MAX; }
+std::string_view torch_built() { return FOOTPRINT_TORCH_BUILT; }
+
+bool torch_supported(std::string_view version) {
+  auto v = minor_of(version);
+  return v.first >= 0 && minor_of(torch_min()) <= v && v <= minor_of(torch_max());
+}
+
+const std::vector<RuleSource>& rule_sources() {
+  // Each entry's figures are in the file it names; docs/versions.md has the table per release.
+  static const std::vector<RuleSource> sources = {
+      {"cpu", "CPU kernels' allocations and the CPU allocator (--device cpu)",
+       "2.11.0",
+       "real CPU runs under the profiler, one thread (tests/reference/cpu/torch-*.json)"},
+      {"cuda",
+       "the CUDA caching allocator, cuBLAS and cuDNN workspaces, CUDA kernels' temporaries, the "
+       "CUDA context",
+       "2.11.0",
+       "an NVIDIA H200 (sm_90), CUDA 13.0, cuDNN 9.19.0, 2026-11-27 (tests/reference/cuda)"},
+      {"llm", "the C++ path of `footprint llm`: transformers' decoder code, op by op",
+       "2.11.0", "transformers 5.17.0 (tests/python/test_llm.py holds the two paths together)"},
+  };
+  return sources;
+}
+
+std::string rules_line(std::string_view rules, std::string_view running) {
+  for (const auto& s : rule_sources()) {
+    if (s.rules != rules) continue;
+    std::string line = std::string(rules == "cuda" ? "CUDA" : "CPU") + " rules measured with torch " +
+                       std::string(s.torch) + " on " + std::string(s.measured);
+    if (running.empty()) return line;
+    bool measured_here = std::string_view(s.torch).find(release(running)) != std::string_view::npos;
+    line += measured_here ? "; this run's torch " + std::string(release(running)) + " is one of them"
+                          : "; carried over to this run's torch " + std::string(release(running));
+    return line;
+  }
+  return "";
+}
+
+std::string version_text() {
+  std::string out = std::string("footprint ") + FOOTPRINT_VERSION + "\n";
+  out += "torch: supports " + std::string(torch_min()) + " to " + std::string(torch_max());
+  out += torch_built().empty() ? std::string(" (built without LibTorch)")
+                               : "; built against " + std::string(torch_built());
+  out += "\n";
+  for (const auto& s : rule_sources())
+    out += std::string(s.rules) + " rules (" + std::string(s.what) + "): torch " +
+           std::string(s.torch) + ", " + std::string(s.measured) + "\n";
+  return out;
+}
+
+}  // namespace footprint
