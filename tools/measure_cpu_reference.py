@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Measures the CPU reference runs (tests/reference/cpu/torch-MINOR.json) with the torch of the
+Python that runs this script, as tests/reference/cpu/torch-2.11.json was measured: the eighteen
+models of bench/cuda/measure.py's CPU plan, then resnet18 under bf16 autocast, one thread, each
+run twice (MEASUREMENT.md's profiler protocol), merged into one file in that order.
+
+    python tools/measure_cpu_reference.py OUT.json
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MEASURE = os.path.join(HERE, "..", "bench", "cuda", "measure.py")
+REFERENCE = os.path.join(HERE, "..", "tests", "reference", "cpu", "torch-2.11.json")
+
+
+def main():
+    out = sys.argv[1]
+    reference = json.load(open(REFERENCE))
+    # The same models as the 2.11 reference, in its order (its first command names them).
+    models = reference["commands"][0].split("# for each of ")[1].split()
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = []
+        for name, extra in (("models", ["--models", ",".join(models)]),
+                            ("bf16", ["--models", "resnet18", "--precisions", "bf16-amp"])):
+            path = os.path.join(tmp, name + ".json")
+            subprocess.run([sys.executable, MEASURE, "--device", "cpu", "--out", path] + extra,
+                           check=True, stdout=subprocess.DEVNULL)
+            parts.append(json.load(open(path)))
+    merged = {"environment": parts[0]["environment"], "skipped": parts[0]["skipped"],
+              "runs": parts[0]["runs"] + parts[1]["runs"], "exports": {},
+              "commands": [f"python tools/measure_cpu_reference.py {os.path.basename(out)}",
+                           "bench/cuda/measure.py --device cpu --models " + ",".join(models),
+                           "bench/cuda/measure.py --device cpu --models resnet18 --precisions bf16-amp"]}
+    json.dump(merged, open(out, "w"), indent=1)
+    print(f"{out}: {len(merged['runs'])} runs with torch {merged['environment']['torch']}")
+
+
+if __name__ == "__main__":
+    main()
