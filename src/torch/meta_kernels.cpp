@@ -12,6 +12,7 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/OpMathType.h>
 #include <ATen/TensorIterator.h>
+#include <ATen/Version.h>
 #include <ATen/WrapDimUtils.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/Resize.h>
@@ -21,7 +22,9 @@
 #include <ATen/ops/lstm_native.h>
 #include <ATen/ops/scaled_dot_product_attention_native.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
+#include <cstdio>
 #include <limits>
 #include <numeric>
 
@@ -211,12 +214,22 @@ bool cuda_efficient_applies(const at::Tensor& q, const at::Tensor& k, const at::
 // (tests/reference/cuda/h200-vision.json, h200-sequence.json): bf16 with head dims 32, 64 and
 // 128 takes cuDNN, with a [T, T] boolean or additive mask too; head dim 256 takes flash; fp32
 // takes memory-efficient, with or without a mask.
+// A rule keyed by version (docs/versions.md), from source, not measured: sdp_utils.cpp's
+// priority_order puts cuDNN first only when check_prefer_cudnn_attention holds, which wants a
+// runtime cuDNN newer than 9.15 on sm90 (pytorch#171627; 2.9's check wanted a build against
+// cuDNN 9.9 or newer, pytorch#162073, and 2.9's wheels were built against 9.8, pytorch#165801).
+// The default wheels of torch 2.9 and 2.10 carry cuDNN 9.10.2, so there the order stays flash,
+// memory-efficient, math, cuDNN; 2.11's carries 9.19, 2.15's 9.26.
+constexpr bool kCudnnAttentionFirst =
+    TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 11);
+
 int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const c10::optional<at::Tensor>& mask, double dropout, bool gqa = false) {
   if (t_cuda_target) {
     const bool masked = mask && mask->defined();
     if (cuda_half_attention_applies(q, k, v, gqa)) {
-      if (t_cuda_sm >= 90 && q.size(3) % 8 == 0 && q.size(3) <= 128) return kSdpCudnn;
+      if (kCudnnAttentionFirst && t_cuda_sm >= 90 && q.size(3) % 8 == 0 && q.size(3) <= 128)
+        return kSdpCudnn;
       if (!masked) return kSdpFlash;
     }
     return cuda_efficient_applies(q, k, v) ? kSdpEfficient : kSdpMath;
@@ -921,15 +934,37 @@ int64_t paged(std::initializer_list<int64_t> parts) {
   return round_up(offset, 4096);  // the last register_space (ws_grid_comp, scratch_cell) rounds
 }
 
+// A rule keyed by version (docs/versions.md): oneDNN before 3.9 (3.7.1 in torch 2.9, 3.8 in
+// none of the supported releases) books more for the same LSTM. Its set_offsets registers
+// ws_states_iter twice more (rnn_utils.cpp:128-130 at v3.7.1 and v3.8.2, gone at v3.9), each on a
+// page of its own and never used; and pd_t::init_scratchpad books the rnn space's gates, ht and
+// diff ht again (ref_rnn.cpp:598-602), through book<T>(key, bytes), which multiplies the byte
+// count by sizeof(T) = 4 and aligns each entry to 128 bytes. The release is the one this torch
+// bundles, read from at::show_config()'s "MKL-DNN v3.7.1" (torch.__config__.show() in Python).
+bool onednn_before_3_9() {
+  static const bool before = [] {
+    const std::string config = at::show_config();
+    const size_t at = config.find("MKL-DNN v");
+    int major = 0, minor = 0;
+    if (at == std::string::npos ||
+        std::sscanf(config.c_str() + at + 9, "%d.%d", &major, &minor) != 2)
+      return false;
+    return major < 3 || (major == 3 && minor < 9);
+  }();
+  return before;
+}
+
 struct OnednnLstmLayer {
   int64_t T, B, I, H;  // steps, batch rows, input and hidden units (one layer, one direction)
+  bool before_3_9 = onednn_before_3_9();
   int64_t states() const { return 2 * (T + 1) * B * good_ld(std::max(I, H)) * 4; }
   int64_t cells() const { return 2 * (T + 1) * B * H * 4; }
   // set_workspace_sizes + set_offsets, training: gates, ht, states, cell states, and the three
-  // diff states (filled by the backward).
+  // diff states (filled by the backward); before 3.9 the states twice more, after the first.
   int64_t workspace() const {
-    return paged({T * B * good_ld(4 * H) * 4, T * B * good_ld(H) * 4, states(), cells(), states(),
-                  states(), cells()});
+    const int64_t gates = T * B * good_ld(4 * H) * 4, ht = T * B * good_ld(H) * 4;
+    const int64_t s = states(), c = cells();
+    return before_3_9 ? paged({gates, ht, s, s, s, c, s, s, c}) : paged({gates, ht, s, c, s, s, c});
   }
   // ref_rnn's init_scratchpad: the rnn space (scratch gates for every step when the layer GEMM is
   // merged across steps, else one; scratch ht; scratch diff ht in training), booked with 4096-B
@@ -945,10 +980,16 @@ struct OnednnLstmLayer {
     const int64_t gates = (merge ? T : 1) * B * good_ld(4 * H) * 4;
     const int64_t ht = B * good_ld(H) * 4;
     // Without a workspace (inference) the states go to the scratchpad first.
+    const int64_t s = states();
     const int64_t space =
-        pass == kInference ? paged({states(), cells(), gates, ht}) : paged({gates, ht, ht});
+        pass != kInference ? paged({gates, ht, ht})
+        : before_3_9       ? paged({s, s, s, cells(), gates, ht})
+                           : paged({s, cells(), gates, ht});
     int64_t total = space + 4096 + 3 * (8 + 128) + (32 + 128);
     if (pass == kInference) total += 2 * (I == H && !merge ? 2 : 1) * 40 + 128;
+    if (before_3_9)  // gates, ht and (training) diff ht booked again, 4x their bytes, 128-aligned
+      for (int64_t b : {gates, ht, pass == kInference ? int64_t(0) : ht})
+        if (b > 0) total += 4 * b + 128;
     return total;
   }
 };
@@ -974,7 +1015,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> mkldnn_rnn_layer(
   at::Tensor workspace;
   if (at::GradMode::is_enabled()) {
     workspace = at::empty({l.workspace()}, input.options().dtype(at::kByte));
-    onednn_scratch({l.I * good_ld(4 * hidden) * 4, hidden * good_ld(4 * hidden) * 4,
+    // ldigo with one input unit and no padding is the plain layout: ideep reorders nothing.
+    const bool plain_ih = l.I == 1 && good_ld(4 * hidden) == 4 * hidden;
+    onednn_scratch({plain_ih ? 0 : l.I * good_ld(4 * hidden) * 4, hidden * good_ld(4 * hidden) * 4,
                     l.scratchpad(OnednnLstmLayer::kTraining)},
                    input.options());
   } else {

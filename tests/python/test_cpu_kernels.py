@@ -8,7 +8,8 @@ one thread): inference and two AdamW training steps (the for-loop), at two batch
   bidirectional layers with dropout between them, no bias, time-major input, hidden sizes that
   are not multiples of 16 and ones that are multiples of 256 (oneDNN's leading dimensions then
   take 16 more elements), a single row (oneDNN's inference then merges the layer GEMM over the
-  steps), and three layers.
+  steps), three layers, and one input unit. The sizes are oneDNN's, which differ before its
+  release 3.9 (torch 2.9 bundles 3.7.1: docs/versions.md).
 - Convolutions whose weight gradient oneDNN computes by GEMM (3-D kernels on a depth of 1 or 2
   with depth padding, a kernel wider than 14), beside ones its JIT kernels take (docs/memory.md).
 
@@ -33,6 +34,9 @@ CASES = {
     "lstm_no_bias_time_major": (lambda: nn.LSTM(64, 96, bias=False), (20, None, 64)),
     "lstm_three_layers_odd": (lambda: nn.LSTM(300, 17, num_layers=3, batch_first=True), (12, 300)),
     "lstm_256": (lambda: nn.LSTM(256, 256, num_layers=2, batch_first=True), (16, 256)),
+    # One input unit: oneDNN's ldigo layout of the input weights is then the plain one, and the
+    # forward in training reorders only the hidden weights.
+    "lstm_one_input": (lambda: nn.LSTM(1, 300, batch_first=True), (8, 1)),
     "gru_bidirectional": (
         lambda: nn.GRU(40, 50, num_layers=2, bidirectional=True, batch_first=True), (30, 40)),
     "gru_odd": (lambda: nn.GRU(33, 70, num_layers=2, batch_first=True, dropout=0.1), (9, 33)),
