@@ -19,6 +19,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config git python3-venv python3-
   libcli11-dev nlohmann-json3-dev libfmt-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev  # libFuzzer and the sanitizers, for fuzz/run.sh
+  valgrind                  # the installed package at import, run and exit (tools/torch_version_check.sh)
   chromium)                 # headless, to open footprint memory --html in the tests
 
 setup() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""torch-versions.txt is the one place that names the supported torch releases; the files that
-must agree with it are held to it here, so that adding a release fails until they do:
-- pyproject.toml's dependency is the table's range: torch>=FIRST_MINOR,<LAST_MINOR+1;
+"""torch-versions.txt is the one place that names the supported torch releases; what is derived
+from it is held to it here:
+- the package's dependency (pyproject.toml takes it from tools/torch_range.py at build time) is
+  the table's range, torch>=FIRST_MINOR,<LAST_MINOR+1, worked out here by hand;
 - requirements.txt pins one of the table's lines (torch and its torchvision);
 - the built package's footprint/_build.py (CMake writes it from the table) names the same range.
 
@@ -25,8 +26,12 @@ def main():
     low, high = minors[0], minors[-1]
     want = f"torch>={low[0]}.{low[1]},<{high[0]}.{high[1] + 1}"
     pyproject = open(os.path.join(ROOT, "pyproject.toml")).read()
-    if f'dependencies = ["{want}"]' not in pyproject:
-        failures.append(f"pyproject.toml: its dependency must be {want!r} (torch-versions.txt)")
+    if 'dynamic = ["dependencies"]' not in pyproject or 'module = "torch_range"' not in pyproject:
+        failures.append("pyproject.toml: its dependencies must come from tools/torch_range.py")
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import torch_range
+    if torch_range.dynamic_metadata({}, {}) != {"dependencies": [want]}:
+        failures.append(f"tools/torch_range.py: {torch_range.torch_range()!r}, expected {want!r}")
     req = open(os.path.join(ROOT, "requirements.txt")).read()
     pins = (re.search(r"^torch==(\S+)", req, re.M).group(1),
             re.search(r"^torchvision==(\S+)", req, re.M).group(1))

@@ -36,8 +36,8 @@ def _torch_problem(running):
     if release != _build.TORCH_BUILT:
         return (f"footprint was built against torch {_build.TORCH_BUILT}, and this Python has "
                 f"torch {release}: reinstall it against this torch (pip install "
-                "--no-build-isolation --force-reinstall footprint's source or a wheel built for "
-                f"torch {release}; docs/versions.md)")
+                "--no-build-isolation --no-cache-dir --force-reinstall footprint's source, or "
+                f"a wheel built for torch {release}; docs/versions.md)")
     return None
 
 

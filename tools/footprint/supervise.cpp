@@ -250,7 +250,7 @@ int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* 
   if (!beside.empty() && !torch_built().empty() && beside != torch_built())
     return fail(fmt::format(
         "footprint was built against torch {}, and its environment has torch {}: reinstall it "
-        "against this torch (pip install --no-build-isolation --force-reinstall, docs/versions.md)",
+        "against this torch (pip install --no-build-isolation --no-cache-dir --force-reinstall, docs/versions.md)",
         torch_built(), escape_text(beside)));
   if (path.empty())
     return fail(s.python
