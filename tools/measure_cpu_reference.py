@@ -2,7 +2,9 @@
 """Measures the CPU reference runs (tests/reference/cpu/torch-MINOR.json) with the torch of the
 Python that runs this script, as tests/reference/cpu/torch-2.11.json was measured: the eighteen
 models of bench/cuda/measure.py's CPU plan, then resnet18 under bf16 autocast, one thread, each
-run twice (MEASUREMENT.md's profiler protocol), merged into one file in that order.
+measured once, merged into one file in that order. MEASUREMENT.md's protocol repeats each run;
+on the CPU the allocations are deterministic (all 190 runs of torch-2.11.json repeated to the
+byte, which tests/memory_accuracy_test.py checks), so one pass halves the half hour it takes.
 
     python tools/measure_cpu_reference.py OUT.json
 """
@@ -27,14 +29,16 @@ def main():
         for name, extra in (("models", ["--models", ",".join(models)]),
                             ("bf16", ["--models", "resnet18", "--precisions", "bf16-amp"])):
             path = os.path.join(tmp, name + ".json")
-            subprocess.run([sys.executable, MEASURE, "--device", "cpu", "--out", path] + extra,
+            subprocess.run([sys.executable, MEASURE, "--device", "cpu", "--repeat", "1",
+                            "--out", path] + extra,
                            check=True, stdout=subprocess.DEVNULL)
             parts.append(json.load(open(path)))
     merged = {"environment": parts[0]["environment"], "skipped": parts[0]["skipped"],
               "runs": parts[0]["runs"] + parts[1]["runs"], "exports": {},
               "commands": [f"python tools/measure_cpu_reference.py {os.path.basename(out)}",
-                           "bench/cuda/measure.py --device cpu --models " + ",".join(models),
-                           "bench/cuda/measure.py --device cpu --models resnet18 --precisions bf16-amp"]}
+                           "bench/cuda/measure.py --device cpu --repeat 1 --models " + ",".join(models),
+                           "bench/cuda/measure.py --device cpu --repeat 1 --models resnet18 "
+                           "--precisions bf16-amp"]}
     json.dump(merged, open(out, "w"), indent=1)
     print(f"{out}: {len(merged['runs'])} runs with torch {merged['environment']['torch']}")
 
