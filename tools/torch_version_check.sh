@@ -117,7 +117,7 @@ cat "$OUT/speed.md"
 # 4. Accuracy with this torch (--ci, full): in-process real runs, then (full) the CPU reference.
 if [ "$MODE" != smoke ]; then
   t6=$(now)
-  "$PY" -m pytest -q -p no:cacheprovider -o console_output_style=classic -rx \
+  "$PY" -m pytest -q -s -p no:cacheprovider -o console_output_style=classic -rx \
     "$SRC/tests/python/test_accuracy.py" "$SRC/tests/python/test_cpu_kernels.py" \
     --rootdir "$OUT/work" 2>&1 | tee "$OUT/pytest.log" | tail -5 || status=1
   grep -q -E "[0-9]+ passed" "$OUT/pytest.log" && ! grep -q -E "[0-9]+ failed" "$OUT/pytest.log" || status=1
@@ -144,7 +144,11 @@ s = {"torch": "$TORCH", "torchvision": "$VISION", "mode": "$MODE", "passed": $st
      "valgrind_seconds": $(seconds "$t4" "$t5"),
      "memory_resnet50_seconds": float([l for l in open("$OUT/speed.md") if "footprint.memory" in l][0].split("|")[2])}
 if "$MODE" != "smoke":
+    import re
     s["python_accuracy_seconds"] = $(seconds "${t6:-0}" "${t7:-0}")
+    errors = [float(e) for e in re.findall(r"real [0-9,]+ error ([+-][0-9.]+)%", open("$OUT/pytest.log").read())]
+    s["python_accuracy_runs"] = len(errors)
+    s["python_accuracy_max_error_percent"] = max(map(abs, errors), default=None)
 if "$MODE" == "full":
     s.update({"reference_seconds": $(seconds "${t7:-0}" "${t8:-0}"),
               "cpu_accuracy_seconds": $(seconds "${t8:-0}" "${t9:-0}"), "reference": "$REFERENCE"})

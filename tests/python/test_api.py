@@ -255,3 +255,40 @@ def test_precision_casts_tensor_inputs_as_the_parameters():
     # a(x) and a(x) * scale 2 x 8,192 B.
     r = footprint.memory(Linear2(), input_data=torch.zeros(8, 256), precision="bf16", device="cpu")
     assert r.allocated_peak == 272_384 + 4_096 + 2 * 8_192
+
+
+# The torch releases (torch-versions.txt: 2.9 to 2.15, docs/versions.md): what import footprint
+# says about a torch it cannot run on, before it loads the engine, and what versions() names.
+def test_import_names_the_supported_range_and_the_built_torch():
+    from footprint import _build
+    problem = footprint._torch_problem
+    assert (_build.TORCH_MIN, _build.TORCH_MAX) == ("2.9", "2.15")
+    assert problem(_build.TORCH_BUILT + "+cu130") is None
+    assert problem("2.8.0") == (
+        "footprint supports torch 2.9 to 2.15, and this Python has torch 2.8.0: install one of "
+        "those (pip install 'torch>=2.9,<2.16'), then footprint again")
+    assert problem("2.16.0+cpu").startswith("footprint supports torch 2.9 to 2.15, and this "
+                                            "Python has torch 2.16.0:")
+    other = "2.13.0" if _build.TORCH_BUILT != "2.13.0" else "2.12.1"
+    assert problem(other) == (
+        f"footprint was built against torch {_build.TORCH_BUILT}, and this Python has torch "
+        f"{other}: reinstall it against this torch (pip install --no-build-isolation "
+        "--no-cache-dir --force-reinstall footprint's source, or a wheel built for torch "
+        f"{other}; docs/versions.md)")
+    v = footprint.versions()
+    assert v.torch == torch.__version__ and v.torch_built == _build.TORCH_BUILT
+    assert v.torch_supported == "2.9 to 2.15"
+    assert [r["rules"] for r in v.rules] == ["cpu", "cuda", "llm"]
+    assert "NVIDIA H200" in v.rules[1]["measured"] and v.rules[1]["torch"] == "2.11.0"
+
+
+def test_a_report_says_where_its_rules_were_measured():
+    r = footprint.memory(nn.Linear(8, 4), (2, 8), gpu="h100")
+    assert r.to_dict()["rules"].startswith("CUDA rules measured with torch 2.11.0 on an NVIDIA H200")
+    release = torch.__version__.split("+")[0]
+    assert r.to_dict()["rules"].endswith(
+        f"this run's torch {release} is one of them" if release == "2.11.0"
+        else f"carried over to this run's torch {release}")
+    assert "Rules: CUDA rules measured with torch 2.11.0" in str(r)
+    cpu = footprint.memory(nn.Linear(8, 4), (2, 8), device="cpu")
+    assert cpu.to_dict()["rules"].startswith("CPU rules measured with torch 2.11.0")

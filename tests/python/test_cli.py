@@ -7,6 +7,8 @@ import subprocess
 import pytest
 import torch
 
+import footprint
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(HERE, "models", "linear2.py")
 FOOTPRINT = os.environ.get("FOOTPRINT_BIN", os.path.join(HERE, "..", "..", "build", "footprint"))
@@ -100,3 +102,14 @@ def test_guess_names_the_op_it_guessed():
     assert any("footprint_cli_test::double" in g for g in r["gaps"])
     rc, out, err = run("memory", "model.pt", "--input", "1x3x64x64", "--guess", "x::y")
     assert rc == 2 and "--guess is for models written in Python" in err
+
+
+def test_version_names_the_torch_range_and_where_the_rules_were_measured():
+    from footprint import _build
+    p = subprocess.run([FOOTPRINT, "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"footprint {footprint.__version__}"
+    assert lines[1] == f"torch: supports 2.9 to 2.15; built against {_build.TORCH_BUILT}"
+    assert [l.split(" ")[0] for l in lines[2:]] == ["cpu", "cuda", "llm"]
+    assert "torch 2.11.0, an NVIDIA H200 (sm_90), CUDA 13.0, cuDNN 9.19.0" in lines[3]
