@@ -4,8 +4,9 @@
 
     python tests/memory_accuracy_test.py FOOTPRINT OUTDIR [--cuda] [--table FILE]
 
-CPU (default): tests/reference/cpu/torch-2.11.json, the pinned torch 2.11.0's profiler, one
-thread; inference (torch.inference_mode) and training steps with SGD, momentum, Adam and AdamW
+CPU (default): tests/reference/cpu/torch-MINOR.json for the torch of the Python that runs this
+(2.9, 2.11, 2.13 and 2.15 are there; else torch-2.11.json, the pinned torch 2.11.0's), its
+profiler, one thread, oneDNN at AVX-512 with bf16 (tools/measure_cpu_reference.py); inference (torch.inference_mode) and training steps with SGD, momentum, Adam and AdamW
 (for-loop, PyTorch's CPU default) at batch 1 and 8, fp32, bf16 autocast for resnet18, eighteen
 models: the ten of the 1.13 set and eight whose 2.x kernels differ from a plain meta run
 (nn.TransformerEncoder, nn.MultiheadAttention, nn.LSTM, nn.GRU, F.scaled_dot_product_attention,
@@ -30,8 +31,18 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEASURE = os.path.join(HERE, "..", "bench", "cuda", "measure.py")
-CPU_REFERENCE = os.environ.get("FOOTPRINT_CPU_REFERENCE",
-                               os.path.join(HERE, "reference", "cpu", "torch-2.11.json"))
+
+
+def _cpu_reference():
+    """The CPU runs measured with the torch of this Python (tests/reference/cpu/torch-MINOR.json:
+    2.9, 2.11, 2.13, 2.15), else with the reference release, 2.11."""
+    import torch
+    minor = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    own = os.path.join(HERE, "reference", "cpu", f"torch-{minor}.json")
+    return own if os.path.exists(own) else os.path.join(HERE, "reference", "cpu", "torch-2.11.json")
+
+
+CPU_REFERENCE = os.environ.get("FOOTPRINT_CPU_REFERENCE") or _cpu_reference()
 # The runs whose kernels footprint models are all within 0.37% (vit_b_16's SGD step at batch 8,
 # docs/memory.md), so they are held to 0.5%, that no change makes them worse unseen. On CUDA a run
 # within 0.5% passes; beyond, it must stay in its model's range below.

@@ -38,8 +38,9 @@ const std::vector<RuleSource>& rule_sources() {
   // Each entry's figures are in the file it names; docs/versions.md has the table per release.
   static const std::vector<RuleSource> sources = {
       {"cpu", "CPU kernels' allocations and the CPU allocator (--device cpu)",
-       "2.11.0",
-       "real CPU runs under the profiler, one thread (tests/reference/cpu/torch-*.json)"},
+       "2.9.1, 2.11.0, 2.13.0, 2.15.0",
+       "real CPU runs under the profiler, one thread, oneDNN at AVX-512 with bf16 "
+       "(tests/reference/cpu/torch-*.json)"},
       {"cuda",
        "the CUDA caching allocator, cuBLAS and cuDNN workspaces, CUDA kernels' temporaries, the "
        "CUDA context",
@@ -57,7 +58,12 @@ std::string rules_line(std::string_view rules, std::string_view running) {
     std::string line = std::string(rules == "cuda" ? "CUDA" : "CPU") + " rules measured with torch " +
                        std::string(s.torch) + " on " + std::string(s.measured);
     if (running.empty()) return line;
-    bool measured_here = std::string_view(s.torch).find(release(running)) != std::string_view::npos;
+    bool measured_here = false;  // s.torch lists releases, ", " between them
+    for (std::string_view list = s.torch; !list.empty();) {
+      size_t comma = list.find(", ");
+      measured_here |= list.substr(0, comma) == release(running);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 2);
+    }
     line += measured_here ? "; this run's torch " + std::string(release(running)) + " is one of them"
                           : "; carried over to this run's torch " + std::string(release(running));
     return line;
