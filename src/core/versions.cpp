@@ -21,13 +21,21 @@ std::pair<int, int> minor_of(std::string_view v) {
   return {parts[0], parts[1]};
 }
 
-std::string_view release(std::string_view v) { return v.substr(0, v.find('+')); }
+std::string_view release(std::string_view v) {
+  return v.substr(0, v.find('+'));
+}
 
 }  // namespace
 
-std::string_view torch_min() { return FOOTPRINT_TORCH_MIN; }
-std::string_view torch_max() { return FOOTPRINT_TORCH_MAX; }
-std::string_view torch_built() { return FOOTPRINT_TORCH_BUILT; }
+std::string_view torch_min() {
+  return FOOTPRINT_TORCH_MIN;
+}
+std::string_view torch_max() {
+  return FOOTPRINT_TORCH_MAX;
+}
+std::string_view torch_built() {
+  return FOOTPRINT_TORCH_BUILT;
+}
 
 bool torch_supported(std::string_view version) {
   auto v = minor_of(version);
@@ -46,8 +54,8 @@ const std::vector<RuleSource>& rule_sources() {
        "CUDA context",
        "2.11.0",
        "an NVIDIA H200 (sm_90), CUDA 13.0, cuDNN 9.19.0, 2026-11-27 (tests/reference/cuda)"},
-      {"llm", "the C++ path of `footprint llm`: transformers' decoder code, op by op",
-       "2.11.0", "transformers 5.17.0 (tests/python/test_llm.py holds the two paths together)"},
+      {"llm", "the C++ path of `footprint llm`: transformers' decoder code, op by op", "2.11.0",
+       "transformers 5.17.0 (tests/python/test_llm.py holds the two paths together)"},
   };
   return sources;
 }
@@ -55,8 +63,9 @@ const std::vector<RuleSource>& rule_sources() {
 std::string rules_line(std::string_view rules, std::string_view running) {
   for (const auto& s : rule_sources()) {
     if (s.rules != rules) continue;
-    std::string line = std::string(rules == "cuda" ? "CUDA" : "CPU") + " rules measured with torch " +
-                       std::string(s.torch) + " on " + std::string(s.measured);
+    std::string line = std::string(rules == "cuda" ? "CUDA" : "CPU") +
+                       " rules measured with torch " + std::string(s.torch) + " on " +
+                       std::string(s.measured);
     if (running.empty()) return line;
     bool measured_here = false;  // s.torch lists releases, ", " between them
     for (std::string_view list = s.torch; !list.empty();) {
@@ -64,8 +73,9 @@ std::string rules_line(std::string_view rules, std::string_view running) {
       measured_here |= list.substr(0, comma) == release(running);
       list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 2);
     }
-    line += measured_here ? "; this run's torch " + std::string(release(running)) + " is one of them"
-                          : "; carried over to this run's torch " + std::string(release(running));
+    line += measured_here
+                ? "; this run's torch " + std::string(release(running)) + " is one of them"
+                : "; carried over to this run's torch " + std::string(release(running));
     return line;
   }
   return "";

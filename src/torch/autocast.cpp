@@ -159,9 +159,8 @@ at::Tensor cast(const at::Tensor& t, at::ScalarType to) {
   constexpr bool kInferenceModeSkipsCache =
       TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 11);
   bool cacheable = !(kInferenceModeSkipsCache && c10::InferenceMode::is_enabled()) &&
-                   to == t_state.lower &&
-                   t.scalar_type() == at::kFloat && t.requires_grad() && t.is_leaf() &&
-                   !t.is_view();
+                   to == t_state.lower && t.scalar_type() == at::kFloat && t.requires_grad() &&
+                   t.is_leaf() && !t.is_view();
   if (cacheable) {
     auto it = t_state.cache.find(t.unsafeGetTensorImpl());
     if (it != t_state.cache.end()) return it->second;

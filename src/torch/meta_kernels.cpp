@@ -220,8 +220,8 @@ bool cuda_efficient_applies(const at::Tensor& q, const at::Tensor& k, const at::
 // cuDNN 9.9 or newer, pytorch#162073, and 2.9's wheels were built against 9.8, pytorch#165801).
 // The default wheels of torch 2.9 and 2.10 carry cuDNN 9.10.2, so there the order stays flash,
 // memory-efficient, math, cuDNN; 2.11's carries 9.19, 2.15's 9.26.
-constexpr bool kCudnnAttentionFirst =
-    TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 11);
+constexpr bool kCudnnAttentionFirst = TORCH_VERSION_MAJOR > 2 ||
+                                      (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 11);
 
 int64_t sdp_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const c10::optional<at::Tensor>& mask, double dropout, bool gqa = false) {
@@ -981,10 +981,9 @@ struct OnednnLstmLayer {
     const int64_t ht = B * good_ld(H) * 4;
     // Without a workspace (inference) the states go to the scratchpad first.
     const int64_t s = states();
-    const int64_t space =
-        pass != kInference ? paged({gates, ht, ht})
-        : before_3_9       ? paged({s, s, s, cells(), gates, ht})
-                           : paged({s, cells(), gates, ht});
+    const int64_t space = pass != kInference ? paged({gates, ht, ht})
+                          : before_3_9       ? paged({s, s, s, cells(), gates, ht})
+                                             : paged({s, cells(), gates, ht});
     int64_t total = space + 4096 + 3 * (8 + 128) + (32 + 128);
     if (pass == kInference) total += 2 * (I == H && !merge ? 2 : 1) * 40 + 128;
     if (before_3_9)  // gates, ht and (training) diff ht booked again, 4x their bytes, 128-aligned
