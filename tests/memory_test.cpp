@@ -475,9 +475,10 @@ TEST(Memory, CudnnLstmKeepsItsReserve) {
 // oneDNN before 3.9 (torch 2.9's 3.7.1; docs/versions.md) registers the states twice more after the
 // first: offsets 2,129,920, 2,686,976, 3,821,568, 4,956,160, 6,090,752, 7,155,712, 8,290,304,
 // 9,424,896, + 1,064,960 = 10,489,856 B of workspace; and books the scratchpad's gates, ht and diff
-// ht again at 4x their bytes and 128 B each: 2,159,160 + 4 x 2,129,920 + 128 + 2 x (4 x 8,704 + 128)
-// = 10,748,856 B. In inference the states go to the scratchpad three times (1,134,592 each paged,
-// then cells 1,064,960 to 4,468,736 paged, gates to 4,505,600, ht 4,514,304 paged to 4,517,888)
+// ht again at 4x their bytes and 128 B each: 2,159,160 + 4 x 2,129,920 + 128 + 2 x (4 x 8,704 +
+// 128) = 10,748,856 B. In inference the states go to the scratchpad three times (1,134,592 each
+// paged, then cells 1,064,960 to 4,468,736 paged, gates to 4,505,600, ht 4,514,304 paged to
+// 4,517,888)
 // + 4,664 + 208 and one step's gates and ht again (4 x 33,280 + 128 + 4 x 8,704 + 128):
 // 4,690,952 B.
 bool onednn_before_3_9() {
@@ -501,7 +502,8 @@ TEST(Memory, OnednnLstmAllocatesWhatTheCpuKernelDoes) {
     return std::get<0>(at::lstm(x[0], {h0, c0}, params, true, 1, 0.0, true, false, false));
   };
   auto train = allocations("64x8x128", true, fp::Target::kCpu, 132, lstm);
-  for (int64_t bytes : {old ? 10489856 : 8220672, 532480, 1064960, old ? 10748856 : 2159160, 1114112})
+  for (int64_t bytes :
+       {old ? 10489856 : 8220672, 532480, 1064960, old ? 10748856 : 2159160, 1114112})
     EXPECT_TRUE(has(train, bytes)) << bytes;
   EXPECT_FALSE(has(train, 32768));
   auto inference = allocations("64x8x128", false, fp::Target::kCpu, 132, lstm);

@@ -232,8 +232,9 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         lora_targets=None, fit=None, fit_max=1 << 20, memory=None, revision=None):
     """A language model from its config.json (a path, its directory, a Hub name such as
     "meta-llama/Llama-3.1-8B" at `revision`, through huggingface_hub's cache and conventions, a
-    dict or a transformers config), as the installed transformers builds it: the class `architectures` names, made from
-    the config under torch.device("meta"), its own code run by the engine. Returns an LlmReport:
+    dict or a transformers config), as the installed transformers builds it: the class
+    `architectures` names, made from the config under torch.device("meta"), its own code run by
+    the engine. Returns an LlmReport:
     parameters (total, and active per token for a mixture of experts, with its routers' outputs),
     the weights, and the peak memory of prefill of `context` tokens at `batch` and of one decode
     step after `context` - 1 tokens, as generate() runs them (logits for the last token; `cache`

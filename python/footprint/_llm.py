@@ -35,7 +35,8 @@ def hub_config(name, revision=None):
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:
-        raise FileNotFoundError(f"{name}: no such file (a Hub name needs huggingface_hub)") from None
+        raise FileNotFoundError(f"{name}: no such file (a Hub name needs huggingface_hub)") \
+            from None
     try:
         return hf_hub_download(name, "config.json", revision=revision)
     except Exception as e:  # huggingface_hub's own kinds: not cached offline, no such repository
@@ -438,8 +439,9 @@ def llm(config, *, context=2048, batch=1, train=False, optimizer="adamw", impl="
         precision=None, weights=None, gpu=None, device="cuda", cache="dynamic",
         checkpointing=False, shard="none", gpus=1, tp=1, lora=0, lora_alpha=16,
         lora_targets=None, fit=None, fit_max=1 << 20, memory=None, revision=None):
-    """The memory of a language model from its config.json (a path, its directory, a Hub name, a dict or a
-    transformers config) as the installed transformers builds it, through footprint.memory.
+    """The memory of a language model from its config.json (a path, its directory, a Hub name at
+    `revision`, a dict or a transformers config) as the installed transformers builds it, through
+    footprint.memory.
 
     Inference (train=False): prefill of `context` tokens at `batch`, and for a model that
     generates, one decode step after `context` - 1 tokens, as generate() runs them: logits for the

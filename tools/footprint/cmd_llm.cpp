@@ -121,8 +121,7 @@ Command add_llm(CLI::App& app, Shared& shared) {
                   "name (meta-llama/Llama-3.1-8B: its config.json from huggingface_hub's cache, "
                   "downloaded there first unless HF_HUB_OFFLINE is set)")
       ->required();
-  llm->add_option("--revision", la->revision,
-                  "A Hub name's branch, tag or commit (default: main)");
+  llm->add_option("--revision", la->revision, "A Hub name's branch, tag or commit (default: main)");
   llm->add_option("--batch", la->batch, "Sequences per batch")
       ->default_val(1)
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
@@ -223,10 +222,10 @@ Command add_llm(CLI::App& app, Shared& shared) {
         files = hub_cached(la->config, la->revision);
       }
       if (!files)
-        throw Error(fmt::format(
-            "{}: no such file, and not in huggingface_hub's cache ({}{}){}", la->config,
-            hub_cache_dir(), la->revision.empty() ? "" : ", revision " + la->revision,
-            hub_offline() ? "; HF_HUB_OFFLINE is set, so it was not downloaded" : ""));
+        throw Error(
+            fmt::format("{}: no such file, and not in huggingface_hub's cache ({}{}){}", la->config,
+                        hub_cache_dir(), la->revision.empty() ? "" : ", revision " + la->revision,
+                        hub_offline() ? "; HF_HUB_OFFLINE is set, so it was not downloaded" : ""));
       std::replace(args.begin(), args.end(), la->config, files->config);
       la->config = files->config;
     }

@@ -217,8 +217,10 @@ std::string hub_download(const std::string& name, const std::string& revision) {
   if (pid < 0 || waitpid(pid, &status, 0) < 0) return "cannot start Python to download it";
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
   while (!errors.empty() && (errors.back() == '\n' || errors.back() == '\r')) errors.pop_back();
-  std::string last = errors.substr(errors.rfind('\n') == std::string::npos ? 0 : errors.rfind('\n') + 1);
-  return "huggingface_hub could not download it: " + escape_text(last.empty() ? "no reason given" : last);
+  std::string last =
+      errors.substr(errors.rfind('\n') == std::string::npos ? 0 : errors.rfind('\n') + 1);
+  return "huggingface_hub could not download it: " +
+         escape_text(last.empty() ? "no reason given" : last);
 }
 
 int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* out) {
@@ -250,7 +252,8 @@ int supervise(const std::vector<std::string>& args, const Supervision& s, FILE* 
   if (!beside.empty() && !torch_built().empty() && beside != torch_built())
     return fail(fmt::format(
         "footprint was built against torch {}, and its environment has torch {}: reinstall it "
-        "against this torch (pip install --no-build-isolation --no-cache-dir --force-reinstall, docs/versions.md)",
+        "against this torch (pip install --no-build-isolation --no-cache-dir --force-reinstall, "
+        "docs/versions.md)",
         torch_built(), escape_text(beside)));
   if (path.empty())
     return fail(s.python
