@@ -14,8 +14,6 @@ namespace footprint {
 std::string_view torch_min();
 std::string_view torch_max();
 std::string_view torch_built();
-// Whether a torch version ("2.15.0+cu130") is in the supported range.
-bool torch_supported(std::string_view version);
 
 // One set of rules and where its numbers come from.
 struct RuleSource {

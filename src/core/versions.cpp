@@ -1,25 +1,10 @@
 #include "footprint/versions.h"
 
-#include <cstdlib>
-
 #include "footprint/version.h"
 
 namespace footprint {
 
 namespace {
-
-// "2.15.0+cu130" -> {2, 15}; {-1, -1} when it does not start with two numbers.
-std::pair<int, int> minor_of(std::string_view v) {
-  int parts[2] = {-1, -1};
-  size_t i = 0;
-  for (int& p : parts) {
-    if (i >= v.size() || v[i] < '0' || v[i] > '9') return {-1, -1};
-    p = 0;
-    while (i < v.size() && v[i] >= '0' && v[i] <= '9') p = p * 10 + (v[i++] - '0');
-    if (i < v.size() && v[i] == '.') ++i;
-  }
-  return {parts[0], parts[1]};
-}
 
 std::string_view release(std::string_view v) {
   return v.substr(0, v.find('+'));
@@ -35,11 +20,6 @@ std::string_view torch_max() {
 }
 std::string_view torch_built() {
   return FOOTPRINT_TORCH_BUILT;
-}
-
-bool torch_supported(std::string_view version) {
-  auto v = minor_of(version);
-  return v.first >= 0 && minor_of(torch_min()) <= v && v <= minor_of(torch_max());
 }
 
 const std::vector<RuleSource>& rule_sources() {
